@@ -1,0 +1,26 @@
+"""npe2 writer for labels layers: PNG folder in the stack's own layout, TIFF or NIfTI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..io import write_labels
+from ..io.nifti import is_nifti
+from .layers import stack_from_layer
+
+
+def write_labels_layer(path: str, data, meta: dict) -> list[str]:
+    """Write a labels layer; the format follows ``path`` (.tif, .nii.gz, else a folder).
+
+    The original label files recorded in the layer's metadata are never
+    written over, and every file is written atomically.
+    """
+    stack = stack_from_layer(data, meta.get("metadata", {}))
+    target = Path(path)
+    if target.suffix.lower() in (".tif", ".tiff"):
+        fmt = "tiff"
+    elif is_nifti(target):
+        fmt = "nifti"
+    else:
+        fmt = "png"
+    return [str(p) for p in write_labels(stack, target, fmt=fmt)]

@@ -1,0 +1,1 @@
+"""napari dock widgets: thin Qt faces over the Qt-free core."""

@@ -1,0 +1,159 @@
+"""Dock widget: open a stack with its labels under a chosen label specification."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, LineEdit, PushButton, SpinBox
+
+from ..io import StackError, read_stack
+from ..labelspec import MASK_MODES, LabelSpec
+from ..napari_hooks.layers import stack_to_layer_data
+from ._layers import replace_layers
+
+PRESET_VALUES = {
+    "emidec": LabelSpec.emidec(),
+    "binary": LabelSpec.binary(),
+}
+
+
+def _fmt(values: tuple[int, ...]) -> str:
+    return ",".join(str(v) for v in values)
+
+
+class OpenStackWidget(Container):
+    """Open a folder, DICOM series, TIFF or NIfTI stack with its labels.
+
+    The label specification (which values are scar, myocardium, no-reflow,
+    and how mask files are decoded) is set here; reading runs in a worker
+    thread so the viewer stays responsive, and a bad file is reported in the
+    widget and as a notification, never as a crash.
+    """
+
+    def __init__(self, napari_viewer) -> None:
+        super().__init__(labels=True)
+        self.viewer = napari_viewer
+        self.path = FileEdit(
+            label="stack",
+            mode="d",
+            tooltip="Folder with images/ (+ masks/), a DICOM folder; or type a .tif/.nii.gz path",
+        )
+        self.labels_path = FileEdit(
+            label="labels (optional)",
+            mode="r",
+            tooltip="Mask folder or label file kept elsewhere; empty: masks/ beside images/",
+        )
+        self.preset = ComboBox(
+            label="label values",
+            choices=list(PRESET_VALUES),
+            value="emidec",
+            tooltip="Preset for what label values mean",
+        )
+        self.scar = LineEdit(
+            label="scar values",
+            value="3,4",
+            tooltip="Comma-separated label values counted as scar",
+        )
+        self.myocardium = LineEdit(
+            label="myocardium values",
+            value="2,3,4",
+            tooltip="Values counted as myocardium (scar included)",
+        )
+        self.no_reflow = LineEdit(
+            label="no-reflow values", value="4", tooltip="Microvascular obstruction values"
+        )
+        self.mode = ComboBox(
+            label="mask decoding",
+            choices=list(MASK_MODES),
+            value="auto",
+            tooltip="auto: 0/255 or soft masks are binarised, small integer maps kept as classes",
+        )
+        self.threshold = SpinBox(
+            label="binary threshold",
+            min=1,
+            max=255,
+            value=128,
+            tooltip="Soft (anti-aliased) masks are scar where value >= threshold",
+        )
+        self.open_button = PushButton(
+            text="Open", tooltip="Read the stack in the background and show it"
+        )
+        self.status = Label(value="")
+        self.extend(
+            [
+                self.path,
+                self.labels_path,
+                self.preset,
+                self.scar,
+                self.myocardium,
+                self.no_reflow,
+                self.mode,
+                self.threshold,
+                self.open_button,
+                self.status,
+            ]
+        )
+        self.preset.changed.connect(self._apply_preset)
+        self.open_button.changed.connect(self.open)
+        self.worker = None
+
+    def _apply_preset(self, name: str) -> None:
+        spec = PRESET_VALUES[name]
+        self.scar.value = _fmt(spec.scar)
+        self.myocardium.value = _fmt(spec.myocardium)
+        self.no_reflow.value = _fmt(spec.no_reflow)
+        self.mode.value = spec.mode
+
+    def spec(self) -> LabelSpec:
+        """The label specification the controls describe."""
+        return LabelSpec.from_name(
+            self.preset.value,
+            scar=self.scar.value,
+            myocardium=self.myocardium.value,
+            no_reflow=self.no_reflow.value,
+            mode=self.mode.value,
+            threshold=int(self.threshold.value),
+        )
+
+    def open(self, path: str | Path | None = None):
+        """Read ``path`` (default: the path field) in a worker; returns the worker."""
+        from napari.qt.threading import thread_worker
+
+        target = Path(path) if path is not None else Path(self.path.value)
+        labels = self.labels_path.value
+        labels = None if labels in (None, "") or str(labels) in ("", ".") else Path(labels)
+        try:
+            spec = self.spec()
+        except ValueError as exc:
+            self._fail(exc)
+            return None
+
+        def _read():
+            return read_stack(target, labels=labels, spec=spec)
+
+        self.status.value = f"reading {target.name} ..."
+        # errors are reported by _fail, never re-raised into the event loop
+        self.worker = thread_worker(
+            _read, connect={"returned": self._show, "errored": self._fail}
+        )()
+        return self.worker
+
+    def _show(self, stack) -> None:
+        replace_layers(self.viewer, stack_to_layer_data(stack))
+        note = (
+            f"{len(stack)} slices, labels: {stack.spec.name}"
+            if stack.has_labels
+            else f"{len(stack)} slices, no labels"
+        )
+        self.status.value = note + ("; " + "; ".join(stack.warnings) if stack.warnings else "")
+
+    def _fail(self, exc: Exception) -> None:
+        from napari.utils.notifications import show_error
+
+        message = (
+            str(exc)
+            if isinstance(exc, (StackError, ValueError, OSError))
+            else f"{type(exc).__name__}: {exc}"
+        )
+        self.status.value = message
+        show_error(message)

@@ -1,0 +1,82 @@
+import json
+
+import numpy as np
+import pytest
+
+from napari_yolosam.cli import main
+from napari_yolosam.io import read_stack
+
+
+def test_phantom_info_convert_boxes(tmp_path, capsys):
+    assert (
+        main(
+            [
+                "phantom",
+                "--out",
+                str(tmp_path / "ph"),
+                "--cases",
+                "2",
+                "--slices",
+                "3",
+                "--size",
+                "96",
+                "--corrupt",
+                "0.5",
+                "--seed",
+                "1",
+            ]
+        )
+        == 0
+    )
+    records = json.loads((tmp_path / "ph/corruptions.json").read_text())
+    assert len(records) == 3
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "ph")]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["slices"] == 6 and info["cases"] == 2 and info["label_spec"]["name"] == "emidec"
+    assert (
+        main(
+            [
+                "convert",
+                str(tmp_path / "ph"),
+                "--out",
+                str(tmp_path / "out.tif"),
+                "--format",
+                "tiff",
+            ]
+        )
+        == 0
+    )
+    tiff = read_stack(tmp_path / "out.tif")
+    assert tiff.shape == (6, 96, 96)
+    assert main(["boxes", str(tmp_path / "ph"), "--out", str(tmp_path / "boxes")]) == 0
+    assert len(list((tmp_path / "boxes").glob("*.txt"))) == 6
+
+
+def test_spec_options(tmp_path, capsys):
+    main(
+        ["phantom", "--out", str(tmp_path / "ph"), "--cases", "1", "--slices", "2", "--size", "64"]
+    )
+    capsys.readouterr()
+    main(["info", str(tmp_path / "ph"), "--scar-values", "3", "--myo-values", "2,3"])
+    info = json.loads(capsys.readouterr().out)
+    assert info["label_spec"]["scar"] == [3] and info["label_spec"]["myocardium"] == [2, 3]
+
+
+@pytest.mark.parametrize(
+    "args", [["info", "/no/such/dir"], ["info", "{tmp}", "--mask-threshold", "0"]]
+)
+def test_errors_are_one_line(tmp_path, capsys, args):
+    (tmp_path / "x.png").write_bytes(np.zeros(4, np.uint8).tobytes())
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("yolosam info: error:") and "Traceback" not in err
+
+
+def test_convert_refuses_original_masks(tmp_path, capsys):
+    main(
+        ["phantom", "--out", str(tmp_path / "ph"), "--cases", "1", "--slices", "2", "--size", "64"]
+    )
+    assert main(["convert", str(tmp_path / "ph"), "--out", str(tmp_path / "ph/masks")]) == 2
+    assert "refusing" in capsys.readouterr().err

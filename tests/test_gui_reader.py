@@ -1,0 +1,56 @@
+"""A real napari viewer (under Xvfb) opening stacks through the plugin."""
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.gui
+
+
+def test_viewer_opens_folder_through_plugin(make_napari_viewer, phantom_folder, phantom):
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(phantom_folder), plugin="napari-yolosam")
+    assert [layer.name for layer in layers] == ["LGE image", "labels"]
+    image, labels = viewer.layers["LGE image"], viewer.layers["labels"]
+    assert image.data.shape == labels.data.shape == phantom.stack.shape
+    assert labels.data.dtype.kind == "u"
+    np.testing.assert_array_equal(labels.data, phantom.stack.labels)
+    assert tuple(image.scale) == (1.0, 1.0, 1.0)  # PNG folders carry no spacing
+
+
+def test_sample_and_writer(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-yolosam", "lge_phantom")
+    assert {"LGE image", "labels", "phantom truth"} <= {layer.name for layer in viewer.layers}
+    assert viewer.layers["LGE image"].scale[1] == pytest.approx(1.4)
+    viewer.layers["labels"].data[0, :5, :5] = 3
+    written = viewer.layers["labels"].save(str(tmp_path / "saved"), plugin="napari-yolosam")
+    assert len(written) == 16
+    from PIL import Image
+
+    assert np.array(Image.open(tmp_path / "saved" / "Phantom_C01_slice000.png"))[0, 0] == 3
+
+
+def test_open_stack_widget_reads_in_worker_and_reports_errors(
+    make_napari_viewer, qtbot, phantom_folder, tmp_path
+):
+    from napari_yolosam.widgets.open_stack import OpenStackWidget
+
+    viewer = make_napari_viewer()
+    widget = OpenStackWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.preset.value = "binary"
+    assert widget.scar.value == "1" and widget.spec().mode == "binary"
+    widget.preset.value = "emidec"
+    widget.scar.value = "3"
+    assert widget.spec().scar == (3,)
+    widget.open(phantom_folder)
+    qtbot.waitUntil(lambda: "labels" in viewer.layers, timeout=30000)
+    assert viewer.layers["labels"].data.shape == (8, 128, 128)
+    assert viewer.layers["labels"].metadata["yolosam"]["spec"]["scar"] == [3]
+    assert "8 slices" in widget.status.value
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images/bad.png").write_bytes(b"\x89PNG broken")
+    widget.open(tmp_path)
+    qtbot.waitUntil(lambda: "bad.png" in widget.status.value, timeout=30000)
+    assert "cannot be read" in widget.status.value
+    assert viewer.layers["labels"].data.shape == (8, 128, 128), "the loaded stack is kept"
