@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,10 @@ import pytest
 # pytest-xvfb starts Xvfb and sets DISPLAY. Keep cv2's Qt plugins out of Qt.
 os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
 os.environ.setdefault("YOLO_OFFLINE", "1")
+# Caches (ultralytics settings, embeddings, weights) go to a private folder,
+# never the user's home; downloads are off unless a test serves one locally.
+os.environ["YOLOSAM_HOME"] = tempfile.mkdtemp(prefix="yolosam-test-home-")
+os.environ["YOLOSAM_OFFLINE"] = "1"
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -52,3 +57,19 @@ def phantom_folder(phantom, tmp_path) -> Path:
     from napari_yolosam.phantom_io import save_phantom
 
     return save_phantom(phantom, tmp_path / "phantom")
+
+
+@pytest.fixture(scope="session")
+def tiny_segmenter():
+    """A freshly initialised tiny SAM (shared; tests must not train it)."""
+    from napari_yolosam.segmenter import Segmenter
+
+    return Segmenter.build("tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_detector():
+    """A freshly initialised yolo11n with scar and LV classes (shared; not trained)."""
+    from napari_yolosam.detector import Detector
+
+    return Detector.build("yolo11n.yaml", names=("scar", "lv"), imgsz=128, seed=0)

@@ -30,6 +30,28 @@ def add_spec_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """--detector / --segmenter / --device, shared by propose, audit and train."""
+    parser.add_argument(
+        "--detector",
+        default="yolo11n.yaml",
+        help="detector checkpoint (.pt, project format), a config such as yolo11n.yaml "
+        "(fresh weights), or 'none' (label prompts only)",
+    )
+    parser.add_argument(
+        "--segmenter",
+        default="tiny",
+        help="segmenter checkpoint, a config (tiny, vit_b, mobile_sam: fresh weights), "
+        "a downloaded model (sam_vit_b, ...) or medsam:PATH",
+    )
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps")
+    parser.add_argument(
+        "--trust-detector",
+        action="store_true",
+        help="allow an ultralytics .pt detector (it runs code when loaded): trusted files only",
+    )
+
+
 def spec_from_args(args: argparse.Namespace) -> LabelSpec:
     """The :class:`LabelSpec` the options describe."""
     return LabelSpec.from_name(
@@ -110,6 +132,78 @@ def cmd_phantom(args: argparse.Namespace) -> int:
     return 0
 
 
+def load_models(args: argparse.Namespace):
+    """Detector (or ``None``) and segmenter named by ``--detector`` / ``--segmenter``."""
+    from .detector import Detector
+    from .segmenter import Segmenter
+
+    segmenter = Segmenter.from_spec(args.segmenter, device=args.device)
+    detector = None
+    if args.detector and args.detector.lower() != "none":
+        detector = Detector.from_spec(args.detector, device=args.device, trust=args.trust_detector)
+    return detector, segmenter
+
+
+def cmd_propose(args: argparse.Namespace) -> int:
+    from .embeddings import EmbeddingCache
+    from .paths import cache_dir
+    from .progress import cli_progress, drive
+    from .proposals import propose
+    from .proposals_io import save_proposals
+
+    stack = read_stack(args.images, labels=args.labels, spec=spec_from_args(args))
+    detector, segmenter = load_models(args)
+    cache = EmbeddingCache(disk_dir=None if args.no_disk_cache else cache_dir("embeddings"))
+    work = propose(
+        stack,
+        segmenter,
+        detector,
+        cache=cache,
+        conf=args.conf,
+        iou=args.iou,
+        use_labels=not args.no_label_prompts,
+        carry_neighbour=args.carry_neighbour,
+    )
+    proposals = drive(work, cli_progress())
+    save_proposals(proposals, stack, args.out)
+    statuses = [s.status for s in proposals.slices]
+    print(
+        f"proposed {len(stack)} slices ({statuses.count('no_detection')} without detection; "
+        f"{cache.stats.encoded} encoded, {cache.stats.disk_hits} from the disk cache) -> {args.out}"
+    )
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from . import model_store
+
+    if args.action == "download":
+        if not args.name:
+            raise ValueError("name the model to download (see 'yolosam models')")
+
+        def show(done: int, total: int) -> None:
+            sys.stderr.write(
+                f"\r{args.name}: {done / 1e6:.1f}"
+                + (f" / {total / 1e6:.1f} MB" if total else " MB")
+            )
+            sys.stderr.flush()
+
+        path = model_store.download(args.name, url=args.url, sha256=args.sha256, progress=show)
+        sys.stderr.write("\n")
+        print(f"{args.name}: {path} (SHA-256 verified)")
+        return 0
+    for row in model_store.list_models():
+        state = row["path"] or ("not downloaded" if row["url"] else "manual download")
+        print(
+            f"{row['name']:<11} {row['arch']:<10} {row['size_mb']:>5} MB  {row['licence']:<10} {state}"
+            + (f"  ({row['note']})" if row["note"] else "")
+        )
+    print(
+        "configurations (fresh weights): tiny, vit_b, vit_l, vit_h, mobile_sam; detectors: yolo11n.yaml, yolov8n.yaml, ..."
+    )
+    return 0
+
+
 def cmd_view(args: argparse.Namespace) -> int:
     from .viewer import open_viewer
 
@@ -150,6 +244,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_boxes)
 
+    p = sub.add_parser(
+        "propose",
+        help="propose scar masks with YOLO boxes and SAM",
+        description="Propose a scar mask for every slice: YOLO boxes (and label components) prompt SAM.",
+    )
+    p.add_argument("--images", required=True, help="any input the readers take")
+    p.add_argument("--labels", help="labels kept elsewhere (their components prompt SAM too)")
+    p.add_argument("--series", help=argparse.SUPPRESS)
+    add_model_options(p)
+    p.add_argument("--conf", type=float, default=0.25, help="detector confidence threshold")
+    p.add_argument("--iou", type=float, default=0.5, help="detector NMS IoU threshold")
+    p.add_argument(
+        "--no-label-prompts", action="store_true", help="do not prompt SAM with label components"
+    )
+    p.add_argument(
+        "--carry-neighbour",
+        action="store_true",
+        help="on slices without detection, prompt with the previous slice's boxes",
+    )
+    p.add_argument("--no-disk-cache", action="store_true", help="keep embeddings in memory only")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="new folder: masks/, probabilities.npz, summary.csv, prompts.json",
+    )
+    add_spec_options(p)
+    p.set_defaults(func=cmd_propose)
+
+    p = sub.add_parser(
+        "models", help="list known checkpoints, or download one (opt-in, SHA-256 checked)"
+    )
+    p.add_argument("action", nargs="?", choices=["list", "download"], default="list")
+    p.add_argument("name", nargs="?", help="model to download (see the list)")
+    p.add_argument("--url", help="a mirror instead of the published address")
+    p.add_argument("--sha256", help="expected SHA-256 (required where none is published)")
+    p.set_defaults(func=cmd_models)
+
     p = sub.add_parser("phantom", help="generate a synthetic LGE data set with noisy labels")
     p.add_argument(
         "--out",
@@ -177,11 +308,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``yolosam``; bad input ends with a one-line error, not a traceback."""
     args = build_parser().parse_args(argv)
+    from .progress import Stopped
+
     try:
         return int(args.func(args) or 0)
-    except (StackError, ValueError, PermissionError, FileNotFoundError) as exc:
+    except (StackError, ValueError, PermissionError, FileNotFoundError, RuntimeError) as exc:
         print(f"yolosam {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except (KeyboardInterrupt, Stopped):
+        print(f"yolosam {args.command}: stopped", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

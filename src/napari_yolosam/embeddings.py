@@ -1,0 +1,154 @@
+"""Embedding cache: each slice is encoded once per model, kept in memory and on disk.
+
+Keys combine the image content (a hash of its pixels), the model's
+fingerprint (architecture, preprocessing and encoder weights) and the
+preprocessing, so a changed image or model never reuses a stale embedding.
+Embeddings are stored as float16; memory use is bounded (least recently
+used entries are dropped first), and the disk store is bounded too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .io.atomic import atomic_write
+
+
+def image_key(image: np.ndarray) -> str:
+    """Content hash of a 2D slice (pixels, shape and dtype)."""
+    array = np.ascontiguousarray(image)
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{array.shape}{array.dtype}".encode())
+    digest.update(array.data)
+    return digest.hexdigest()
+
+
+@dataclass
+class CacheStats:
+    """Counters: ``encoded`` = encoder passes, ``memory_hits``, ``disk_hits``."""
+
+    encoded: int = 0
+    memory_hits: int = 0
+    disk_hits: int = 0
+
+
+class EmbeddingCache:
+    """Bounded memory + disk cache of image embeddings.
+
+    Parameters
+    ----------
+    max_bytes
+        Memory bound (float16 bytes held); least recently used entries go first.
+    disk_dir
+        Folder for the disk store (``None``: memory only).
+    max_disk_bytes
+        Disk bound; the oldest files go first.
+    """
+
+    def __init__(
+        self,
+        max_bytes: int = 1 << 30,
+        disk_dir: str | Path | None = None,
+        max_disk_bytes: int = 8 << 30,
+    ) -> None:
+        self.max_bytes = int(max_bytes)
+        self.disk_dir = None if disk_dir is None else Path(disk_dir)
+        self.max_disk_bytes = int(max_disk_bytes)
+        self._memory: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._bytes = 0
+        self.stats = CacheStats()
+
+    def __len__(self) -> int:
+        return len(self._memory)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held in memory."""
+        return self._bytes
+
+    @staticmethod
+    def key(segmenter, image: np.ndarray) -> str:
+        """Cache key of ``image`` under ``segmenter``."""
+        return f"{segmenter.fingerprint}-{image_key(image)}"
+
+    def get(self, segmenter, image: np.ndarray):
+        """The embedding of ``image`` under ``segmenter`` (torch, float32), encoding only on a miss."""
+        import torch
+
+        key = self.key(segmenter, image)
+        array = self._memory.get(key)
+        if array is not None:
+            self._memory.move_to_end(key)
+            self.stats.memory_hits += 1
+        else:
+            array = self._read_disk(key)
+            if array is not None:
+                self.stats.disk_hits += 1
+            else:
+                embedding = segmenter.encode(image)
+                self.stats.encoded += 1
+                array = embedding.detach().to("cpu", torch.float16).numpy()
+                self._write_disk(key, array)
+            self._remember(key, array)
+        return torch.from_numpy(array.astype(np.float32)).to(segmenter.device)
+
+    def contains(self, segmenter, image: np.ndarray) -> bool:
+        """Whether ``image`` is cached (memory or disk) for ``segmenter``."""
+        key = self.key(segmenter, image)
+        return key in self._memory or (
+            self._disk_path(key) is not None and self._disk_path(key).exists()
+        )
+
+    def clear(self) -> None:
+        """Drop the memory store (the disk store stays)."""
+        self._memory.clear()
+        self._bytes = 0
+
+    # -- internals -----------------------------------------------------------
+    def _remember(self, key: str, array: np.ndarray) -> None:
+        if array.nbytes > self.max_bytes:
+            return
+        self._memory[key] = array
+        self._bytes += array.nbytes
+        while self._bytes > self.max_bytes and self._memory:
+            _, dropped = self._memory.popitem(last=False)
+            self._bytes -= dropped.nbytes
+
+    def _disk_path(self, key: str) -> Path | None:
+        if self.disk_dir is None:
+            return None
+        model, image = key.split("-", 1)
+        return self.disk_dir / model[:24] / f"{image}.npy"
+
+    def _read_disk(self, key: str) -> np.ndarray | None:
+        path = self._disk_path(key)
+        if path is None or not path.exists():
+            return None
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            path.unlink(missing_ok=True)  # a damaged entry is re-computed
+            return None
+        path.touch()
+        return array if array.dtype == np.float16 else None
+
+    def _write_disk(self, key: str, array: np.ndarray) -> None:
+        path = self._disk_path(key)
+        if path is None:
+            return
+        atomic_write(path, lambda tmp: np.save(tmp, array, allow_pickle=False))
+        self._trim_disk()
+
+    def _trim_disk(self) -> None:
+        files = sorted(self.disk_dir.glob("*/*.npy"), key=lambda p: p.stat().st_mtime)
+        total = sum(p.stat().st_size for p in files)
+        for path in files:
+            if total <= self.max_disk_bytes:
+                break
+            total -= path.stat().st_size
+            path.unlink(missing_ok=True)

@@ -1,0 +1,195 @@
+"""Known published weights, and their opt-in download with SHA-256 check.
+
+Nothing here runs unless a user asks for it (``yolosam models download NAME``):
+tests and normal use never touch the network. Files go to
+``$YOLOSAM_HOME/weights``; ``YOLOSAM_OFFLINE=1`` refuses every download.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .paths import cache_dir
+
+
+@dataclass(frozen=True)
+class KnownModel:
+    """A published checkpoint: where it comes from and how to check it."""
+
+    name: str
+    arch: str
+    filename: str
+    url: str | None
+    sha256: str | None
+    size_mb: int
+    licence: str
+    note: str = ""
+
+
+KNOWN_MODELS: dict[str, KnownModel] = {
+    m.name: m
+    for m in (
+        KnownModel(
+            "sam_vit_b",
+            "vit_b",
+            "sam_vit_b_01ec64.pth",
+            "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth",
+            "ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+            358,
+            "Apache-2.0",
+        ),
+        KnownModel(
+            "sam_vit_l",
+            "vit_l",
+            "sam_vit_l_0b3195.pth",
+            "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_l_0b3195.pth",
+            "3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+            1191,
+            "Apache-2.0",
+        ),
+        KnownModel(
+            "sam_vit_h",
+            "vit_h",
+            "sam_vit_h_4b8939.pth",
+            "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_h_4b8939.pth",
+            "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
+            2445,
+            "Apache-2.0",
+        ),
+        KnownModel(
+            "mobile_sam",
+            "mobile_sam",
+            "mobile_sam.pt",
+            "https://github.com/ChaoningZhang/MobileSAM/raw/master/weights/mobile_sam.pt",
+            None,
+            39,
+            "Apache-2.0",
+            "no published checksum: pass --sha256 of a copy you have verified",
+        ),
+        KnownModel(
+            "medsam",
+            "medsam",
+            "medsam_vit_b.pth",
+            None,
+            None,
+            358,
+            "Apache-2.0",
+            "published on Google Drive only: download by hand, then use --segmenter medsam:PATH",
+        ),
+    )
+}
+
+
+class DownloadError(RuntimeError):
+    """A download that was refused or failed its check (nothing is left behind)."""
+
+
+def weights_dir() -> Path:
+    """Where downloaded weights live (``$YOLOSAM_HOME/weights``)."""
+    return cache_dir("weights")
+
+
+def local_path(name: str) -> Path | None:
+    """The downloaded file of a known model, or ``None``."""
+    model = KNOWN_MODELS.get(name)
+    if model is None:
+        return None
+    path = weights_dir() / model.filename
+    return path if path.is_file() else None
+
+
+def list_models() -> list[dict]:
+    """Known models with their download state."""
+    rows = []
+    for model in KNOWN_MODELS.values():
+        path = local_path(model.name)
+        rows.append({**asdict(model), "path": None if path is None else str(path)})
+    return rows
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 hex digest of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download(
+    name: str,
+    url: str | None = None,
+    sha256: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    timeout: float = 60.0,
+) -> Path:
+    """Download a known model into :func:`weights_dir`, verifying its SHA-256.
+
+    Parameters
+    ----------
+    name
+        A key of :data:`KNOWN_MODELS`.
+    url
+        A mirror to use instead of the published address.
+    sha256
+        Expected digest, for models without a published one (or to pin a mirror).
+    progress
+        Called with ``(bytes_done, bytes_total)``; total is 0 when unknown.
+
+    Raises
+    ------
+    DownloadError
+        Offline mode, unknown model, no address or checksum, network error, or
+        a digest mismatch. The partial file is removed in every case.
+    """
+    import urllib.request
+
+    if os.environ.get("YOLOSAM_OFFLINE") == "1":
+        raise DownloadError("downloads are switched off (YOLOSAM_OFFLINE=1)")
+    model = KNOWN_MODELS.get(name)
+    if model is None:
+        raise DownloadError(f"unknown model {name!r}; known: {sorted(KNOWN_MODELS)}")
+    url = url or model.url
+    expected = (sha256 or model.sha256 or "").lower()
+    if not url:
+        raise DownloadError(f"{name}: {model.note or 'no download address'}")
+    if not expected:
+        raise DownloadError(f"{name}: {model.note or 'no checksum known'}")
+    target = weights_dir() / model.filename
+    if target.is_file() and sha256_of(target) == expected:
+        return target
+    partial = target.with_name(target.name + ".part")
+    digest = hashlib.sha256()
+    try:
+        with (
+            urllib.request.urlopen(url, timeout=timeout) as response,
+            open(partial, "wb") as handle,
+        ):  # noqa: S310
+            total = int(response.headers.get("Content-Length") or 0)
+            done = 0
+            while block := response.read(1 << 20):
+                handle.write(block)
+                digest.update(block)
+                done += len(block)
+                if progress is not None:
+                    progress(done, total)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if digest.hexdigest() != expected:
+            raise DownloadError(
+                f"{name}: SHA-256 {digest.hexdigest()} does not match the expected {expected}"
+            )
+        os.replace(partial, target)
+    except DownloadError:
+        partial.unlink(missing_ok=True)
+        raise
+    except Exception as exc:  # noqa: BLE001
+        partial.unlink(missing_ok=True)
+        raise DownloadError(
+            f"{name}: download from {url} failed ({type(exc).__name__}: {exc})"
+        ) from exc
+    return target

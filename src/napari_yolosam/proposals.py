@@ -1,0 +1,316 @@
+"""Proposals for a stack: YOLO boxes (and label components) as SAM prompts.
+
+:func:`propose` is a generator: it yields :class:`~napari_yolosam.progress.Progress`
+after each slice and returns :class:`Proposals`. Every prompt records its
+source: ``detector`` (a YOLO box), ``label`` (a component of the label being
+cleaned, with a margin), ``neighbour`` (a detector box carried from the
+previous slice) or ``user``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from .detector import LV_CLASS, SCAR_CLASS, Detections, Detector
+from .embeddings import EmbeddingCache
+from .io.yolo_boxes import mask_to_boxes
+from .progress import Progress
+from .segmenter import PromptOutput, Segmenter
+from .stack import Stack
+
+SOURCES = ("detector", "label", "neighbour", "user")
+
+
+@dataclass
+class SliceProposal:
+    """What the models propose for one slice (arrays at the slice's padded stack shape).
+
+    Attributes
+    ----------
+    mask
+        Scar mask: union of the masks of all prompts.
+    probability
+        Pixelwise max over prompts of sigmoid(logits), 0..1.
+    boxes, scores, iou, sources
+        Per prompt: ``x0 y0 x1 y1`` box, detector confidence (NaN for
+        label/user prompts), SAM's predicted IoU, prompt source.
+    prompt_masks
+        ``(K, H, W)`` the mask of each prompt.
+    status
+        ``ok`` (detector boxes found), ``no_detection`` (the detector found
+        nothing; the user can prompt by hand), ``no_detector``.
+    myocardium
+        Proposed myocardium (from the detector's LV box), or ``None``.
+    """
+
+    mask: np.ndarray
+    probability: np.ndarray
+    boxes: np.ndarray
+    scores: np.ndarray
+    iou: np.ndarray
+    sources: list[str]
+    prompt_masks: np.ndarray
+    status: str = "ok"
+    myocardium: np.ndarray | None = None
+
+    def from_source(self, *sources: str) -> np.ndarray:
+        """Union of the masks of prompts from the given sources."""
+        keep = [i for i, s in enumerate(self.sources) if s in sources]
+        if not keep:
+            return np.zeros(self.mask.shape, bool)
+        return self.prompt_masks[keep].any(axis=0)
+
+    @property
+    def detector_count(self) -> int:
+        """Number of detector (and carried neighbour) boxes."""
+        return sum(s in ("detector", "neighbour") for s in self.sources)
+
+
+@dataclass
+class Proposals:
+    """Proposals for every slice of a stack, with the settings that made them."""
+
+    names: list[str]
+    slices: list[SliceProposal]
+    settings: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.slices)
+
+    def masks(self) -> np.ndarray:
+        """``(N, H, W)`` scar masks."""
+        return np.stack([s.mask for s in self.slices])
+
+    def probabilities(self) -> np.ndarray:
+        """``(N, H, W)`` probability maps (float32)."""
+        return np.stack([s.probability for s in self.slices])
+
+    def myocardium(self) -> np.ndarray | None:
+        """``(N, H, W)`` proposed myocardium, or ``None`` when no slice has one."""
+        if all(s.myocardium is None for s in self.slices):
+            return None
+        return np.stack(
+            [
+                s.myocardium if s.myocardium is not None else np.zeros(s.mask.shape, bool)
+                for s in self.slices
+            ]
+        )
+
+
+def label_boxes(scar: np.ndarray, margin: int = 3, min_area: int = 1) -> np.ndarray:
+    """One box per connected component of a label's scar, widened by ``margin`` pixels."""
+    boxes = mask_to_boxes(scar, min_area=min_area)
+    if len(boxes):
+        h, w = scar.shape
+        boxes = boxes + np.array([-margin, -margin, margin, margin], dtype=float)
+        boxes = np.clip(boxes, 0, [w, h, w, h])
+    return boxes.astype(np.float32)
+
+
+def _pad(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    out = np.zeros(shape[:-2] + tuple(shape[-2:]), dtype=array.dtype)
+    out[..., : array.shape[-2], : array.shape[-1]] = array
+    return out
+
+
+def segment_slice(
+    segmenter: Segmenter,
+    embedding,
+    shape: tuple[int, int],
+    prompts: list[tuple[np.ndarray, float, str]],
+    lv_box: np.ndarray | None = None,
+    restrict_to_myocardium: bool = True,
+) -> tuple[PromptOutput, np.ndarray | None]:
+    """SAM masks for scar prompts ``(box, score, source)`` and the myocardium from an LV box."""
+    boxes = np.array([p[0] for p in prompts], np.float32).reshape(-1, 4)
+    output = segmenter.decode(embedding, shape, boxes=boxes, target="scar")
+    myocardium = None
+    if lv_box is not None:
+        myocardium = segmenter.decode(
+            embedding, shape, boxes=lv_box[None], target="myocardium"
+        ).masks[0]
+        if restrict_to_myocardium and myocardium.any() and len(output.masks):
+            allowed = ndi.binary_dilation(myocardium, iterations=2)
+            output = PromptOutput(
+                output.masks & allowed, np.where(allowed, output.logits, -20.0), output.iou
+            )
+    return output, myocardium
+
+
+def propose(
+    stack: Stack,
+    segmenter: Segmenter,
+    detector: Detector | None = None,
+    cache: EmbeddingCache | None = None,
+    conf: float = 0.25,
+    iou: float = 0.5,
+    use_labels: bool = True,
+    carry_neighbour: bool = False,
+    box_margin: int = 3,
+    restrict_to_myocardium: bool = True,
+    indices: list[int] | None = None,
+) -> Generator[Progress, None, Proposals]:
+    """Propose scar masks for the slices of ``stack``.
+
+    Parameters
+    ----------
+    stack
+        Images (and, for label prompts, labels).
+    segmenter, detector
+        The models; without a detector only label prompts are used.
+    cache
+        Embedding cache (a private memory-only one if ``None``).
+    conf, iou
+        Detector confidence and NMS IoU thresholds. There is no one-box limit:
+        every box above ``conf`` prompts SAM.
+    use_labels
+        Prompt SAM with a box round each component of the existing label too.
+    carry_neighbour
+        On a slice where the detector finds nothing, prompt with the previous
+        slice's detector boxes (source ``neighbour``).
+    box_margin
+        Pixels added round label-component boxes.
+    restrict_to_myocardium
+        Keep scar inside the proposed myocardium (detectors with an LV class).
+    indices
+        Slices to propose (default: all); the others get empty proposals.
+
+    Yields
+    ------
+    Progress
+        After each slice (``stage="propose"``); close the generator to stop.
+
+    Returns
+    -------
+    Proposals
+    """
+    cache = EmbeddingCache(max_bytes=256 << 20) if cache is None else cache
+    n = len(stack)
+    indices = list(range(n)) if indices is None else [int(i) for i in indices]
+    full = stack.shape[1:]
+    scar_labels = stack.scar() if (use_labels and stack.has_labels) else None
+    scar_index = lv_index = None
+    if detector is not None:
+        scar_index = detector.class_index(SCAR_CLASS)
+        if scar_index is None:
+            scar_index = 0
+        lv_index = detector.class_index(LV_CLASS)
+    slices: list[SliceProposal | None] = [None] * n
+    previous: Detections | None = None
+    for done, i in enumerate(indices, start=1):
+        image = stack.crop(i, stack.images[i])
+        shape = image.shape
+        prompts: list[tuple[np.ndarray, float, str]] = []
+        status = "no_detector"
+        lv_box = None
+        if detector is not None:
+            found = detector.predict([image], conf=conf, iou=iou)[0]
+            scar_found = found.of_class(scar_index)
+            status = "ok" if len(scar_found) else "no_detection"
+            prompts += [
+                (b, float(s), "detector")
+                for b, s in zip(scar_found.boxes, scar_found.scores, strict=True)
+            ]
+            if not len(scar_found) and carry_neighbour and previous is not None and len(previous):
+                prompts += [
+                    (b, float(s), "neighbour")
+                    for b, s in zip(previous.boxes, previous.scores, strict=True)
+                ]
+            previous = scar_found
+            if lv_index is not None:
+                lv = found.of_class(lv_index)
+                if len(lv):
+                    lv_box = lv.boxes[int(np.argmax(lv.scores))]
+        if scar_labels is not None:
+            own = stack.crop(i, scar_labels[i])
+            prompts += [(b, float("nan"), "label") for b in label_boxes(own, box_margin)]
+        if prompts or lv_box is not None:
+            embedding = cache.get(segmenter, image)
+            output, myocardium = segment_slice(
+                segmenter, embedding, shape, prompts, lv_box, restrict_to_myocardium
+            )
+        else:
+            empty = np.zeros((0, *shape), np.float32)
+            output, myocardium = (
+                PromptOutput(empty.astype(bool), empty, np.zeros(0, np.float32)),
+                None,
+            )
+        slices[i] = SliceProposal(
+            mask=_pad(output.union, full),
+            probability=_pad(output.probability, full),
+            boxes=np.array([p[0] for p in prompts], np.float32).reshape(-1, 4),
+            scores=np.array([p[1] for p in prompts], np.float32),
+            iou=output.iou.astype(np.float32),
+            sources=[p[2] for p in prompts],
+            prompt_masks=_pad(output.masks, (len(prompts), *full)),
+            status=status,
+            myocardium=None if myocardium is None else _pad(myocardium, full),
+        )
+        yield Progress(
+            done,
+            len(indices),
+            "propose",
+            stack.names[i],
+            {"prompts": len(prompts), "encoded": cache.stats.encoded},
+        )
+    for i in range(n):
+        if slices[i] is None:
+            zero = np.zeros(full, np.float32)
+            slices[i] = SliceProposal(
+                zero > 0,
+                zero,
+                np.zeros((0, 4), np.float32),
+                np.zeros(0, np.float32),
+                np.zeros(0, np.float32),
+                [],
+                np.zeros((0, *full), bool),
+                "not_proposed",
+            )
+    settings = {
+        "segmenter": segmenter.name,
+        "segmenter_fingerprint": segmenter.fingerprint,
+        "detector": None if detector is None else detector.config,
+        "detector_fingerprint": None if detector is None else detector.fingerprint,
+        "conf": conf,
+        "iou": iou,
+        "use_labels": use_labels,
+        "carry_neighbour": carry_neighbour,
+        "box_margin": box_margin,
+    }
+    return Proposals(list(stack.names), slices, settings)  # type: ignore[arg-type]
+
+
+def prompt_slice(
+    segmenter: Segmenter,
+    cache: EmbeddingCache,
+    image: np.ndarray,
+    boxes: np.ndarray | None = None,
+    points: np.ndarray | None = None,
+    point_labels: np.ndarray | None = None,
+    target: str = "scar",
+) -> PromptOutput:
+    """Interactive prompting of one slice at decoder speed (the embedding comes from the cache).
+
+    ``points`` ``(P, 2)`` ``x, y`` with ``point_labels`` (1 positive, 0 negative)
+    go with the single box, or alone.
+    """
+    embedding = cache.get(segmenter, image)
+    if points is not None and len(points):
+        points = np.asarray(points, np.float32).reshape(1, -1, 2)
+        point_labels = None if point_labels is None else np.asarray(point_labels).reshape(1, -1)
+        if boxes is not None and len(boxes) > 1:
+            raise ValueError("points go with one box at a time")
+    else:
+        points = point_labels = None
+    return segmenter.decode(
+        embedding,
+        image.shape,
+        boxes=boxes,
+        points=points,
+        point_labels=point_labels,
+        target=target,
+    )

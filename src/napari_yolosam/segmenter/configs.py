@@ -1,0 +1,178 @@
+"""SAM architectures by name, and building the network from a configuration."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from ..preprocess import PreprocessConfig
+
+PROMPT_EMBED_DIM = 256
+
+#: Named architectures. ``tiny`` is a small ViT at 256 px for CPUs, tests and
+#: training from scratch; the rest are the published layouts (weights loaded
+#: from a local file, see :mod:`napari_yolosam.model_store`).
+SEGMENTER_CONFIGS: dict[str, dict] = {
+    "tiny": {
+        "arch": "vit",
+        "img_size": 256,
+        "patch_size": 16,
+        "embed_dim": 192,
+        "depth": 6,
+        "num_heads": 6,
+        "window_size": 8,
+        "global_attn_indexes": [2, 5],
+    },
+    "vit_b": {
+        "arch": "vit",
+        "img_size": 1024,
+        "patch_size": 16,
+        "embed_dim": 768,
+        "depth": 12,
+        "num_heads": 12,
+        "window_size": 14,
+        "global_attn_indexes": [2, 5, 8, 11],
+    },
+    "vit_l": {
+        "arch": "vit",
+        "img_size": 1024,
+        "patch_size": 16,
+        "embed_dim": 1024,
+        "depth": 24,
+        "num_heads": 16,
+        "window_size": 14,
+        "global_attn_indexes": [5, 11, 17, 23],
+    },
+    "vit_h": {
+        "arch": "vit",
+        "img_size": 1024,
+        "patch_size": 16,
+        "embed_dim": 1280,
+        "depth": 32,
+        "num_heads": 16,
+        "window_size": 14,
+        "global_attn_indexes": [7, 15, 23, 31],
+    },
+    "medsam": {
+        "arch": "vit",
+        "img_size": 1024,
+        "patch_size": 16,
+        "embed_dim": 768,
+        "depth": 12,
+        "num_heads": 12,
+        "window_size": 14,
+        "global_attn_indexes": [2, 5, 8, 11],
+    },
+    "mobile_sam": {
+        "arch": "tinyvit",
+        "img_size": 1024,
+        "patch_size": 16,
+        "embed_dims": [64, 128, 160, 320],
+        "depths": [2, 2, 6, 2],
+        "num_heads": [2, 4, 5, 10],
+        "window_sizes": [7, 7, 14, 7],
+    },
+}
+
+#: MedSAM scales intensities to 0..1 (min-max) with no ImageNet normalisation.
+PREPROCESS_DEFAULTS: dict[str, dict] = {
+    "medsam": {"intensity": "minmax", "mean": (0.0, 0.0, 0.0), "std": (255.0, 255.0, 255.0)},
+}
+
+
+def config_for(name: str) -> dict:
+    """A copy of the named architecture, with its name."""
+    if name not in SEGMENTER_CONFIGS:
+        raise ValueError(
+            f"unknown segmenter {name!r}; known: {sorted(SEGMENTER_CONFIGS)} or a checkpoint path"
+        )
+    return {"name": name, **SEGMENTER_CONFIGS[name]}
+
+
+def preprocess_for(config: dict) -> PreprocessConfig:
+    """The default preprocessing of an architecture."""
+    return PreprocessConfig(
+        img_size=int(config["img_size"]), **PREPROCESS_DEFAULTS.get(config.get("name", ""), {})
+    )
+
+
+def build_sam(config: dict):
+    """A segment-anything ``Sam`` module (random weights) for ``config``."""
+    import torch
+    from segment_anything.modeling import (
+        ImageEncoderViT,
+        MaskDecoder,
+        PromptEncoder,
+        Sam,
+        TwoWayTransformer,
+    )
+
+    img_size = int(config["img_size"])
+    patch = int(config.get("patch_size", 16))
+    grid = img_size // patch
+    if config["arch"] == "vit":
+        encoder = ImageEncoderViT(
+            depth=int(config["depth"]),
+            embed_dim=int(config["embed_dim"]),
+            img_size=img_size,
+            mlp_ratio=4,
+            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+            num_heads=int(config["num_heads"]),
+            patch_size=patch,
+            qkv_bias=True,
+            use_rel_pos=True,
+            global_attn_indexes=tuple(config["global_attn_indexes"]),
+            window_size=int(config["window_size"]),
+            out_chans=PROMPT_EMBED_DIM,
+        )
+    elif config["arch"] == "tinyvit":
+        from .._ultralytics import import_ultralytics
+
+        import_ultralytics()
+        from ultralytics.models.sam.modules.tiny_encoder import TinyViT
+
+        encoder = TinyViT(
+            img_size=img_size,
+            in_chans=3,
+            num_classes=1000,
+            embed_dims=list(config["embed_dims"]),
+            depths=list(config["depths"]),
+            num_heads=list(config["num_heads"]),
+            window_sizes=list(config["window_sizes"]),
+            mlp_ratio=4.0,
+            drop_rate=0.0,
+            drop_path_rate=0.0,
+            use_checkpoint=False,
+            mbconv_expand_ratio=4.0,
+            local_conv_size=3,
+            layer_lr_decay=0.8,
+        )
+    else:
+        raise ValueError(f"unknown segmenter architecture {config['arch']!r}")
+    return Sam(
+        image_encoder=encoder,
+        prompt_encoder=PromptEncoder(
+            embed_dim=PROMPT_EMBED_DIM,
+            image_embedding_size=(grid, grid),
+            input_image_size=(img_size, img_size),
+            mask_in_chans=16,
+        ),
+        mask_decoder=MaskDecoder(
+            num_multimask_outputs=3,
+            transformer=TwoWayTransformer(
+                depth=2, embedding_dim=PROMPT_EMBED_DIM, mlp_dim=2048, num_heads=8
+            ),
+            transformer_dim=PROMPT_EMBED_DIM,
+            iou_head_depth=3,
+            iou_head_hidden_dim=256,
+        ),
+    )
+
+
+def infer_official_config(state_dict: dict) -> str | None:
+    """Which published architecture a raw SAM/MobileSAM state dict belongs to."""
+    if any(k.startswith("image_encoder.patch_embed.seq") for k in state_dict):
+        return "mobile_sam"
+    weight = state_dict.get("image_encoder.patch_embed.proj.weight")
+    if weight is None:
+        return None
+    return {768: "vit_b", 1024: "vit_l", 1280: "vit_h", 192: "tiny"}.get(int(weight.shape[0]))

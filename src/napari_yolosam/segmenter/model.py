@@ -1,0 +1,298 @@
+"""The segmenter: a SAM network with its preprocessing, checkpoint I/O and prompting."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..checkpoints import (
+    CheckpointError,
+    load_checkpoint,
+    load_state_checked,
+    read_payload,
+    save_checkpoint,
+    state_fingerprint,
+)
+from ..preprocess import PreprocessConfig, logits_to_image, prepare_image, transform_coords
+from .configs import (
+    SEGMENTER_CONFIGS,
+    build_sam,
+    config_for,
+    infer_official_config,
+    preprocess_for,
+)
+
+#: Which mask-decoder output serves which target: SAM's single-mask token
+#: (0) for scar, the first multimask token (1) for the myocardium.
+TARGET_TOKENS = {"scar": 0, "myocardium": 1}
+
+
+@dataclass
+class PromptOutput:
+    """SAM's answer to K prompts on one slice.
+
+    Attributes
+    ----------
+    masks
+        ``(K, H, W)`` bool, logits > 0.
+    logits
+        ``(K, H, W)`` float32 logits at the slice's size.
+    iou
+        ``(K,)`` SAM's predicted IoU for each mask.
+    """
+
+    masks: np.ndarray
+    logits: np.ndarray
+    iou: np.ndarray
+
+    @property
+    def probability(self) -> np.ndarray:
+        """``(H, W)`` pixelwise maximum of the sigmoid over the K prompts (0 when K = 0)."""
+        if len(self.logits) == 0:
+            return np.zeros(self.logits.shape[1:], np.float32)
+        return (1 / (1 + np.exp(-self.logits.max(axis=0)))).astype(np.float32)
+
+    @property
+    def union(self) -> np.ndarray:
+        """``(H, W)`` union of the K masks."""
+        return self.masks.any(axis=0) if len(self.masks) else np.zeros(self.masks.shape[1:], bool)
+
+
+class Segmenter:
+    """A SAM-family network (ViT or TinyViT encoder) with everything needed to use it.
+
+    Build one with :meth:`build` (random weights from a named configuration),
+    :meth:`load` (a project checkpoint, or an official SAM / MedSAM /
+    MobileSAM weights file) or :meth:`from_spec` (either, by string).
+    """
+
+    def __init__(
+        self, model, config: dict, preprocess: PreprocessConfig, device: str = "cpu"
+    ) -> None:
+        import torch
+
+        self.model = model.to(torch.device(device)).eval()
+        self.config = dict(config)
+        self.preprocess = preprocess
+        self.device = torch.device(device)
+        self._fingerprint: str | None = None
+
+    # -- construction ------------------------------------------------------
+    @classmethod
+    def build(cls, name: str = "tiny", device: str = "cpu", seed: int | None = 0) -> Segmenter:
+        """A freshly initialised network of a named configuration (see ``SEGMENTER_CONFIGS``)."""
+        import torch
+
+        config = config_for(name)
+        if seed is not None:
+            torch.manual_seed(seed)
+        return cls(build_sam(config), config, preprocess_for(config), device)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu", name: str | None = None) -> Segmenter:
+        """Load a project checkpoint, or official SAM/MedSAM/MobileSAM weights.
+
+        ``name`` names the layout of a raw weights file when its shapes do not
+        tell it (``medsam``, which shares vit_b's shapes but not its
+        preprocessing).
+        """
+        payload = read_payload(path)
+        if isinstance(payload, dict) and payload.get("format") == "napari-yolosam":
+            payload = load_checkpoint(path, "segmenter")
+            config = payload["config"]
+            if config.get("arch") not in ("vit", "tinyvit"):
+                raise CheckpointError(
+                    path, f"unknown segmenter architecture {config.get('arch')!r}"
+                )
+            preprocess = PreprocessConfig.from_dict(payload["preprocess"])
+            state = payload["state_dict"]
+        else:
+            state = payload.get("model", payload) if isinstance(payload, dict) else None
+            if not isinstance(state, dict) or not state:
+                raise CheckpointError(path, "holds no SAM state dict")
+            inferred = infer_official_config(state)
+            if inferred is None:
+                raise CheckpointError(
+                    path, "is neither a napari-yolosam checkpoint nor SAM/MedSAM/MobileSAM weights"
+                )
+            config = config_for(name or inferred)
+            if name and name != inferred and not (name == "medsam" and inferred == "vit_b"):
+                raise CheckpointError(path, f"holds {inferred} weights, not {name}")
+            preprocess = preprocess_for(config)
+        try:
+            model = build_sam(config)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(
+                path, f"has an invalid architecture description ({exc})"
+            ) from exc
+        load_state_checked(model, state, path)
+        return cls(model, config, preprocess, device)
+
+    @classmethod
+    def from_spec(cls, spec: str | Path, device: str = "cpu") -> Segmenter:
+        """A segmenter from a string.
+
+        ``tiny``, ``vit_b``, ... (a configuration: fresh random weights);
+        ``sam_vit_b``, ``mobile_sam``, ... (downloaded published weights);
+        ``medsam:PATH`` (a raw weights file of a named layout); or a path.
+        """
+        from ..model_store import KNOWN_MODELS, local_path
+
+        text = str(spec)
+        if text in SEGMENTER_CONFIGS:
+            return cls.build(text, device)
+        if text in KNOWN_MODELS and not Path(text).exists():
+            path = local_path(text)
+            if path is None:
+                raise CheckpointError(
+                    text, f"is not downloaded yet: run 'yolosam models download {text}'"
+                )
+            return cls.load(path, device, name=KNOWN_MODELS[text].arch)
+        if ":" in text and text.split(":", 1)[0] in SEGMENTER_CONFIGS and not Path(text).exists():
+            name, path = text.split(":", 1)
+            return cls.load(path, device, name=name)
+        if not Path(text).exists():
+            raise CheckpointError(
+                text,
+                f"no such checkpoint, and not a configuration name ({sorted(SEGMENTER_CONFIGS)})",
+            )
+        return cls.load(text, device)
+
+    def save(self, path: str | Path, extra: dict | None = None) -> Path:
+        """Write a project checkpoint (weights, architecture, preprocessing, versions)."""
+        return save_checkpoint(
+            path,
+            "segmenter",
+            self.config,
+            self.model.state_dict(),
+            self.preprocess.to_dict(),
+            extra,
+        )
+
+    # -- identity ----------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """Architecture name (``tiny``, ``vit_b``, ...)."""
+        return str(self.config.get("name", self.config.get("arch")))
+
+    @property
+    def img_size(self) -> int:
+        """Model input side in pixels."""
+        return int(self.preprocess.img_size)
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of architecture, preprocessing and weights (embedding-cache key)."""
+        if self._fingerprint is None:
+            self._fingerprint = state_fingerprint(
+                self.model.image_encoder.state_dict(),
+                sorted(self.config.items()),
+                self.preprocess.to_dict(),
+            )
+        return self._fingerprint
+
+    def weights_changed(self) -> None:
+        """Call after changing the encoder's weights (training) so cached embeddings are not reused."""
+        self._fingerprint = None
+
+    def to(self, device: str) -> Segmenter:
+        """Move the network to ``device``."""
+        import torch
+
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        return self
+
+    # -- inference -----------------------------------------------------------
+    def encode(self, image: np.ndarray):
+        """Image embedding ``(1, 256, h, w)`` of one 2D slice (no gradient)."""
+        import torch
+
+        batch = prepare_image(image, self.preprocess)[None].to(self.device)
+        with torch.inference_mode():
+            return self.model.image_encoder(batch)
+
+    def decode(
+        self,
+        embedding,
+        shape: tuple[int, int],
+        boxes: np.ndarray | None = None,
+        points: np.ndarray | None = None,
+        point_labels: np.ndarray | None = None,
+        target: str = "scar",
+    ) -> PromptOutput:
+        """Masks for K prompts on one slice from its cached embedding.
+
+        Parameters
+        ----------
+        embedding
+            ``(1, 256, h, w)`` from :meth:`encode` (or the embedding cache).
+        shape
+            The slice's ``(H, W)``.
+        boxes
+            ``(K, 4)`` ``x0 y0 x1 y1`` in slice pixels, or ``None``.
+        points, point_labels
+            ``(K, P, 2)`` ``x, y`` pixels and ``(K, P)`` labels (1 positive,
+            0 negative), or ``None``; with boxes, K must match.
+        target
+            ``"scar"`` or ``"myocardium"`` (which decoder output to use).
+        """
+        import torch
+
+        if target not in TARGET_TOKENS:
+            raise ValueError(f"unknown target {target!r}; known: {sorted(TARGET_TOKENS)}")
+        count = 0 if boxes is None else len(boxes)
+        if points is not None:
+            points = np.asarray(points, dtype=np.float32)
+            if points.ndim == 2:
+                points = points[None]
+            count = max(count, len(points))
+            if boxes is not None and len(boxes) and len(points) != len(boxes):
+                raise ValueError(f"{len(points)} point sets for {len(boxes)} boxes")
+        if count == 0:
+            empty = np.zeros((0, *shape), np.float32)
+            return PromptOutput(empty.astype(bool), empty, np.zeros(0, np.float32))
+        device = self.device
+        box_t = None
+        if boxes is not None and len(boxes):
+            box_t = torch.as_tensor(
+                transform_coords(
+                    np.asarray(boxes, np.float32).reshape(-1, 4), shape, self.img_size
+                ),
+                device=device,
+            )
+        point_t = None
+        if points is not None:
+            labels = (
+                np.ones(points.shape[:2], np.int64)
+                if point_labels is None
+                else np.asarray(point_labels).reshape(points.shape[:2])
+            )
+            point_t = (
+                torch.as_tensor(transform_coords(points, shape, self.img_size), device=device),
+                torch.as_tensor(labels, device=device),
+            )
+        with torch.inference_mode():
+            low_res, iou = self.predict_low_res(embedding.to(device), box_t, point_t, target)
+            logits = logits_to_image(low_res, shape, self.img_size)
+        logits_np = logits.float().cpu().numpy()
+        return PromptOutput(logits_np > 0, logits_np, iou.float().cpu().numpy())
+
+    def predict_low_res(self, embedding, boxes=None, points=None, target: str = "scar"):
+        """Low-resolution logits ``(K, h, w)`` and IoU ``(K,)`` for K prompts (differentiable).
+
+        ``boxes`` ``(K, 4)`` and ``points`` ``((K, P, 2), (K, P))`` are in model
+        input coordinates. One image embedding serves all K prompts.
+        """
+        sam = self.model
+        sparse, dense = sam.prompt_encoder(points=points, boxes=boxes, masks=None)
+        masks, iou = sam.mask_decoder.predict_masks(
+            image_embeddings=embedding,
+            image_pe=sam.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+        )
+        token = TARGET_TOKENS[target]
+        return masks[:, token], iou[:, token]

@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+import torch
+
+from napari_yolosam.checkpoints import CheckpointError
+from napari_yolosam.detector import Detector
+
+
+def test_predict_several_boxes_per_slice(tiny_detector, phantom):
+    results = tiny_detector.predict(list(phantom.stack.images[:2]), conf=0.001, max_det=30)
+    assert len(results) == 2
+    for found in results:
+        assert found.boxes.shape[1] == 4 and len(found) > 1, "no one-box limit"
+        assert found.scores.shape == found.classes.shape == (len(found),)
+        assert set(found.classes) <= {0, 1}
+        assert (found.boxes[:, 2] <= 128.5).all()
+    # an untrained detector is not confident: the default threshold finds nothing
+    assert all(len(r) == 0 for r in tiny_detector.predict([phantom.stack.images[0]], conf=0.5))
+
+
+def test_torch_threads_kept(tiny_detector, phantom):
+    before = torch.get_num_threads()
+    tiny_detector.predict([phantom.stack.images[0]])
+    assert torch.get_num_threads() == before
+
+
+def test_round_trip_and_safe_loading(tiny_detector, phantom, tmp_path):
+    path = tiny_detector.save(tmp_path / "det.pt")
+    loaded = Detector.load(path)
+    assert loaded.names == ["scar", "lv"] and loaded.imgsz == 128
+    a = tiny_detector.predict([phantom.stack.images[3]], conf=0.001)[0]
+    b = loaded.predict([phantom.stack.images[3]], conf=0.001)[0]
+    np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-4)
+    np.testing.assert_allclose(a.scores, b.scores, atol=1e-6)
+    assert loaded.fingerprint == tiny_detector.fingerprint
+
+
+def test_pickled_ultralytics_checkpoint_needs_trust(tiny_detector, tmp_path):
+    path = tmp_path / "ultra.pt"
+    torch.save({"model": tiny_detector.yolo.model}, path)  # whole module: unpickling runs code
+    with pytest.raises(CheckpointError, match="trust"):
+        Detector.load(path)
+
+
+def test_shape_mismatch_refused(tiny_detector, tmp_path):
+    path = tiny_detector.save(tmp_path / "det.pt")
+    payload = torch.load(path, weights_only=True)
+    payload["config"]["names"] = ["scar"]
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="shape mismatch"):
+        Detector.load(path)
+
+
+def test_unknown_config():
+    with pytest.raises(CheckpointError, match="not a configuration"):
+        Detector.from_spec("nonexistent.pt")
+    with pytest.raises(ValueError, match="unknown detector configuration"):
+        Detector.build("yolo99z.yaml")

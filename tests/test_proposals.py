@@ -1,0 +1,158 @@
+import numpy as np
+import pytest
+
+from napari_yolosam.embeddings import EmbeddingCache
+from napari_yolosam.progress import Stopped, drive
+from napari_yolosam.proposals import label_boxes, prompt_slice, propose
+from napari_yolosam.proposals_io import load_proposals, save_proposals
+from napari_yolosam.stack import Stack
+from test_embeddings import CountingSegmenter
+
+
+def test_propose_end_to_end(tiny_segmenter, tiny_detector, phantom):
+    seg = CountingSegmenter(tiny_segmenter)
+    cache = EmbeddingCache()
+    events = []
+    proposals = drive(
+        propose(phantom.stack, seg, tiny_detector, cache=cache, conf=0.001), events.append
+    )
+    n = len(phantom.stack)
+    assert [e.step for e in events] == list(range(1, n + 1)) and events[-1].total == n
+    assert len(proposals) == n and seg.calls == n
+    masks, probs = proposals.masks(), proposals.probabilities()
+    assert masks.shape == probs.shape == phantom.stack.shape
+    assert (
+        masks.dtype == bool and probs.dtype == np.float32 and 0 <= probs.min() and probs.max() <= 1
+    )
+    for i, sp in enumerate(proposals.slices):
+        assert sp.status == "ok"
+        assert (
+            len(sp.boxes)
+            == len(sp.scores)
+            == len(sp.iou)
+            == len(sp.sources)
+            == len(sp.prompt_masks)
+        )
+        assert sp.detector_count > 1
+        n_label = len(label_boxes(phantom.stack.scar()[i]))
+        assert sp.sources.count("label") == n_label
+        assert np.isnan(sp.scores[[s == "label" for s in sp.sources]]).all()
+        np.testing.assert_array_equal(sp.mask, sp.prompt_masks.any(0))
+    assert proposals.settings["segmenter_fingerprint"] == tiny_segmenter.fingerprint
+
+
+def test_several_label_components_give_several_prompts(tiny_segmenter, phantom):
+    labels = np.zeros(phantom.stack.shape, np.uint8)
+    labels[0, 10:20, 10:20] = 3
+    labels[0, 60:70, 80:90] = 3
+    stack = phantom.stack.with_labels(labels)
+    proposals = drive(propose(stack, tiny_segmenter, None))
+    first = proposals.slices[0]
+    assert first.sources == ["label", "label"] and first.status == "no_detector"
+    np.testing.assert_allclose(first.boxes[0], [7, 7, 23, 23])  # 3-pixel margin
+    assert proposals.slices[1].sources == [] and not proposals.slices[1].mask.any()
+
+
+def test_no_detection_and_neighbour_carry(tiny_segmenter, tiny_detector, phantom):
+    stack = phantom.stack.with_labels(None)
+    plain = drive(propose(stack, tiny_segmenter, tiny_detector, conf=0.99))
+    assert {s.status for s in plain.slices} == {"no_detection"}
+    assert not plain.masks().any() and plain.probabilities().max() == 0
+
+
+def test_stop_between_slices(tiny_segmenter, phantom):
+    cache = EmbeddingCache()
+    seg = CountingSegmenter(tiny_segmenter)
+    with pytest.raises(Stopped):
+        drive(propose(phantom.stack, seg, None, cache=cache), should_stop=lambda: seg.calls >= 2)
+    assert seg.calls == 2
+
+
+def test_prompting_a_slice_twice_encodes_once(tiny_segmenter, phantom):
+    seg = CountingSegmenter(tiny_segmenter)
+    cache = EmbeddingCache()
+    image = phantom.stack.images[4]
+    a = prompt_slice(seg, cache, image, boxes=np.array([[20, 20, 80, 80]]))
+    b = prompt_slice(
+        seg,
+        cache,
+        image,
+        boxes=np.array([[20, 20, 70, 90]]),
+        points=np.array([[50, 50]]),
+        point_labels=np.array([0]),
+    )
+    assert seg.calls == 1 and a.masks.shape == b.masks.shape == (1, 128, 128)
+
+
+def test_padded_slices_keep_original_frame(tiny_segmenter):
+    rng = np.random.default_rng(0)
+    images = np.zeros((2, 100, 90), np.float32)
+    images[0, :80, :90] = rng.random((80, 90))
+    images[1] = rng.random((100, 90))
+    labels = np.zeros(images.shape, np.uint8)
+    labels[0, 30:40, 30:40] = 3
+    stack = Stack(images, labels, names=["a.png", "b.png"], original_shapes=[(80, 90), (100, 90)])
+    proposals = drive(propose(stack, tiny_segmenter, None))
+    assert (
+        not proposals.slices[0].mask[80:].any() and proposals.slices[0].probability[80:].max() == 0
+    )
+
+
+def test_save_and_load(tiny_segmenter, tiny_detector, phantom, tmp_path):
+    proposals = drive(propose(phantom.stack, tiny_segmenter, tiny_detector, conf=0.001))
+    out = save_proposals(proposals, phantom.stack, tmp_path / "props")
+    assert (out / "summary.csv").read_text().splitlines()[0].startswith("image,case,status")
+    loaded = load_proposals(out, phantom.stack)
+    np.testing.assert_array_equal(loaded.masks(), proposals.masks())
+    assert np.abs(loaded.probabilities() - proposals.probabilities()).max() < 1e-3
+    assert (
+        loaded.settings["probabilities"]
+        and loaded.slices[0].sources == proposals.slices[0].sources
+    )
+    # any folder of masks named like the slices (another model's output)
+    external = load_proposals(out / "masks", phantom.stack)
+    assert not external.settings["probabilities"]
+    np.testing.assert_array_equal(external.masks(), proposals.masks())
+
+
+def test_lv_box_gives_myocardium_and_bounds_scar(
+    tiny_segmenter, tiny_detector, phantom, monkeypatch
+):
+    from napari_yolosam.detector import Detections
+
+    fixed = Detections(
+        np.array([[30, 30, 60, 60], [20, 20, 100, 100], [25, 25, 95, 95]], np.float32),
+        np.array([0.9, 0.8, 0.6], np.float32),
+        np.array([0, 1, 1]),
+    )
+    monkeypatch.setattr(tiny_detector, "predict", lambda images, **kw: [fixed for _ in images])
+    stack = phantom.stack.with_labels(None)
+    proposals = drive(propose(stack, tiny_segmenter, tiny_detector, indices=[0, 1]))
+    myo = proposals.myocardium()
+    assert myo is not None and myo.shape == stack.shape
+    first = proposals.slices[0]
+    assert first.sources == ["detector"] and first.scores[0] == pytest.approx(0.9)
+    if myo[0].any():
+        from scipy import ndimage as ndi
+
+        assert not (first.mask & ~ndi.binary_dilation(myo[0], iterations=2)).any()
+    assert proposals.slices[2].status == "not_proposed"
+
+
+def test_neighbour_box_carried(tiny_segmenter, tiny_detector, phantom, monkeypatch):
+    from napari_yolosam.detector import Detections
+
+    found = Detections(
+        np.array([[30, 30, 60, 60]], np.float32), np.array([0.7], np.float32), np.array([0])
+    )
+    empty = Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, int))
+    answers = iter([found, empty, empty])
+    monkeypatch.setattr(tiny_detector, "predict", lambda images, **kw: [next(answers)])
+    stack = phantom.stack.with_labels(None)
+    proposals = drive(
+        propose(stack, tiny_segmenter, tiny_detector, carry_neighbour=True, indices=[0, 1, 2])
+    )
+    assert proposals.slices[1].status == "no_detection" and proposals.slices[1].sources == [
+        "neighbour"
+    ]
+    assert proposals.slices[2].sources == [], "only a real detection is carried on"

@@ -1,0 +1,114 @@
+import numpy as np
+import pytest
+import torch
+
+from napari_yolosam.checkpoints import CheckpointError
+from napari_yolosam.segmenter import Segmenter
+
+
+def test_encode_decode_shapes(tiny_segmenter, phantom):
+    image = phantom.stack.images[0][:120, :100]
+    embedding = tiny_segmenter.encode(image)
+    assert embedding.shape == (1, 256, 16, 16)
+    boxes = np.array([[10, 10, 60, 50], [40, 30, 90, 110], [0, 0, 100, 120]], np.float32)
+    out = tiny_segmenter.decode(embedding, image.shape, boxes=boxes)
+    assert out.masks.shape == out.logits.shape == (3, 120, 100)
+    assert out.masks.dtype == bool and out.logits.dtype == np.float32 and out.iou.shape == (3,)
+    np.testing.assert_array_equal(out.masks, out.logits > 0)
+    prob = out.probability
+    assert prob.shape == (120, 100) and 0 <= prob.min() and prob.max() <= 1
+    assert (out.union == out.masks.any(0)).all()
+    none = tiny_segmenter.decode(embedding, image.shape)
+    assert none.masks.shape == (0, 120, 100) and none.probability.max() == 0
+    pts = tiny_segmenter.decode(
+        embedding,
+        image.shape,
+        points=np.array([[[30, 30], [70, 80]]]),
+        point_labels=np.array([[1, 0]]),
+    )
+    assert pts.masks.shape == (1, 120, 100)
+    myo = tiny_segmenter.decode(embedding, image.shape, boxes=boxes[:1], target="myocardium")
+    assert not np.allclose(myo.logits, out.logits[:1]), (
+        "the two targets use different decoder outputs"
+    )
+    with pytest.raises(ValueError, match="unknown target"):
+        tiny_segmenter.decode(embedding, image.shape, boxes=boxes, target="liver")
+
+
+def test_checkpoint_round_trip_identical(tiny_segmenter, phantom, tmp_path):
+    path = tiny_segmenter.save(tmp_path / "seg.pth", extra={"epoch": 3})
+    loaded = Segmenter.load(path)
+    image = phantom.stack.images[1]
+    box = np.array([[30, 30, 90, 90]], np.float32)
+    a = tiny_segmenter.decode(tiny_segmenter.encode(image), image.shape, boxes=box)
+    b = loaded.decode(loaded.encode(image), image.shape, boxes=box)
+    np.testing.assert_array_equal(a.logits, b.logits)
+    assert (
+        loaded.preprocess == tiny_segmenter.preprocess
+        and loaded.fingerprint == tiny_segmenter.fingerprint
+    )
+    payload = torch.load(path, weights_only=True)
+    assert payload["extra"] == {"epoch": 3} and payload["versions"]["torch"]
+    # from_spec: a path or a configuration name
+    assert Segmenter.from_spec(str(path)).fingerprint == tiny_segmenter.fingerprint
+    assert Segmenter.from_spec("tiny").name == "tiny"
+
+
+def test_raw_official_style_state_dict_is_recognised(tiny_segmenter, tmp_path):
+    torch.save(tiny_segmenter.model.state_dict(), tmp_path / "raw.pth")
+    loaded = Segmenter.load(tmp_path / "raw.pth")
+    assert loaded.name == "tiny"
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("this would run code",))
+
+
+@pytest.mark.parametrize(
+    "case", ["garbage", "pickle_code", "wrong_kind", "shape_mismatch", "missing", "other_dict"]
+)
+def test_bad_checkpoints_are_refused(tiny_segmenter, tmp_path, case):
+    path = tmp_path / "bad.pth"
+    if case == "garbage":
+        path.write_bytes(b"\x00not a checkpoint" * 20)
+        match = "cannot be loaded safely"
+    elif case == "pickle_code":
+        torch.save({"format": "napari-yolosam", "payload": _Evil()}, path)
+        match = "cannot be loaded safely"
+    elif case == "wrong_kind":
+        from napari_yolosam.checkpoints import save_checkpoint
+
+        save_checkpoint(path, "detector", {}, {}, {})
+        match = "is a detector checkpoint, not a segmenter"
+    elif case == "shape_mismatch":
+        tiny_segmenter.save(path)
+        payload = torch.load(path, weights_only=True)
+        payload["config"]["embed_dim"] = 96
+        payload["config"]["num_heads"] = 3
+        torch.save(payload, path)
+        match = "does not match the model architecture: .*shape mismatch"
+    elif case == "missing":
+        match = "does not exist"
+    else:
+        torch.save({"weights": torch.zeros(3)}, path)
+        match = "neither a napari-yolosam checkpoint nor SAM"
+    with pytest.raises(CheckpointError, match=match) as info:
+        Segmenter.load(path)
+    assert str(path) in str(info.value)
+
+
+def test_unknown_spec():
+    with pytest.raises(CheckpointError, match="not a configuration name"):
+        Segmenter.from_spec("vit_q")
+    with pytest.raises(CheckpointError, match="not downloaded yet"):
+        Segmenter.from_spec("sam_vit_b")
+
+
+@pytest.mark.slow
+def test_mobile_sam_and_vit_b_build():
+    mobile = Segmenter.build("mobile_sam")
+    emb = mobile.encode(np.zeros((64, 64), np.float32))
+    assert emb.shape == (1, 256, 64, 64)
+    vit_b = Segmenter.build("vit_b")
+    assert sum(p.numel() for p in vit_b.model.parameters()) > 90e6
