@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from .io import LABEL_FORMATS, StackError, read_stack, write_labels, write_yolo_labels
 from .labelspec import MASK_MODES, LabelSpec
@@ -204,6 +205,116 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from .progress import cli_progress, drive
+    from .training.run import train
+    from .training.sam import SamTrainConfig
+
+    stack = read_stack(args.data, labels=args.labels, spec=spec_from_args(args))
+    config = SamTrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch,
+        lr=args.lr,
+        mode=args.mode,
+        val_fraction=args.val_fraction,
+        val_cases=tuple(args.val_cases.split(",")) if args.val_cases else (),
+        seed=args.seed,
+    )
+    detector = None if args.detector.lower() == "none" else args.detector
+    segmenter = None if args.segmenter.lower() == "none" else args.segmenter
+    result = drive(
+        train(
+            stack,
+            args.out,
+            detector=detector,
+            segmenter=segmenter,
+            epochs=args.epochs,
+            detector_epochs=args.detector_epochs,
+            sam_config=config,
+            device=args.device,
+            detector_imgsz=args.imgsz,
+            resume=args.resume,
+            trust_detector=args.trust_detector,
+        ),
+        cli_progress(),
+    )
+    print(
+        f"trained on {len(result.train_cases)} case(s), validated on {len(result.val_cases)}: "
+        f"detector {result.detector}, segmenter {result.segmenter}, metrics {result.out / 'metrics.csv'}"
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import QUICK, DemoSize, run_demo
+    from .progress import cli_progress
+
+    report = run_demo(
+        args.out, QUICK if args.quick else DemoSize(), seed=args.seed, on_progress=cli_progress()
+    )
+    print(json.dumps({k: v for k, v in report.items() if k != "metrics"}, indent=1, default=str))
+    return 0
+
+
+def _write_csv(path: str | Path, rows: list[dict], columns) -> None:
+    import csv
+    import io as _io
+
+    from .io.atomic import atomic_write_text
+
+    buffer = _io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    atomic_write_text(path, buffer.getvalue())
+
+
+def cmd_quantify(args: argparse.Namespace) -> int:
+    from .io import read_labels_only
+    from .quantify import CASE_COLUMNS, SLICE_COLUMNS, quantify_labels, units_note
+
+    spec = spec_from_args(args)
+    if args.images:
+        stack = read_stack(args.images, labels=args.labels, spec=spec, series=args.series)
+    else:
+        stack = read_labels_only(args.labels, spec=spec)
+    slices, cases = quantify_labels(stack, n_sectors=args.sectors)
+    out = Path(args.out)
+    _write_csv(out, cases, CASE_COLUMNS)
+    slice_path = out.with_name(out.stem + "_slices.csv")
+    _write_csv(slice_path, slices, SLICE_COLUMNS)
+    note = units_note(stack)
+    print(
+        f"{len(cases)} case(s), {len(slices)} slice(s) -> {out}, {slice_path}"
+        + (f"\nnote: {note}" if note else "")
+    )
+    return 0
+
+
+def cmd_semiauto(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .io.writers import write_labels
+    from .labelspec import LabelSpec
+    from .semiauto import semiauto_stack
+
+    stack = read_stack(
+        args.images, labels=args.labels, spec=spec_from_args(args), series=args.series
+    )
+    scar = semiauto_stack(
+        stack, args.method, n=args.n, min_size=args.min_size, fill_holes=args.fill_holes
+    )
+    binary = stack.with_labels(scar.astype(np.uint8), LabelSpec.binary())
+    binary.binary_on_disk = 255
+    written = write_labels(binary, args.out, fmt="png")
+    print(
+        f"{args.method}: scar in {int(scar.any(axis=(1, 2)).sum())} of {len(stack)} slices -> "
+        f"{len(written)} masks in {args.out}"
+    )
+    return 0
+
+
 def cmd_view(args: argparse.Namespace) -> int:
     from .viewer import open_viewer
 
@@ -271,6 +382,90 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_spec_options(p)
     p.set_defaults(func=cmd_propose)
+
+    p = sub.add_parser(
+        "train",
+        help="train the detector and the segmenter on a labelled stack",
+        description="Train YOLO (boxes) and SAM (noise-robust loss) on labels; writes "
+        "RUN/detector.pt, RUN/segmenter.pth and RUN/metrics.csv.",
+    )
+    p.add_argument("--data", required=True, help="folder the readers take (images/ + masks/)")
+    p.add_argument("--labels", help="labels kept elsewhere")
+    p.add_argument("--series", help=argparse.SUPPRESS)
+    p.add_argument("--out", required=True, help="run folder")
+    add_model_options(p)
+    p.add_argument(
+        "--epochs", type=int, default=20, help="segmenter epochs (and detector epochs by default)"
+    )
+    p.add_argument("--detector-epochs", type=int, help="detector epochs (default: --epochs)")
+    p.add_argument("--batch", type=int, default=8, help="segmenter batch size")
+    p.add_argument(
+        "--lr", type=float, default=3e-4, help="segmenter learning rate (AdamW, cosine schedule)"
+    )
+    p.add_argument(
+        "--mode",
+        choices=["auto", "full", "decoder"],
+        default="auto",
+        help="full: train the encoder too; decoder: frozen encoder with cached embeddings",
+    )
+    p.add_argument("--imgsz", type=int, default=256, help="detector input size")
+    p.add_argument(
+        "--val-fraction", type=float, default=0.2, help="share of cases held out for validation"
+    )
+    p.add_argument(
+        "--val-cases", help="comma-separated validation cases (instead of a random share)"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    add_spec_options(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "quantify", help="scar size per slice and case: areas, volumes, burden, MVO, transmurality"
+    )
+    p.add_argument(
+        "--labels",
+        required=True,
+        help="mask folder or label file (with --images: labels kept elsewhere)",
+    )
+    p.add_argument("--images", help="the images (DICOM/TIFF/NIfTI give the spacing)")
+    p.add_argument("--series", help=argparse.SUPPRESS)
+    p.add_argument("--sectors", type=int, default=6, help="myocardial sectors for transmurality")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="case table (CSV); the slice table goes beside it (*_slices.csv)",
+    )
+    add_spec_options(p)
+    p.set_defaults(func=cmd_quantify)
+
+    p = sub.add_parser("semiauto", help="n-SD, FWHM or Otsu scar inside the labelled myocardium")
+    p.add_argument("--images", required=True)
+    p.add_argument("--labels", help="labels with the myocardium (default: masks/ beside images/)")
+    p.add_argument("--series", help=argparse.SUPPRESS)
+    p.add_argument("--method", required=True, choices=["nsd", "fwhm", "otsu"])
+    p.add_argument(
+        "--n", type=float, default=5.0, help="n of mean + n SD of remote myocardium (2..8)"
+    )
+    p.add_argument(
+        "--min-size", type=int, default=0, help="drop components smaller than this (pixels)"
+    )
+    p.add_argument("--fill-holes", action="store_true")
+    p.add_argument(
+        "--out", required=True, help="new folder for binary scar masks (0/255 PNG per slice)"
+    )
+    add_spec_options(p)
+    p.set_defaults(func=cmd_semiauto)
+
+    p = sub.add_parser(
+        "demo", help="the method end to end on generated data (no data, no weights needed)"
+    )
+    p.add_argument(
+        "--out", default="demo", help="folder for data, models, proposals and report.json"
+    )
+    p.add_argument("--quick", action="store_true", help="a tiny version (seconds; for tests)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(
         "models", help="list known checkpoints, or download one (opt-in, SHA-256 checked)"

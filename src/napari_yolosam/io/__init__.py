@@ -26,6 +26,7 @@ __all__ = [
     "boxes_to_yolo",
     "can_read",
     "mask_to_boxes",
+    "read_labels_only",
     "read_stack",
     "read_yolo_file",
     "write_labels",
@@ -108,6 +109,45 @@ def read_stack(
     raise StackError(
         path, "unsupported file type (expected a folder, TIFF, NIfTI, DICOM or 2D image)"
     )
+
+
+def read_labels_only(path: str | Path, spec: LabelSpec | None = None) -> Stack:
+    """A stack of label maps alone (a mask folder, label TIFF or NIfTI), with empty images.
+
+    For quantification without images; spacing comes from TIFF/NIfTI headers
+    where present.
+    """
+    import numpy as np
+
+    path = Path(path)
+    if not path.exists():
+        raise StackError(path, "does not exist")
+    if path.is_dir():
+        files = list_image_files(path)
+        if not files:
+            raise StackError(path, "no mask files found in this folder")
+        from .folder import read_masks_for
+        from .images import pad_to_common, read_raw_mask
+
+        shapes = [read_raw_mask(f).shape for f in files]
+        _, padded = pad_to_common([np.zeros(s, np.uint8) for s in shapes])
+        names = [f.name for f in files]
+        height, width = max(s[0] for s in shapes), max(s[1] for s in shapes)
+        masks = read_masks_for(names, padded, path, spec or LabelSpec(), (height, width))
+        return Stack(
+            np.zeros((len(files), height, width), np.float32),
+            masks.labels,
+            names,
+            masks.spec,
+            original_shapes=padded,
+            layout="folder",
+            label_source=path,
+            label_files=masks.files,
+            binary_on_disk=masks.binary_on_disk,
+        )
+    stack = read_stack(path, labels=path, spec=spec)
+    stack.images = np.zeros(stack.shape, np.float32)
+    return stack
 
 
 def _read_single(path: Path, labels: str | Path | None, spec: LabelSpec | None) -> Stack:

@@ -1,0 +1,1 @@
+"""Training and fine-tuning: data, augmentation, losses, the SAM loop, YOLO training."""

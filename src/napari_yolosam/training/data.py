@@ -1,0 +1,256 @@
+"""Training data for SAM: prompt items per slice, split by case, augmented batches.
+
+Each item is one prompt with its target: a scar component (box round it,
+jittered), the myocardium (box round the LV, where labels carry it), or a
+negative (a box over healthy myocardium or blood pool with an empty target,
+so that a wrong box yields no scar rather than a blob).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from ..preprocess import prepare_image, resized_shape, transform_coords
+from ..stack import Stack
+
+
+@dataclass(frozen=True)
+class PromptItem:
+    """One training prompt: slice index, target (``scar``/``myocardium``), kind, component id."""
+
+    slice: int
+    target: str
+    kind: str  # "positive" or "negative"
+    component: int = 0
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Augmentation ranges (the method's heavy augmentation; all off with ``enabled=False``)."""
+
+    enabled: bool = True
+    rotation_deg: float = 20.0
+    scale: tuple[float, float] = (0.85, 1.15)
+    flip: bool = True
+    gamma: tuple[float, float] = (0.7, 1.5)
+    contrast: tuple[float, float] = (0.85, 1.15)
+    box_shift: float = 0.1  # fraction of the box's size
+    box_scale: float = 0.2  # relative size change
+
+
+def split_cases(
+    cases: list[str], val_fraction: float = 0.2, seed: int = 0, val_cases: list[str] | None = None
+) -> tuple[list[str], list[str]]:
+    """Train and validation cases (never slices): ``val_cases`` or a seeded random share."""
+    unique = sorted(set(cases))
+    if val_cases:
+        missing = sorted(set(val_cases) - set(unique))
+        if missing:
+            raise ValueError(f"validation case(s) {missing} are not in the data")
+        val = sorted(set(val_cases))
+    elif val_fraction <= 0 or len(unique) < 2:
+        val = []
+    else:
+        rng = np.random.default_rng(seed)
+        count = min(len(unique) - 1, max(1, int(round(val_fraction * len(unique)))))
+        val = sorted(rng.choice(unique, size=count, replace=False).tolist())
+    return [c for c in unique if c not in val], val
+
+
+def slice_indices(stack: Stack, cases: list[str]) -> list[int]:
+    """Indices of the slices of ``cases``."""
+    wanted = set(cases)
+    return [i for i, c in enumerate(stack.cases) if c in wanted]
+
+
+def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """8-connected components of a mask."""
+    return ndi.label(mask, structure=np.ones((3, 3)))
+
+
+def build_items(
+    stack: Stack,
+    indices: list[int],
+    myocardium: bool = True,
+    negative_fraction: float = 0.25,
+    seed: int = 0,
+) -> list[PromptItem]:
+    """Prompt items of the given slices (positives, myocardium, negatives)."""
+    rng = np.random.default_rng(seed)
+    scar = stack.scar()
+    myo = stack.myocardium() if stack.spec.has_myocardium else None
+    items: list[PromptItem] = []
+    for i in indices:
+        _, count = components(scar[i])
+        items += [PromptItem(i, "scar", "positive", c) for c in range(1, count + 1)]
+        if myocardium and myo is not None and myo[i].any():
+            items.append(PromptItem(i, "myocardium", "positive"))
+    n_neg = int(round(negative_fraction * len(items)))
+    candidates = [i for i in indices]
+    for i in (
+        rng.choice(candidates, size=min(n_neg, 10 * len(candidates)), replace=True)
+        if candidates
+        else []
+    ):
+        items.append(PromptItem(int(i), "scar", "negative"))
+    return items
+
+
+def item_masks(
+    stack: Stack, item: PromptItem, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(target, region)`` masks of an item at the slice's original shape.
+
+    The region is what the prompt box is drawn round: the target itself for
+    positives, a scar-free patch of healthy myocardium or blood pool (or,
+    without anatomy labels, of tissue near the scar) for negatives.
+    """
+    i = item.slice
+    labels = stack.crop(i, stack.labels[i])
+    scar = stack.spec.scar_mask(labels)
+    if item.kind == "positive":
+        if item.target == "myocardium":
+            target = stack.spec.myocardium_mask(labels)
+            region = target | stack.spec.blood_pool_mask(labels)
+            return target, region
+        comps, _ = components(scar)
+        target = comps == item.component
+        return target, target
+    target = np.zeros(labels.shape, bool)
+    allowed = (stack.spec.myocardium_mask(labels) & ~scar) | stack.spec.blood_pool_mask(labels)
+    if not allowed.any():
+        near = ndi.binary_dilation(scar, iterations=25) if scar.any() else np.ones_like(scar)
+        allowed = near & ~ndi.binary_dilation(scar, iterations=3)
+    points = np.argwhere(allowed)
+    region = np.zeros(labels.shape, bool)
+    if len(points) == 0:
+        return target, region
+    unit = max(labels.shape) / 256
+    for _ in range(10):
+        cy, cx = points[rng.integers(len(points))]
+        half = int(rng.uniform(5, 18) * unit)
+        y0, y1 = max(0, cy - half), min(labels.shape[0], cy + half + 1)
+        x0, x1 = max(0, cx - half), min(labels.shape[1], cx + half + 1)
+        if not scar[y0:y1, x0:x1].any():
+            region[y0:y1, x0:x1] = True
+            break
+    return target, region
+
+
+def _affine(image, masks, rng: np.random.Generator, aug: Augmentation):
+    """Rotate/scale/flip an image and masks together (torch grid sampling)."""
+    import torch
+    import torch.nn.functional as F
+
+    angle = np.deg2rad(rng.uniform(-aug.rotation_deg, aug.rotation_deg))
+    scale = rng.uniform(*aug.scale)
+    flip_x = -1.0 if aug.flip and rng.random() < 0.5 else 1.0
+    flip_y = -1.0 if aug.flip and rng.random() < 0.5 else 1.0
+    h, w = image.shape
+    # normalised coordinates: account for the aspect ratio so rotation is rigid
+    ar = w / h
+    cos, sin = np.cos(angle) / scale, np.sin(angle) / scale
+    theta = torch.tensor(
+        [[cos * flip_x, -sin * ar * flip_y, 0.0], [sin / ar * flip_x, cos * flip_y, 0.0]],
+        dtype=torch.float32,
+    )[None]
+    grid = F.affine_grid(theta, (1, 1, h, w), align_corners=False)
+    fill = float(np.percentile(image, 1))  # background outside the rotated frame
+    stack = torch.from_numpy(
+        np.stack([image.astype(np.float32) - fill, *[m.astype(np.float32) for m in masks]])
+    )[None]
+    out = F.grid_sample(stack, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+    new_image = (out[0] + fill).numpy()
+    return new_image, [(o.numpy() > 0.5) for o in out[1:]]
+
+
+def _intensity(image: np.ndarray, rng: np.random.Generator, aug: Augmentation) -> np.ndarray:
+    lo, hi = np.percentile(image, (0.5, 99.5))
+    if hi - lo < 1e-6:
+        return image
+    x = np.clip((image - lo) / (hi - lo), 0, 1) ** rng.uniform(*aug.gamma)
+    x = x * rng.uniform(*aug.contrast)
+    return (x * (hi - lo) + lo).astype(np.float32)
+
+
+def jitter_box(
+    box: np.ndarray, shape: tuple[int, int], rng: np.random.Generator, aug: Augmentation
+) -> np.ndarray:
+    """Shift and rescale a box at random (the method's box jitter), clipped to the image."""
+    x0, y0, x1, y1 = box
+    w, h = max(x1 - x0, 1.0), max(y1 - y0, 1.0)
+    cx = (x0 + x1) / 2 + rng.uniform(-aug.box_shift, aug.box_shift) * w
+    cy = (y0 + y1) / 2 + rng.uniform(-aug.box_shift, aug.box_shift) * h
+    w *= 1 + rng.uniform(-aug.box_scale, aug.box_scale)
+    h *= 1 + rng.uniform(-aug.box_scale, aug.box_scale)
+    out = np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], np.float32)
+    return np.clip(out, 0, [shape[1], shape[0], shape[1], shape[0]]).astype(np.float32)
+
+
+def bbox(mask: np.ndarray) -> np.ndarray | None:
+    """``x0 y0 x1 y1`` (ends exclusive) of a mask, or ``None`` when empty."""
+    rows = np.flatnonzero(mask.any(1))
+    cols = np.flatnonzero(mask.any(0))
+    if not len(rows):
+        return None
+    return np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], np.float32)
+
+
+def target_to_grid(target: np.ndarray, img_size: int, grid: int):
+    """A target at slice shape into the model's input frame (resize longest side, pad), at ``grid`` px."""
+    import torch
+    import torch.nn.functional as F
+
+    new_h, new_w = resized_shape(target.shape, img_size)
+    t = torch.from_numpy(target.astype(np.float32))[None, None]
+    t = F.interpolate(t, size=(new_h, new_w), mode="bilinear", align_corners=False)
+    full = torch.zeros((1, 1, img_size, img_size))
+    full[..., :new_h, :new_w] = t
+    if grid != img_size:
+        full = F.interpolate(full, size=(grid, grid), mode="area")
+    return full[0, 0]
+
+
+@dataclass
+class Sample:
+    """One prepared training sample (model-input space)."""
+
+    image: object  # (3, S, S) tensor, or None in decoder-only mode
+    raw: np.ndarray  # the (augmented) slice, for the embedding cache in decoder-only mode
+    box: np.ndarray  # (4,) in model input coordinates
+    target: object  # (grid, grid) tensor
+    token: str
+
+
+def make_sample(
+    stack: Stack,
+    item: PromptItem,
+    rng: np.random.Generator,
+    aug: Augmentation,
+    img_size: int,
+    grid: int,
+    geometric: bool,
+    preprocess,
+) -> Sample | None:
+    """Augment and prepare one item; ``None`` if its region vanished (rare)."""
+    image = stack.crop(item.slice, stack.images[item.slice])
+    target, region = item_masks(stack, item, rng)
+    if aug.enabled and geometric:
+        image, (target, region) = _affine(image, [target, region], rng, aug)
+        image = _intensity(image, rng, aug)
+    box = bbox(region)
+    if box is None:
+        return None
+    if aug.enabled:
+        box = jitter_box(box, image.shape, rng, aug)
+    box_in = transform_coords(box[None], image.shape, img_size)[0]
+    return Sample(
+        image=prepare_image(image, preprocess) if geometric else None,
+        raw=image,
+        box=box_in,
+        target=target_to_grid(target, img_size, grid),
+        token=item.target,
+    )

@@ -1,0 +1,85 @@
+"""Multi-GPU / multi-node SAM training: ``torchrun ... -m napari_yolosam.training.ddp``.
+
+Each process trains on its shard of the prompts (DistributedDataParallel
+averages gradients), metrics are reduced across ranks, and rank 0 alone
+writes the checkpoints and ``metrics.csv``. CPU runs use the gloo backend,
+GPU runs NCCL with one GPU per process (``LOCAL_RANK``). Example::
+
+    torchrun --nproc_per_node 4 -m napari_yolosam.training.ddp --data DIR --out RUN --segmenter sam_vit_b --mode full
+
+YOLO trains through ultralytics' own DDP (``yolosam train --device 0,1``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point for one process of a ``torchrun`` launch."""
+    import torch
+    import torch.distributed as dist
+
+    from ..cli import add_spec_options, spec_from_args
+    from ..io import read_stack
+    from ..progress import cli_progress, drive
+    from ..segmenter import Segmenter
+    from .run import write_metrics
+    from .sam import SamTrainConfig, train_segmenter
+
+    parser = argparse.ArgumentParser(prog="napari_yolosam.training.ddp", description=__doc__)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--segmenter", default="tiny")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=8, help="per-process batch size")
+    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--mode", default="auto", choices=["auto", "full", "decoder"])
+    parser.add_argument("--val-fraction", type=float, default=0.2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-steps-per-epoch", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--report-dir", help=argparse.SUPPRESS)  # tests: per-rank weight checksums
+    add_spec_options(parser)
+    args = parser.parse_args(argv)
+
+    cuda = torch.cuda.is_available()
+    dist.init_process_group("nccl" if cuda else "gloo")
+    rank = dist.get_rank()
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    device = f"cuda:{local_rank}" if cuda else "cpu"
+    if cuda:
+        torch.cuda.set_device(local_rank)
+    try:
+        stack = read_stack(args.data, spec=spec_from_args(args))
+        segmenter = Segmenter.from_spec(args.segmenter, device=device)
+        config = SamTrainConfig(
+            epochs=args.epochs,
+            batch_size=args.batch,
+            lr=args.lr,
+            mode=args.mode,
+            val_fraction=args.val_fraction,
+            seed=args.seed,
+            max_steps_per_epoch=args.max_steps_per_epoch,
+        )
+        result = drive(
+            train_segmenter(stack, segmenter, config, args.out),
+            cli_progress() if rank == 0 else None,
+        )
+        if rank == 0:
+            write_metrics(Path(args.out) / "metrics.csv", result.history)
+        if args.report_dir:
+            total = sum(float(p.detach().double().sum()) for p in segmenter.model.parameters())
+            Path(args.report_dir).mkdir(parents=True, exist_ok=True)
+            (Path(args.report_dir) / f"rank{rank}.json").write_text(
+                json.dumps({"rank": rank, "world": dist.get_world_size(), "checksum": total})
+            )
+    finally:
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

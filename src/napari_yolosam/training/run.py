@@ -1,0 +1,159 @@
+"""One training run of both models: ``RUN/detector.pt``, ``RUN/segmenter.pth``, ``RUN/metrics.csv``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..detector import Detector
+from ..io.atomic import atomic_write_text
+from ..progress import Progress
+from ..segmenter import Segmenter
+from ..stack import Stack
+from .data import slice_indices, split_cases
+from .sam import BEST_NAME, LAST_NAME, SamTrainConfig, train_segmenter
+from .yolo import detector_classes, train_detector
+
+METRIC_COLUMNS = (
+    "model",
+    "epoch",
+    "train_loss",
+    "val_dice",
+    "val_myo_dice",
+    "box_loss",
+    "cls_loss",
+    "dfl_loss",
+    "precision",
+    "recall",
+    "mAP50",
+    "mAP50-95",
+    "seconds",
+)
+
+
+@dataclass
+class RunResult:
+    """Files a run wrote and its per-epoch metrics."""
+
+    out: Path
+    detector: Path | None
+    segmenter: Path | None
+    history: list[dict] = field(default_factory=list)
+    train_cases: list[str] = field(default_factory=list)
+    val_cases: list[str] = field(default_factory=list)
+
+
+def write_metrics(path: Path, history: list[dict]) -> None:
+    """``metrics.csv``: one row per model and epoch (written atomically)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: (f"{v:.5g}" if isinstance(v, float) else v) for k, v in row.items()})
+    atomic_write_text(path, buffer.getvalue())
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """Rows of an existing ``metrics.csv`` (empty list if there is none)."""
+    if not path.exists():
+        return []
+    with open(path, newline="") as handle:
+        return [
+            {k: v for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(handle)
+        ]
+
+
+def train(
+    stack: Stack,
+    out: str | Path,
+    detector: str | None = "yolo11n.yaml",
+    segmenter: str | None = "tiny",
+    epochs: int = 20,
+    detector_epochs: int | None = None,
+    sam_config: SamTrainConfig | None = None,
+    device: str = "cpu",
+    detector_imgsz: int = 256,
+    detector_batch: int = 16,
+    resume: bool = False,
+    trust_detector: bool = False,
+) -> Generator[Progress, None, RunResult]:
+    """Train the detector (unless ``None``) then the segmenter (unless ``None``) on ``stack``.
+
+    Cases are split once (``sam_config.val_fraction`` / ``val_cases``, by case,
+    never by slice) and both models use the same split. With ``resume`` the
+    segmenter continues from ``RUN/segmenter_last.pth`` and the detector from
+    ultralytics' ``last.pt`` of the same run.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    config = sam_config or SamTrainConfig(epochs=epochs)
+    train_cases, val_cases = split_cases(
+        stack.cases, config.val_fraction, config.seed, list(config.val_cases)
+    )
+    train_idx, val_idx = slice_indices(stack, train_cases), slice_indices(stack, val_cases)
+    atomic_write_text(
+        out / "split.json",
+        json.dumps({"train_cases": train_cases, "val_cases": val_cases}, indent=1),
+    )
+    history: list[dict] = read_metrics(out / "metrics.csv") if resume else []
+    det_path = seg_path = None
+    if detector is not None:
+        det = Detector.from_spec(
+            detector,
+            names=detector_classes(stack),
+            imgsz=detector_imgsz,
+            device=device,
+            trust=trust_detector,
+        )
+        work = train_detector(
+            stack,
+            det,
+            train_idx,
+            val_idx,
+            out,
+            epochs=detector_epochs or epochs,
+            batch=detector_batch,
+            device=device,
+            seed=config.seed,
+            resume=resume,
+        )
+        try:
+            while True:
+                event = next(work)
+                if event.stage == "detector-epoch":
+                    history.append(event.values)
+                    write_metrics(out / "metrics.csv", history)
+                yield event
+        except StopIteration as done:
+            det_path = done.value.path
+    if segmenter is not None:
+        resume_from = out / LAST_NAME if resume and (out / LAST_NAME).exists() else None
+        seg = Segmenter.from_spec(
+            segmenter if resume_from is None else str(resume_from), device=device
+        )
+        work = train_segmenter(stack, seg, config, out, resume=resume_from)
+        try:
+            while True:
+                event = next(work)
+                if event.stage == "segmenter-epoch":
+                    history.append(event.values)
+                    write_metrics(out / "metrics.csv", history)
+                yield event
+        except StopIteration as done:
+            seg_path = (
+                done.value.best_path
+                if done.value.best_path and done.value.best_path.exists()
+                else None
+            )
+    return RunResult(
+        out,
+        det_path,
+        seg_path or (out / BEST_NAME if (out / BEST_NAME).exists() else None),
+        history,
+        train_cases,
+        val_cases,
+    )

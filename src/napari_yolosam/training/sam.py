@@ -1,0 +1,352 @@
+"""Fine-tuning SAM: a generator that trains, validates, checkpoints and can stop or resume.
+
+Modes: ``full`` trains every weight (the ``tiny`` configuration from
+scratch, or any model on a GPU); ``decoder`` freezes the image encoder and
+takes embeddings from the embedding cache (prompt encoder and mask decoder
+train: workable on a CPU with a pretrained vit_b). With several processes
+(``torchrun``) the step runs under DistributedDataParallel, each rank on its
+own shard; rank 0 writes the checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Generator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..checkpoints import read_payload
+from ..embeddings import EmbeddingCache
+from ..progress import Progress
+from ..proposals import label_boxes
+from ..segmenter import Segmenter
+from ..stack import Stack
+from .data import Augmentation, build_items, make_sample, slice_indices, split_cases
+from .losses import LossWeights, noise_robust_loss
+
+BEST_NAME = "segmenter.pth"
+LAST_NAME = "segmenter_last.pth"
+
+
+@dataclass
+class SamTrainConfig:
+    """Settings of a SAM training run (stored in its checkpoints)."""
+
+    epochs: int = 20
+    batch_size: int = 8
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    mode: str = "auto"  # "full", "decoder", or "auto": full for tiny, decoder otherwise
+    loss: LossWeights = field(default_factory=LossWeights)
+    iou_weight: float = 0.1
+    augmentation: Augmentation = field(default_factory=Augmentation)
+    negative_fraction: float = 0.25
+    myocardium: bool = True
+    val_fraction: float = 0.2
+    val_cases: tuple[str, ...] = ()
+    seed: int = 0
+    loss_grid: int = 256
+    max_steps_per_epoch: int | None = None
+
+    def resolved_mode(self, segmenter: Segmenter) -> str:
+        """``full`` or ``decoder``."""
+        if self.mode == "auto":
+            return "full" if segmenter.name == "tiny" else "decoder"
+        if self.mode not in ("full", "decoder"):
+            raise ValueError(f"unknown training mode {self.mode!r} (full, decoder, auto)")
+        return self.mode
+
+    def to_dict(self) -> dict:
+        """Plain form for checkpoints."""
+        d = asdict(self)
+        d["val_cases"] = list(self.val_cases)
+        d["augmentation"]["scale"] = list(self.augmentation.scale)
+        d["augmentation"]["gamma"] = list(self.augmentation.gamma)
+        d["augmentation"]["contrast"] = list(self.augmentation.contrast)
+        return d
+
+
+@dataclass
+class SamTrainResult:
+    """What a finished (or stopped) run left behind."""
+
+    best_path: Path | None
+    last_path: Path | None
+    best_dice: float
+    epochs_done: int
+    history: list[dict]
+    train_cases: list[str]
+    val_cases: list[str]
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice of two masks (1.0 when both are empty)."""
+    total = a.sum() + b.sum()
+    return 1.0 if total == 0 else float(2 * np.logical_and(a, b).sum() / total)
+
+
+def validate(
+    segmenter: Segmenter, stack: Stack, indices: list[int], cache: EmbeddingCache | None = None
+) -> dict:
+    """Dice with true boxes on ``indices``: scar (slices with scar) and myocardium (where labelled)."""
+    import torch
+
+    cache = cache if cache is not None else EmbeddingCache(max_bytes=128 << 20)
+    scar_scores, myo_scores = [], []
+    was_training = segmenter.model.training
+    segmenter.model.eval()
+    with torch.inference_mode():
+        for i in indices:
+            image = stack.crop(i, stack.images[i])
+            labels = stack.crop(i, stack.labels[i])
+            scar = stack.spec.scar_mask(labels)
+            myo = stack.spec.myocardium_mask(labels)
+            if not scar.any() and not myo.any():
+                continue
+            embedding = cache.get(segmenter, image)
+            if scar.any():
+                out = segmenter.decode(embedding, image.shape, boxes=label_boxes(scar, margin=0))
+                scar_scores.append(dice(out.union, scar))
+            if myo.any():
+                lv = label_boxes(myo | stack.spec.blood_pool_mask(labels), margin=0)
+                if len(lv):
+                    box = np.array(
+                        [[lv[:, 0].min(), lv[:, 1].min(), lv[:, 2].max(), lv[:, 3].max()]],
+                        np.float32,
+                    )
+                    out = segmenter.decode(embedding, image.shape, boxes=box, target="myocardium")
+                    myo_scores.append(dice(out.masks[0], myo))
+    segmenter.model.train(was_training)
+    return {
+        "val_dice": float(np.mean(scar_scores)) if scar_scores else float("nan"),
+        "val_myo_dice": float(np.mean(myo_scores)) if myo_scores else float("nan"),
+        "val_slices": len(scar_scores),
+    }
+
+
+def _dist():
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist, dist.get_rank(), dist.get_world_size()
+    return None, 0, 1
+
+
+def train_segmenter(
+    stack: Stack,
+    segmenter: Segmenter,
+    config: SamTrainConfig | None = None,
+    out_dir: str | Path | None = None,
+    resume: str | Path | None = None,
+    cache: EmbeddingCache | None = None,
+) -> Generator[Progress, None, SamTrainResult]:
+    """Train ``segmenter`` on the labels of ``stack``.
+
+    Yields a :class:`Progress` after every step (``stage="segmenter"``) and
+    every epoch (``stage="segmenter-epoch"``, with ``val_dice``). Checkpoints
+    are written atomically at the end of each epoch to ``out_dir``: the last
+    (with optimiser and schedule state, for ``resume``) and the best by
+    validation Dice. Closing the generator stops the run; the files of the
+    last finished epoch stay intact.
+    """
+    import torch
+    from torch.nn.parallel import DistributedDataParallel
+
+    from .paired import PromptedSam, token_indices
+
+    config = config or SamTrainConfig()
+    if not stack.has_labels:
+        raise ValueError("training needs labels")
+    dist, rank, world = _dist()
+    out_dir = Path(out_dir) if out_dir is not None else None
+    mode = config.resolved_mode(segmenter)
+    train_cases, val_cases = split_cases(
+        stack.cases, config.val_fraction, config.seed, list(config.val_cases)
+    )
+    train_idx = slice_indices(stack, train_cases)
+    val_idx = slice_indices(stack, val_cases)
+    device = segmenter.device
+    sam = segmenter.model
+    for p in sam.image_encoder.parameters():
+        p.requires_grad_(mode == "full")
+    trainable = [p for p in sam.parameters() if p.requires_grad]
+    torch.manual_seed(config.seed)
+    optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
+    items0 = build_items(
+        stack, train_idx, config.myocardium, config.negative_fraction, config.seed
+    )
+    if not items0:
+        raise ValueError(
+            "no training prompts: the training cases have no scar or myocardium labels"
+        )
+    per_rank = math.ceil(len(items0) / world)
+    steps_per_epoch = max(1, math.ceil(per_rank / config.batch_size))
+    if config.max_steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
+    total_steps = steps_per_epoch * config.epochs
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps, 1))
+    start_epoch, best, history = 0, -1.0, []
+    if resume is not None:
+        extra = read_payload(resume).get("extra", {})
+        state = extra.get("training")
+        if not state:
+            raise ValueError(f"{resume}: holds no training state to resume from (use {LAST_NAME})")
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, best, history = (
+            int(state["epoch"]),
+            float(state["best"]),
+            list(state["history"]),
+        )
+        if state.get("val_cases") != val_cases:
+            raise ValueError(
+                f"{resume}: was trained with validation cases {state.get('val_cases')}, not {val_cases}"
+            )
+    step_module = PromptedSam(sam, train_encoder=mode == "full").to(device)
+    model = step_module
+    if dist is not None:
+        model = DistributedDataParallel(step_module, find_unused_parameters=True)
+    cache = cache if cache is not None else EmbeddingCache(max_bytes=512 << 20)
+    grid = min(config.loss_grid, segmenter.img_size)
+    best_path = out_dir / BEST_NAME if out_dir else None
+    last_path = out_dir / LAST_NAME if out_dir else None
+    global_step = start_epoch * steps_per_epoch
+    for epoch in range(start_epoch, config.epochs):
+        started = time.time()
+        rng = np.random.default_rng([config.seed, epoch, rank])
+        items = build_items(
+            stack, train_idx, config.myocardium, config.negative_fraction, config.seed + epoch
+        )
+        order = np.random.default_rng([config.seed, epoch]).permutation(len(items))
+        shard = [items[j] for j in order[rank::world]]
+        shard += shard[: max(0, steps_per_epoch * config.batch_size - len(shard))]
+        sam.train()
+        if mode != "full":
+            sam.image_encoder.eval()
+        losses = []
+        for step in range(steps_per_epoch):
+            batch = shard[step * config.batch_size : (step + 1) * config.batch_size]
+            samples = [
+                s
+                for s in (
+                    make_sample(
+                        stack,
+                        it,
+                        rng,
+                        config.augmentation,
+                        segmenter.img_size,
+                        grid,
+                        mode == "full",
+                        segmenter.preprocess,
+                    )
+                    for it in batch
+                )
+                if s
+            ]
+            if not samples:
+                continue
+            if mode == "full":
+                inputs = torch.stack([s.image for s in samples]).to(device)
+            else:
+                inputs = torch.cat([cache.get(segmenter, s.raw) for s in samples]).to(device)
+            boxes = torch.as_tensor(np.stack([s.box for s in samples]), device=device)
+            targets = torch.stack([s.target for s in samples]).to(device)
+            logits, iou_pred = model(
+                inputs, boxes, token_indices([s.token for s in samples], device)
+            )
+            logits = torch.nn.functional.interpolate(
+                logits[:, None], size=(grid, grid), mode="bilinear", align_corners=False
+            )[:, 0]
+            loss, parts = noise_robust_loss(logits, targets, config.loss)
+            with torch.no_grad():
+                pred, truth = logits > 0, targets > 0.5
+                inter = (pred & truth).flatten(1).sum(1).float()
+                union = (pred | truth).flatten(1).sum(1).float()
+                actual_iou = torch.where(
+                    union > 0, inter / union.clamp(min=1), torch.ones_like(union)
+                )
+            loss = loss + config.iou_weight * torch.nn.functional.mse_loss(iou_pred, actual_iou)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            global_step += 1
+            losses.append(loss.item())
+            yield Progress(
+                global_step,
+                total_steps,
+                "segmenter",
+                f"epoch {epoch + 1}",
+                {
+                    "epoch": epoch + 1,
+                    "loss": float(loss),
+                    "dice_loss": parts["dice"],
+                    "bce": parts["bce"],
+                    "kl": parts["kl"],
+                    "lr": scheduler.get_last_lr()[0],
+                },
+            )
+        segmenter.weights_changed()
+        train_loss = float(np.mean(losses)) if losses else float("nan")
+        if dist is not None:
+            t = torch.tensor([train_loss], dtype=torch.float64)
+            dist.all_reduce(t)
+            train_loss = float(t) / world
+        metrics = (
+            validate(segmenter, stack, val_idx, cache if mode != "full" else None)
+            if rank == 0
+            else {}
+        )
+        record = {
+            "model": "segmenter",
+            "epoch": epoch + 1,
+            "train_loss": train_loss,
+            "seconds": round(time.time() - started, 2),
+            **metrics,
+        }
+        history.append(record)
+        score = metrics.get("val_dice", float("nan")) if rank == 0 else 0.0
+        improved = rank == 0 and (not np.isfinite(score) or score > best)
+        if rank == 0 and out_dir is not None:
+            state = {
+                "epoch": epoch + 1,
+                "best": max(best, score) if np.isfinite(score) else best,
+                "history": history,
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "val_cases": val_cases,
+                "train_cases": train_cases,
+                "config": config.to_dict(),
+                "mode": mode,
+            }
+            segmenter.save(last_path, extra={"training": state})
+            if improved:
+                segmenter.save(
+                    best_path,
+                    extra={
+                        "epoch": epoch + 1,
+                        "val_dice": score,
+                        "val_cases": val_cases,
+                        "train_cases": train_cases,
+                        "config": config.to_dict(),
+                    },
+                )
+        if improved and np.isfinite(score):
+            best = score
+        if dist is not None:
+            dist.barrier()
+        yield Progress(
+            epoch + 1, config.epochs, "segmenter-epoch", f"epoch {epoch + 1}", dict(record)
+        )
+    sam.eval()
+    return SamTrainResult(
+        best_path, last_path, best, len(history), history, train_cases, val_cases
+    )
+
+
+def with_overrides(config: SamTrainConfig, **changes) -> SamTrainConfig:
+    """A copy of ``config`` with fields changed (``None`` values ignored)."""
+    return replace(config, **{k: v for k, v in changes.items() if v is not None})

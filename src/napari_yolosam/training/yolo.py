@@ -1,0 +1,257 @@
+"""Training the YOLO detector through ultralytics' own trainer, offline-safe and stoppable.
+
+The stack is exported as a YOLO data set (the same uint8 preprocessing the
+detector uses at inference), one box per scar component (class ``scar``) and,
+where the labels carry the myocardium, one box round the left ventricle
+(class ``lv``). ultralytics trains in a background thread; its callbacks feed
+this generator, and closing the generator asks the trainer to stop after the
+current batch.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .._ultralytics import keep_torch_threads
+from ..detector import LV_CLASS, SCAR_CLASS, Detector
+from ..io.atomic import atomic_write, atomic_write_text
+from ..io.yolo_boxes import boxes_to_yolo, format_yolo_lines, mask_to_boxes
+from ..preprocess import to_uint8_rgb
+from ..progress import Progress
+from ..stack import Stack
+
+DETECTOR_NAME = "detector.pt"
+
+#: The method's augmentations, in ultralytics' terms.
+YOLO_AUGMENTATION = {
+    "degrees": 15.0,
+    "scale": 0.3,
+    "translate": 0.1,
+    "fliplr": 0.5,
+    "flipud": 0.5,
+    "hsv_h": 0.0,
+    "hsv_s": 0.0,
+    "hsv_v": 0.3,
+    "mosaic": 1.0,
+    "close_mosaic": 0,
+    "mixup": 0.0,
+}
+
+
+@dataclass
+class DetectorTrainResult:
+    """The saved detector (or ``None`` if stopped before an epoch finished) and per-epoch metrics."""
+
+    path: Path | None
+    history: list[dict] = field(default_factory=list)
+
+
+def detector_classes(stack: Stack) -> tuple[str, ...]:
+    """``("scar", "lv")`` when the labels carry the myocardium, else ``("scar",)``."""
+    return (SCAR_CLASS, LV_CLASS) if stack.spec.has_myocardium else (SCAR_CLASS,)
+
+
+def slice_boxes(
+    stack: Stack, index: int, classes: tuple[str, ...], min_area: int = 4
+) -> tuple[list[int], np.ndarray]:
+    """Classes and ``x0 y0 x1 y1`` boxes of one slice: scar components, and the LV."""
+    labels = stack.crop(index, stack.labels[index])
+    boxes = [mask_to_boxes(stack.spec.scar_mask(labels), min_area=min_area)]
+    classes_out = [0] * len(boxes[0])
+    if LV_CLASS in classes:
+        lv = stack.spec.myocardium_mask(labels) | stack.spec.blood_pool_mask(labels)
+        if lv.any():
+            rows, cols = np.flatnonzero(lv.any(1)), np.flatnonzero(lv.any(0))
+            boxes.append(np.array([[cols[0], rows[0], cols[-1] + 1, rows[-1] + 1]], float))
+            classes_out.append(classes.index(LV_CLASS))
+    return classes_out, np.concatenate(boxes).reshape(-1, 4)
+
+
+def export_yolo_dataset(
+    stack: Stack,
+    train_idx: list[int],
+    val_idx: list[int],
+    out: Path,
+    detector: Detector,
+    classes: tuple[str, ...],
+) -> Path:
+    """Write ``images/{train,val}``, ``labels/{train,val}`` and ``data.yaml``; returns the YAML."""
+    from PIL import Image
+
+    out = Path(out)
+    for split, indices in (("train", train_idx), ("val", val_idx or train_idx)):
+        for i in indices:
+            image = stack.crop(i, stack.images[i])
+            stem = Path(stack.names[i]).stem
+            rgb = to_uint8_rgb(image, detector.preprocess)
+            atomic_write(
+                out / "images" / split / f"{stem}.png",
+                lambda tmp, a=rgb: Image.fromarray(a).save(tmp, format="PNG"),
+            )
+            cls, boxes = slice_boxes(stack, i, classes)
+            atomic_write_text(
+                out / "labels" / split / f"{stem}.txt",
+                format_yolo_lines(boxes_to_yolo(boxes, image.shape), cls),
+            )
+    names = "\n".join(f"  {k}: {v}" for k, v in enumerate(classes))
+    return atomic_write_text(
+        out / "data.yaml",
+        f"path: {out.resolve()}\ntrain: images/train\nval: images/val\nnames:\n{names}\n",
+    )
+
+
+def train_detector(
+    stack: Stack,
+    detector: Detector,
+    train_idx: list[int],
+    val_idx: list[int],
+    out_dir: str | Path,
+    epochs: int = 30,
+    batch: int = 16,
+    device: str = "cpu",
+    seed: int = 0,
+    augmentation: dict | None = None,
+    resume: bool = False,
+    patience: int = 100,
+) -> Generator[Progress, None, DetectorTrainResult]:
+    """Train ``detector`` on the scar (and LV) boxes of ``stack``; save ``out_dir/detector.pt``.
+
+    Yields :class:`Progress` per batch (``stage="detector"``) and per epoch
+    (``stage="detector-epoch"`` with box/cls losses, precision, recall,
+    mAP50). The best epoch (by ultralytics' fitness) is saved in the
+    project's checkpoint format. ``resume`` continues ultralytics' own
+    ``last.pt`` of an earlier run in ``out_dir`` (its epoch, optimiser and
+    schedule).
+    """
+    out_dir = Path(out_dir)
+    classes = tuple(detector.names)
+    data_yaml = export_yolo_dataset(
+        stack, train_idx, val_idx, out_dir / "yolo_data", detector, classes
+    )
+    events: queue.Queue = queue.Queue()
+    stop = threading.Event()
+    best: dict = {}
+    history: list[dict] = []
+    counter: dict[int, int] = {}
+
+    def on_batch_end(trainer) -> None:
+        if stop.is_set():
+            trainer.stop = True
+        nb = max(len(trainer.train_loader), 1)
+        done = counter.get(trainer.epoch, 0) + 1
+        counter[trainer.epoch] = done
+        losses = {
+            k.split("/")[-1]: float(v) for k, v in trainer.label_loss_items(trainer.tloss).items()
+        }
+        events.put(
+            (
+                "batch",
+                trainer.epoch * nb + done,
+                trainer.epochs * nb,
+                {"epoch": trainer.epoch + 1, **losses},
+            )
+        )
+
+    def on_epoch_end(trainer) -> None:
+        if trainer.epoch + 1 > trainer.epochs or any(
+            h["epoch"] == trainer.epoch + 1 for h in history
+        ):
+            return  # ultralytics' final re-validation of the best model, not a new epoch
+        metrics = {k: float(v) for k, v in (trainer.metrics or {}).items()}
+        record = {
+            "model": "detector",
+            "epoch": trainer.epoch + 1,
+            **{
+                k.split("/")[-1]: float(v)
+                for k, v in trainer.label_loss_items(trainer.tloss).items()
+            },
+            "precision": metrics.get("metrics/precision(B)", float("nan")),
+            "recall": metrics.get("metrics/recall(B)", float("nan")),
+            "mAP50": metrics.get("metrics/mAP50(B)", float("nan")),
+            "mAP50-95": metrics.get("metrics/mAP50-95(B)", float("nan")),
+        }
+        if (
+            trainer.best_fitness is not None
+            and trainer.fitness is not None
+            and trainer.fitness >= trainer.best_fitness
+        ):
+            model = trainer.ema.ema if trainer.ema is not None else trainer.model
+            best["state"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            best["epoch"] = trainer.epoch + 1
+        history.append(record)
+        events.put(("epoch", trainer.epoch + 1, trainer.epochs, record))
+
+    yolo = detector.yolo
+    yolo.callbacks["on_train_batch_end"].append(on_batch_end)
+    yolo.callbacks["on_fit_epoch_end"].append(on_epoch_end)
+    project = (out_dir / "yolo").resolve()
+    last = project / "train" / "weights" / "last.pt"
+    args = dict(
+        data=str(data_yaml),
+        epochs=epochs,
+        imgsz=detector.imgsz,
+        batch=batch,
+        device=device,
+        workers=0,
+        project=str(project),
+        name="train",
+        exist_ok=True,
+        seed=seed,
+        plots=False,
+        amp=False,
+        verbose=False,
+        patience=patience,
+        **{**YOLO_AUGMENTATION, **(augmentation or {})},
+    )
+    if resume:
+        if not last.exists():
+            raise ValueError(f"{last}: no earlier detector run to resume")
+        args = {"resume": str(last)}
+
+    def run() -> None:
+        try:
+            with keep_torch_threads():
+                yolo.train(**args)
+            events.put(("done", None, None, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            events.put(("error", exc, None, None))
+
+    thread = threading.Thread(target=run, name="yolosam-yolo-train", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, a, b, c = events.get()
+            if kind == "batch":
+                yield Progress(int(a), int(b), "detector", f"epoch {c['epoch']}", c)
+            elif kind == "epoch":
+                yield Progress(int(a), int(b), "detector-epoch", f"epoch {a}", dict(c))
+            elif kind == "error":
+                raise RuntimeError(f"detector training failed: {a}") from a
+            else:
+                break
+    finally:
+        stop.set()
+        thread.join()
+        for name, func in (
+            ("on_train_batch_end", on_batch_end),
+            ("on_fit_epoch_end", on_epoch_end),
+        ):
+            if func in yolo.callbacks[name]:
+                yolo.callbacks[name].remove(func)
+    if "state" not in best:
+        return DetectorTrainResult(None, history)
+    trained = Detector.build(detector.config, classes, detector.imgsz, device="cpu")
+    trained.yolo.model.load_state_dict(best["state"])
+    trained.yolo.model.float()
+    path = trained.save(
+        out_dir / DETECTOR_NAME, extra={"epoch": best["epoch"], "history": history}
+    )
+    detector.yolo.model.load_state_dict(best["state"])
+    detector.weights_changed()
+    return DetectorTrainResult(path, history)

@@ -1,0 +1,296 @@
+"""SAM and YOLO training: learning, checkpoints, stop, resume, DDP, CLI."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from napari_yolosam.checkpoints import read_payload
+from napari_yolosam.phantom import make_phantom
+from napari_yolosam.progress import Stopped, drive
+from napari_yolosam.segmenter import Segmenter
+from napari_yolosam.training.data import Augmentation, build_items, make_sample, split_cases
+from napari_yolosam.training.paired import paired_predict_masks
+from napari_yolosam.training.sam import LAST_NAME, SamTrainConfig, train_segmenter, validate
+
+
+@pytest.fixture(scope="module")
+def train_phantom():
+    return make_phantom(n_slices=4, n_cases=4, shape=(96, 96), seed=12)
+
+
+def _params(segmenter):
+    return torch.cat([p.detach().flatten() for p in segmenter.model.parameters()]).clone()
+
+
+def test_split_is_by_case(train_phantom):
+    cases = train_phantom.stack.cases
+    train, val = split_cases(cases, 0.25, seed=0)
+    assert len(val) == 1 and not set(train) & set(val) and set(train) | set(val) == set(cases)
+    assert split_cases(cases, 0.25, seed=0) == (train, val)
+    assert split_cases(cases, val_cases=["Phantom_C02"])[1] == ["Phantom_C02"]
+    with pytest.raises(ValueError, match="not in the data"):
+        split_cases(cases, val_cases=["nobody"])
+
+
+def test_items_and_samples(train_phantom):
+    stack = train_phantom.stack
+    items = build_items(
+        stack, list(range(len(stack))), myocardium=True, negative_fraction=0.5, seed=0
+    )
+    kinds = {(i.target, i.kind) for i in items}
+    assert {("scar", "positive"), ("myocardium", "positive"), ("scar", "negative")} <= kinds
+    rng = np.random.default_rng(0)
+    seg = Segmenter.build("tiny")
+    for item in items[:12]:
+        sample = make_sample(stack, item, rng, Augmentation(), 256, 256, True, seg.preprocess)
+        assert sample.image.shape == (3, 256, 256) and sample.target.shape == (256, 256)
+        assert (sample.box[2:] > sample.box[:2]).all()
+        if item.kind == "negative":
+            assert sample.target.max() == 0, "negative prompts have an empty target"
+        else:
+            assert sample.target.max() > 0
+
+
+def test_paired_decoder_matches_stock(tiny_segmenter, phantom):
+    sam = tiny_segmenter.model
+    with torch.inference_mode():
+        emb = tiny_segmenter.encode(phantom.stack.images[0])
+        boxes = torch.tensor([[40.0, 50, 120, 140]])
+        sparse, dense = sam.prompt_encoder(points=None, boxes=boxes, masks=None)
+        pe = sam.prompt_encoder.get_dense_pe()
+        stock = sam.mask_decoder.predict_masks(emb, pe, sparse, dense)
+        paired = paired_predict_masks(sam.mask_decoder, emb, pe, sparse, dense)
+    torch.testing.assert_close(paired[0], stock[0], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(paired[1], stock[1], atol=1e-5, rtol=1e-4)
+
+
+def test_tiny_sam_learns_on_phantom(tmp_path):
+    """The pipeline learns, not only runs: Dice with true boxes far above an untrained model's."""
+    phantom = make_phantom(n_slices=6, n_cases=5, shape=(128, 128), seed=21)
+    seg = Segmenter.build("tiny", seed=0)
+    val_cases = ["Phantom_C05"]
+    val_idx = [i for i, c in enumerate(phantom.stack.cases) if c in val_cases]
+    before = validate(seg, phantom.stack, val_idx)["val_dice"]
+    config = SamTrainConfig(epochs=14, batch_size=8, lr=1e-3, val_cases=tuple(val_cases), seed=0)
+    result = drive(train_segmenter(phantom.stack, seg, config, tmp_path))
+    after = result.best_dice
+    print(f"val Dice with true boxes: before {before:.3f}, after {after:.3f}")
+    assert after > 0.5 and after > before + 0.3
+    best = Segmenter.load(result.best_path)
+    assert validate(best, phantom.stack, val_idx)["val_dice"] == pytest.approx(after, abs=1e-6)
+
+
+def test_decoder_mode_freezes_encoder_and_uses_cache(train_phantom, tmp_path):
+    from napari_yolosam.embeddings import EmbeddingCache
+
+    seg = Segmenter.build("tiny", seed=1)
+    encoder_before = torch.cat(
+        [p.detach().flatten() for p in seg.model.image_encoder.parameters()]
+    ).clone()
+    decoder_before = torch.cat(
+        [p.detach().flatten() for p in seg.model.mask_decoder.parameters()]
+    ).clone()
+    cache = EmbeddingCache()
+    config = SamTrainConfig(
+        epochs=2, batch_size=4, mode="decoder", val_fraction=0.25, max_steps_per_epoch=3
+    )
+    drive(train_segmenter(train_phantom.stack, seg, config, tmp_path, cache=cache))
+    encoder_after = torch.cat([p.detach().flatten() for p in seg.model.image_encoder.parameters()])
+    decoder_after = torch.cat([p.detach().flatten() for p in seg.model.mask_decoder.parameters()])
+    assert torch.equal(encoder_before, encoder_after) and not torch.equal(
+        decoder_before, decoder_after
+    )
+    assert cache.stats.memory_hits > 0, "embeddings come from the cache"
+
+
+def test_stop_mid_epoch_keeps_last_checkpoint_and_resume_continues(train_phantom, tmp_path):
+    seg = Segmenter.build("tiny", seed=2)
+    config = SamTrainConfig(epochs=3, batch_size=4, val_fraction=0.25, max_steps_per_epoch=3)
+    work = train_segmenter(train_phantom.stack, seg, config, tmp_path)
+    seen = []
+    with pytest.raises(Stopped):
+        drive(
+            work, seen.append, should_stop=lambda: len(seen) >= 5
+        )  # epoch 1 done (3 steps + epoch), stop in epoch 2
+    assert [e.stage for e in seen].count("segmenter-epoch") == 1
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["segmenter.pth", "segmenter_last.pth"], files  # no partial file
+    state = read_payload(tmp_path / LAST_NAME)["extra"]["training"]
+    assert state["epoch"] == 1
+    resumed = Segmenter.load(tmp_path / LAST_NAME)
+    events = []
+    result = drive(
+        train_segmenter(
+            train_phantom.stack, resumed, config, tmp_path, resume=tmp_path / LAST_NAME
+        ),
+        events.append,
+    )
+    epochs = [e.values["epoch"] for e in events if e.stage == "segmenter-epoch"]
+    assert epochs == [2, 3] and result.epochs_done == 3
+    assert read_payload(tmp_path / LAST_NAME)["extra"]["training"]["epoch"] == 3
+
+
+def test_yolo_training_writes_loadable_detector(train_phantom, tmp_path):
+    from napari_yolosam.detector import Detector
+    from napari_yolosam.training.yolo import detector_classes, train_detector
+
+    stack = train_phantom.stack
+    det = Detector.build(names=detector_classes(stack), imgsz=96)
+    before = {k: v.clone() for k, v in det.yolo.model.state_dict().items()}
+    events = []
+    result = drive(
+        train_detector(
+            stack, det, list(range(12)), list(range(12, 16)), tmp_path, epochs=2, batch=8
+        ),
+        events.append,
+    )
+    assert [e.values["epoch"] for e in events if e.stage == "detector-epoch"] == [1, 2]
+    assert {"box_loss", "precision", "recall", "mAP50"} <= set(result.history[-1])
+    loaded = Detector.load(result.path)
+    assert loaded.names == ["scar", "lv"]
+    after = loaded.yolo.model.state_dict()
+    assert any(
+        not torch.equal(before[k], after[k]) for k in before if before[k].dtype.is_floating_point
+    )
+    labels = (tmp_path / "yolo_data/labels/train").glob("*.txt")
+    assert any(line.startswith("1 ") for f in labels for line in f.read_text().splitlines()), (
+        "LV boxes exported"
+    )
+
+
+def test_yolo_training_stops_when_asked(train_phantom, tmp_path):
+    from napari_yolosam.detector import Detector
+    from napari_yolosam.training.yolo import train_detector
+
+    det = Detector.build(names=("scar", "lv"), imgsz=96)
+    seen = []
+    with pytest.raises(Stopped):
+        drive(
+            train_detector(
+                train_phantom.stack, det, list(range(12)), [], tmp_path, epochs=50, batch=4
+            ),
+            seen.append,
+            should_stop=lambda: len(seen) >= 2,
+        )
+    assert not (tmp_path / "detector.pt").exists() or read_payload(tmp_path / "detector.pt")
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(train_phantom, tmp_path):
+    from napari_yolosam.phantom_io import save_phantom
+
+    data = save_phantom(train_phantom, tmp_path / "data")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "napari_yolosam.training.ddp",
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "run"),
+        "--epochs",
+        "2",
+        "--batch",
+        "2",
+        "--max-steps-per-epoch",
+        "2",
+        "--report-dir",
+        str(tmp_path / "ranks"),
+    ]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    ranks = [json.loads((tmp_path / "ranks" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["world"] == 2
+    assert ranks[0]["checksum"] == pytest.approx(ranks[1]["checksum"], rel=1e-9), (
+        "ranks hold the same weights"
+    )
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
+        "metrics.csv",
+        "segmenter.pth",
+        "segmenter_last.pth",
+    ]
+    Segmenter.load(tmp_path / "run" / "segmenter.pth")
+
+
+def test_train_then_propose_cli(tmp_path, capsys):
+    from napari_yolosam.cli import main
+
+    assert (
+        main(
+            [
+                "phantom",
+                "--out",
+                str(tmp_path / "data"),
+                "--cases",
+                "3",
+                "--slices",
+                "3",
+                "--size",
+                "96",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(tmp_path / "data"),
+                "--out",
+                str(tmp_path / "run"),
+                "--epochs",
+                "1",
+                "--batch",
+                "4",
+                "--imgsz",
+                "96",
+                "--val-fraction",
+                "0.34",
+            ]
+        )
+        == 0
+    )
+    run = tmp_path / "run"
+    assert (run / "detector.pt").exists() and (run / "segmenter.pth").exists()
+    rows = (run / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("model,epoch") and any(r.startswith("detector,1") for r in rows)
+    assert any(r.startswith("segmenter,1") for r in rows)
+    assert (
+        main(
+            [
+                "propose",
+                "--images",
+                str(tmp_path / "data"),
+                "--detector",
+                str(run / "detector.pt"),
+                "--segmenter",
+                str(run / "segmenter.pth"),
+                "--out",
+                str(tmp_path / "props"),
+            ]
+        )
+        == 0
+    )
+    assert len(list((tmp_path / "props" / "masks").iterdir())) == 9
+
+
+def test_demo_quick(tmp_path):
+    from napari_yolosam.demo import QUICK, run_demo
+
+    report = run_demo(tmp_path / "demo", QUICK)
+    assert (tmp_path / "demo/report.json").exists() and (
+        tmp_path / "demo/proposals/summary.csv"
+    ).exists()
+    assert 0 <= report["noisy_label_dice_vs_truth"] <= 1
