@@ -46,15 +46,21 @@ def main() -> None:
     phantom = make_phantom(n_slices=args.slices, shape=(256, 256), seed=1)
     stack = phantom.stack.with_labels(None)
     image = stack.images[0]
-    boxes = np.array([[90, 90, 140, 150], [120, 80, 170, 120], [80, 120, 130, 170]], np.float32)[: args.boxes]
+    boxes = np.array([[90, 90, 140, 150], [120, 80, 170, 120], [80, 120, 130, 170]], np.float32)[
+        : args.boxes
+    ]
     detector = Detector.build("yolo11n.yaml", names=("scar",), imgsz=256)
     fixed = Detections(boxes, np.full(len(boxes), 0.9, np.float32), np.zeros(len(boxes), int))
     det_time, _ = _best(lambda: detector.predict([image]), 3)
 
-    print(f"torch {torch.__version__}, {args.threads} threads, {args.slices} slices of 256x256, "
-          f"{args.boxes} boxes per slice; yolo11n predict {det_time * 1000:.0f} ms/slice\n")
-    print("| model | encoder s/slice | decoder ms/box (cached) | decoder ms/call, 1 box | stack s (cached emb.) "
-          "| stack s (total) | encoder-bound s | overhead | re-encode per box s | speed-up |")
+    print(
+        f"torch {torch.__version__}, {args.threads} threads, {args.slices} slices of 256x256, "
+        f"{args.boxes} boxes per slice; yolo11n predict {det_time * 1000:.0f} ms/slice\n"
+    )
+    print(
+        "| model | encoder s/slice | decoder ms/box (cached) | decoder ms/call, 1 box | stack s (cached emb.) "
+        "| stack s (total) | encoder-bound s | overhead | re-encode per box s | speed-up |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name in args.models:
         seg = Segmenter.build(name)
@@ -63,7 +69,9 @@ def main() -> None:
         emb = seg.encode(image)
         dec_k, _ = _best(lambda: seg.decode(emb, image.shape, boxes=boxes), 10)
         dec_1, _ = _best(lambda: seg.decode(emb, image.shape, boxes=boxes[:1]), 10)
-        detector.predict = lambda images, **kw: [fixed for _ in images]  # time SAM, not the random detector
+        detector.predict = lambda images, **kw: [
+            fixed for _ in images
+        ]  # time SAM, not the random detector
         cache = EmbeddingCache()
         start = time.perf_counter()
         drive(propose(stack, seg, detector, cache=cache, use_labels=False))
@@ -73,9 +81,11 @@ def main() -> None:
         cached = time.perf_counter() - start
         bound = enc * len(stack)
         reencode = (enc + dec_1) * args.boxes * len(stack)
-        print(f"| {name} | {enc:.3f} | {dec_k / args.boxes * 1000:.1f} | {dec_1 * 1000:.1f} | {cached:.2f} | "
-              f"{total:.2f} | {bound:.2f} | {100 * (total - bound) / bound:+.1f}% | {reencode:.2f} | "
-              f"{reencode / total:.1f}x |")
+        print(
+            f"| {name} | {enc:.3f} | {dec_k / args.boxes * 1000:.1f} | {dec_1 * 1000:.1f} | {cached:.2f} | "
+            f"{total:.2f} | {bound:.2f} | {100 * (total - bound) / bound:+.1f}% | {reencode:.2f} | "
+            f"{reencode / total:.1f}x |"
+        )
 
 
 if __name__ == "__main__":

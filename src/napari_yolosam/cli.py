@@ -315,6 +315,49 @@ def cmd_semiauto(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from .audit import AuditConfig, audit, save_audit
+    from .stack import case_of
+
+    stack = read_stack(
+        args.images, labels=args.labels, spec=spec_from_args(args), series=args.series
+    )
+    if not stack.has_labels:
+        raise StackError(args.images, "has no labels to audit (give --labels)")
+    if args.case_separator != "_slice":
+        stack.cases = [case_of(name, args.case_separator) for name in stack.names]
+    if args.proposals:
+        from .proposals_io import load_proposals
+
+        proposals = load_proposals(args.proposals, stack)
+    else:
+        if not args.segmenter:
+            raise ValueError(
+                "give --proposals DIR, or --segmenter (and --detector) to propose now"
+            )
+        from .embeddings import EmbeddingCache
+        from .paths import cache_dir
+        from .progress import cli_progress, drive
+        from .proposals import propose
+
+        detector, segmenter = load_models(args)
+        cache = EmbeddingCache(disk_dir=cache_dir("embeddings"))
+        proposals = drive(
+            propose(stack, segmenter, detector, cache=cache, conf=args.conf), cli_progress()
+        )
+    config = AuditConfig(flag_quality=args.flag_quality, cleanlab=not args.no_cleanlab)
+    result = audit(stack, proposals, config=config)
+    save_audit(result, stack, proposals.masks(), args.out)
+    bias = result.summary["bias"]
+    print(
+        f"audited {len(stack)} slices: {result.summary['flagged']} flagged; bias "
+        f"{bias['median_relative_area_difference']:+.2f} ({bias['meaning']}) -> {args.out}/report.csv"
+    )
+    if result.summary["note"]:
+        print(f"note: {result.summary['note']}")
+    return 0
+
+
 def cmd_view(args: argparse.Namespace) -> int:
     from .viewer import open_viewer
 
@@ -456,6 +499,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_spec_options(p)
     p.set_defaults(func=cmd_semiauto)
+
+    p = sub.add_parser(
+        "audit", help="flag and rank likely label errors by comparing labels with proposals"
+    )
+    p.add_argument("--images", required=True)
+    p.add_argument("--labels", help="labels kept elsewhere (default: masks/ beside images/)")
+    p.add_argument("--series", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--proposals",
+        help="output of 'yolosam propose', or any folder of masks named like the slices",
+    )
+    p.add_argument(
+        "--detector",
+        help="detector checkpoint or config (with --segmenter, instead of --proposals)",
+    )
+    p.add_argument("--segmenter", help="segmenter checkpoint or config")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--trust-detector", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--conf", type=float, default=0.25, help="detector confidence threshold")
+    p.add_argument(
+        "--flag-quality", type=float, default=0.5, help="flag slices whose quality is below this"
+    )
+    p.add_argument(
+        "--no-cleanlab",
+        action="store_true",
+        help="leave cleanlab's pixel confidence out of the score",
+    )
+    p.add_argument(
+        "--case-separator",
+        default="_slice",
+        help="a slice's case is the part of its name before this",
+    )
+    p.add_argument(
+        "--out", required=True, help="new folder: report.csv, report.json, overview.png"
+    )
+    add_spec_options(p)
+    p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser(
         "demo", help="the method end to end on generated data (no data, no weights needed)"

@@ -19,11 +19,11 @@ from .training.sam import SamTrainConfig, dice
 class DemoSize:
     """How big the demo is: cases, slices per case, image side, epochs."""
 
-    cases: int = 8
+    cases: int = 6
     slices: int = 8
-    size: int = 256
-    sam_epochs: int = 25
-    detector_epochs: int = 25
+    size: int = 192
+    sam_epochs: int = 15
+    detector_epochs: int = 15
     corrupt: float = 0.3
 
 

@@ -6,3 +6,13 @@ TRUTH = "phantom truth"
 
 #: Key under which a layer's metadata carries the stack description.
 METADATA_KEY = "yolosam"
+
+PROPOSAL = "scar proposal"
+PROBABILITY = "scar probability"
+MYOCARDIUM_PROPOSAL = "myocardium proposal"
+SEMIAUTO_PREFIX = "semi-auto: "
+
+
+def semiauto_layer(method: str, n: float | None = None) -> str:
+    """Layer name of a semi-automatic result (``semi-auto: nsd 5``)."""
+    return SEMIAUTO_PREFIX + (f"{method} {n:g}" if method == "nsd" and n is not None else method)

@@ -62,6 +62,10 @@ class SliceProposal:
         keep = [i for i, s in enumerate(self.sources) if s in sources]
         if not keep:
             return np.zeros(self.mask.shape, bool)
+        if len(self.prompt_masks) != len(
+            self.sources
+        ):  # loaded from files: only the union is known
+            return self.mask.copy()
         return self.prompt_masks[keep].any(axis=0)
 
     @property

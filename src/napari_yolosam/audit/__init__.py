@@ -1,0 +1,15 @@
+"""Label audit: compare proposals with existing labels; flag and rank likely label noise."""
+
+from .core import REPORT_COLUMNS, AuditConfig, AuditResult, audit
+from .issues import HARD_ISSUES, ISSUE_TYPES
+from .report import save_audit
+
+__all__ = [
+    "HARD_ISSUES",
+    "ISSUE_TYPES",
+    "REPORT_COLUMNS",
+    "AuditConfig",
+    "AuditResult",
+    "audit",
+    "save_audit",
+]

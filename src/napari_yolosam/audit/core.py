@@ -1,0 +1,364 @@
+"""The label audit: per-slice agreement, component matching, checks, quality and issue types."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from ..proposals import Proposals
+from ..stack import Stack
+from .bias import area_curves, fit_threshold, relative_difference, shift_probability
+from .checks import (
+    EIGHT,
+    enhancement,
+    inconsistent_slices,
+    outside_fraction,
+    specks_and_holes,
+    wall_region,
+)
+from .issues import HARD_ISSUES, ISSUE_TYPES
+from .metrics import dice, hd95_and_msd, iou, soft_dice
+
+REPORT_COLUMNS = (
+    "image",
+    "case",
+    "label_area",
+    "proposal_area",
+    "dice",
+    "iou",
+    "hd95",
+    "msd",
+    "area_diff",
+    "corrected_dice",
+    "corrected_area_diff",
+    "quality",
+    "flag",
+    "issue",
+    "flagged_by",
+    "evidence",
+    "spurious_components",
+    "missed_components",
+    "missed_confidence",
+    "outside_fraction",
+    "enhancement_sd",
+    "specks",
+    "holes",
+    "consistency",
+    "cleanlab_score",
+    "units",
+)
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """Thresholds of the audit (pixels are at the stack's resolution)."""
+
+    flag_quality: float = 0.5
+    support: float = 0.2  # a label component is supported if this share of it is proposed
+    missed_min_area: int = 10
+    missed_min_confidence: float = 0.25
+    outside_fraction: float = 0.2
+    enhancement_sd: float = 1.0
+    size_change: float = 0.35  # |corrected relative area difference| for over/under segmentation
+    min_component: int = 5
+    consistency_area: int = 20
+    bias_correction: bool = True
+    cleanlab: bool = True
+    pixel_issue_confidence: float = 0.2  # cleanlab self-confidence below which a pixel is an issue
+
+
+@dataclass
+class AuditResult:
+    """One row per slice (``rows``), the data-set ``summary``, and per-pixel ``issue_map``."""
+
+    rows: list[dict]
+    summary: dict
+    issue_map: np.ndarray
+    config: AuditConfig = field(default_factory=AuditConfig)
+
+    def ranked(self) -> list[dict]:
+        """Rows from the most to the least likely wrong."""
+        return sorted(self.rows, key=lambda r: (r["quality"], r["image"]))
+
+    def flagged(self) -> list[dict]:
+        """Flagged rows, worst first."""
+        return [r for r in self.ranked() if r["flag"]]
+
+
+def _components(mask: np.ndarray):
+    labels, count = ndi.label(mask, structure=EIGHT)
+    return labels, count
+
+
+def _cleanlab_scores(
+    labels: list[np.ndarray], probs: list[np.ndarray]
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """cleanlab's segmentation label quality (softmin) per slice and its per-pixel self-confidence."""
+    from cleanlab.segmentation.rank import get_label_quality_scores
+
+    scores = np.ones(len(labels))
+    pixel_maps = [np.ones(p.shape, np.float32) for p in probs]
+    for i, (label, prob) in enumerate(zip(labels, probs, strict=True)):
+        if not label.any() and prob.max(initial=0) < 0.5:
+            continue
+        pred = np.stack([1 - prob, prob])[None].astype(np.float32)
+        image_scores, pixel_scores = get_label_quality_scores(
+            label[None].astype(int), pred, verbose=False
+        )
+        scores[i] = float(image_scores[0])
+        pixel_maps[i] = pixel_scores[0].astype(np.float32)
+    return scores, pixel_maps
+
+
+def _roi(label: np.ndarray, prob: np.ndarray, margin: int = 8) -> tuple[slice, slice]:
+    mask = label | (prob > 0.02)
+    if not mask.any():
+        return slice(0, 0), slice(0, 0)
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    return (
+        slice(max(rows[0] - margin, 0), rows[-1] + margin + 1),
+        slice(max(cols[0] - margin, 0), cols[-1] + margin + 1),
+    )
+
+
+def audit(
+    stack: Stack,
+    proposals: Proposals,
+    myocardium: np.ndarray | None = None,
+    config: AuditConfig = AuditConfig(),
+) -> AuditResult:
+    """Compare a stack's labels with proposals; score, flag and type every slice.
+
+    Parameters
+    ----------
+    stack
+        Images and the labels being audited (scar and, where present, myocardium).
+    proposals
+        From :func:`~napari_yolosam.proposals.propose` or loaded from files;
+        without probability maps (``settings["probabilities"] is False``) the
+        audit works from the masks alone.
+    myocardium
+        ``(N, H, W)`` myocardium to check scar against, when the labels carry
+        none (default: the labels', else the proposed myocardium).
+
+    Returns
+    -------
+    AuditResult
+        ``rows`` have :data:`REPORT_COLUMNS`; lower ``quality`` = more likely wrong.
+    """
+    if not stack.has_labels:
+        raise ValueError("the audit needs labels")
+    if len(proposals) != len(stack):
+        raise ValueError(f"{len(proposals)} proposals for {len(stack)} slices")
+    n = len(stack)
+    scar = stack.scar()
+    if myocardium is None:
+        if (
+            stack.spec.has_myocardium
+        ):  # the label's own wall: its myocardium connected to healthy muscle
+            labelled = stack.myocardium()
+            myocardium = np.stack([wall_region(labelled[i], scar[i]) for i in range(len(stack))])
+        else:
+            myocardium = proposals.myocardium()
+    blood = stack.spec.blood_pool_mask(stack.labels) if stack.spec.blood_pool else None
+    has_probs = proposals.settings.get("probabilities", True)
+    spacing = stack.spacing
+    pixel_area = stack.pixel_area_mm2 or 1.0
+    units = "mm" if spacing else "px"
+
+    crops = [_roi(scar[i], proposals.slices[i].probability) for i in range(n)]
+    labels_c = [scar[i][crops[i]] for i in range(n)]
+    probs_c = [proposals.slices[i].probability[crops[i]] for i in range(n)]
+    label_areas = np.array([float(x.sum()) for x in labels_c])
+    curves = area_curves(labels_c, probs_c)
+    proposal_areas = np.array([float(s.mask.sum()) for s in proposals.slices])
+    usable = (label_areas > 0) & (proposal_areas > 0)
+    t_star, bias = (
+        fit_threshold(label_areas, curves, usable)
+        if config.bias_correction and has_probs
+        else (0.5, float("nan"))
+    )
+    if not has_probs:
+        bias = (
+            float(np.nanmedian(relative_difference(label_areas[usable], proposal_areas[usable])))
+            if usable.any()
+            else float("nan")
+        )
+    shifted = [shift_probability(p, t_star) for p in probs_c]
+    clean_scores, pixel_maps = (
+        _cleanlab_scores(labels_c, shifted)
+        if config.cleanlab and has_probs
+        else (np.ones(n), [np.ones(p.shape, np.float32) for p in probs_c])
+    )
+    consistency = inconsistent_slices(label_areas, stack.cases, config.consistency_area)
+    issue_map = np.zeros(stack.shape, bool)
+    rows = []
+    for i in range(n):
+        sp = proposals.slices[i]
+        label, prob, mask = scar[i], sp.probability, sp.mask
+        myo = None if myocardium is None else myocardium[i]
+        corrected = shifted[i] > 0.5
+        label_c = labels_c[i]
+        hd95, msd = hd95_and_msd(label, mask, spacing)
+        # -- components: label components without support, detector components without label
+        evidence, sources = [], set()
+        label_prompted = sp.from_source("label") if "label" in sp.sources else mask
+        comps, count = _components(label)
+        spurious, spurious_area = 0, 0
+        for c in range(1, count + 1):
+            comp = comps == c
+            support = (label_prompted & comp).sum() / comp.sum()
+            if support < config.support and comp.sum() >= config.min_component:
+                spurious += 1
+                spurious_area += int(comp.sum())
+        if sp.sources:
+            detector_mask = sp.from_source("detector", "neighbour")
+        else:  # another model's masks: any proposed scar the label lacks counts as missed
+            detector_mask = mask if sp.status == "external" else np.zeros_like(mask)
+        missed, missed_area, missed_conf = 0, 0, 0.0
+        dcomps, dcount = _components(detector_mask & ~ndi.binary_dilation(label, iterations=2))
+        for c in range(1, dcount + 1):
+            comp = dcomps == c
+            if comp.sum() < config.missed_min_area:
+                continue
+            conf = _box_confidence(sp, comp)
+            if conf >= config.missed_min_confidence or not np.isfinite(conf):
+                missed += 1
+                missed_area += int(comp.sum())
+                missed_conf = max(missed_conf, conf if np.isfinite(conf) else 1.0)
+        out_frac = outside_fraction(label, myo)
+        enh = enhancement(stack.images[i], label, myo, None if blood is None else blood[i])
+        specks, holes = specks_and_holes(label, config.min_component)
+        # -- quality: bias-corrected soft agreement, missed scar, and cleanlab's pixel confidence
+        q_shape = (
+            soft_dice(label_c.astype(np.float32), shifted[i])
+            if has_probs
+            else dice(label_c, probs_c[i] > 0.5)
+        )
+        total = label_c.sum() + missed_area
+        q_missed = 1.0 - (missed_conf * missed_area / total if total else 0.0)
+        quality = float(np.clip(min(q_shape, q_missed) * (0.5 + 0.5 * clean_scores[i]), 0, 1))
+        if not label.any() and not mask.any():
+            quality = 1.0
+        corrected_rel = relative_difference(
+            np.array([label_c.sum()]), np.array([corrected.sum()])
+        )[0]
+        # -- primary issue, in the fixed order of ISSUE_TYPES
+        found: dict[str, str] = {}
+        if np.isfinite(out_frac) and out_frac > config.outside_fraction:
+            found["outside_myocardium"] = f"{out_frac:.0%} of labelled scar outside the myocardium"
+            sources.add("anatomy")
+        if spurious and spurious_area >= config.support * max(label.sum(), 1):
+            found["spurious_scar"] = (
+                f"{spurious} label component(s), {spurious_area} px, not supported by SAM"
+            )
+            sources.add("label-prompted")
+        if missed:
+            found["missed_scar"] = (
+                f"{missed} detector component(s), {missed_area} px, confidence {missed_conf:.2f}"
+            )
+            sources.add("detector")
+        if label.any() and corrected.any() and np.isfinite(corrected_rel):
+            if corrected_rel > config.size_change:
+                found["over_segmented"] = (
+                    f"label {corrected_rel:+.0%} larger than the bias-corrected proposal"
+                )
+                sources.add("label-prompted")
+            elif corrected_rel < -config.size_change:
+                found["under_segmented"] = (
+                    f"label {corrected_rel:+.0%} smaller than the bias-corrected proposal"
+                )
+                sources.add("label-prompted")
+        if np.isfinite(enh) and enh < config.enhancement_sd:
+            found["not_enhanced"] = f"labelled scar is {enh:.1f} SD above remote myocardium"
+            sources.add("anatomy")
+        if consistency[i]:
+            found["inconsistent_slices"] = f"scar {consistency[i]} between neighbouring slices"
+            sources.add("consistency")
+        if label.any() and quality < config.flag_quality and not found:
+            found["boundary"] = f"outline disagrees (HD95 {hd95:.1f} {units}) with similar areas"
+            sources.add("label-prompted")
+        if specks:
+            found["specks"] = f"{specks} component(s) under {config.min_component} px"
+        if holes:
+            found["holes"] = f"{holes} hole pixel(s)"
+        hard = any(k in HARD_ISSUES for k in found)
+        flag = bool(quality < config.flag_quality or hard)
+        issue = next((k for k in ISSUE_TYPES if k in found), "ok") if flag else "ok"
+        if flag and issue == "ok":
+            issue = next(iter(found), "boundary")
+        r0, c0 = crops[i][0].start or 0, crops[i][1].start or 0
+        if pixel_maps[i].size:
+            issue_map[i, r0 : r0 + pixel_maps[i].shape[0], c0 : c0 + pixel_maps[i].shape[1]] = (
+                pixel_maps[i] < config.pixel_issue_confidence
+            )
+        rows.append(
+            {
+                "image": stack.names[i],
+                "case": stack.cases[i],
+                "label_area": float(label.sum() * pixel_area),
+                "proposal_area": float(mask.sum() * pixel_area),
+                "dice": dice(label, mask),
+                "iou": iou(label, mask),
+                "hd95": hd95,
+                "msd": msd,
+                "area_diff": float((label.sum() - mask.sum()) * pixel_area),
+                "corrected_dice": dice(label_c, corrected),
+                "corrected_area_diff": float((label_c.sum() - corrected.sum()) * pixel_area),
+                "quality": quality,
+                "flag": flag,
+                "issue": issue,
+                "flagged_by": ",".join(sorted(sources)) if flag else "",
+                "evidence": "; ".join(f"{k}: {v}" for k, v in found.items()),
+                "spurious_components": spurious,
+                "missed_components": missed,
+                "missed_confidence": missed_conf,
+                "outside_fraction": out_frac,
+                "enhancement_sd": enh,
+                "specks": specks,
+                "holes": holes,
+                "consistency": consistency[i],
+                "cleanlab_score": float(clean_scores[i]),
+                "units": "mm2|mm" if spacing else "px",
+            }
+        )
+    flagged = [r for r in rows if r["flag"]]
+    summary = {
+        "slices": n,
+        "cases": len(set(stack.cases)),
+        "flagged": len(flagged),
+        "issues": {k: sum(r["issue"] == k for r in rows) for k in (*ISSUE_TYPES, "ok")},
+        "bias": {
+            "median_relative_area_difference": bias,
+            "threshold": t_star,
+            "meaning": "labels larger than proposals"
+            if np.isfinite(bias) and bias > 0.1
+            else "labels smaller than proposals"
+            if np.isfinite(bias) and bias < -0.1
+            else "no consistent size bias",
+        },
+        "probabilities": bool(has_probs),
+        "note": ""
+        if has_probs
+        else "proposals without probability maps: the audit used the masks alone",
+        "config": asdict(config),
+        "issue_types": ISSUE_TYPES,
+        "proposal_settings": {k: v for k, v in proposals.settings.items() if k != "config"},
+    }
+    return AuditResult(rows, summary, issue_map, config)
+
+
+def _box_confidence(sp, component: np.ndarray) -> float:
+    """Highest detector confidence among prompts whose mask overlaps ``component``."""
+    best = float("nan")
+    for k, source in enumerate(sp.sources):
+        if (
+            source in ("detector", "neighbour")
+            and k < len(sp.prompt_masks)
+            and (sp.prompt_masks[k] & component).any()
+        ):
+            score = float(sp.scores[k])
+            best = score if not np.isfinite(best) else max(best, score)
+    return best

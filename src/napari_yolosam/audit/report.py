@@ -1,0 +1,107 @@
+"""Writing an audit: ``report.csv`` (one row per slice), ``report.json`` and ``overview.png``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..io.atomic import atomic_write, atomic_write_text
+from ..stack import Stack
+from .core import REPORT_COLUMNS, AuditResult
+
+
+def _fmt(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return "" if not np.isfinite(value) else f"{value:.5g}"
+    return value
+
+
+def save_audit(
+    result: AuditResult,
+    stack: Stack,
+    proposal_masks: np.ndarray,
+    out: str | Path,
+    thumbnails: int = 8,
+) -> Path:
+    """Write the report files to ``out`` (a new folder); returns it."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=REPORT_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in result.rows:
+        writer.writerow({k: _fmt(v) for k, v in row.items()})
+    atomic_write_text(out / "report.csv", buffer.getvalue())
+    summary = {**result.summary, "worst": [r["image"] for r in result.ranked()[:20]]}
+    atomic_write_text(out / "report.json", json.dumps(summary, indent=1, default=_json_default))
+    atomic_write(
+        out / "overview.png", lambda tmp: _overview(result, stack, proposal_masks, tmp, thumbnails)
+    )
+    return out
+
+
+def _json_default(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return str(value)
+
+
+def _overview(
+    result: AuditResult, stack: Stack, proposal_masks: np.ndarray, path: Path, count: int
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    worst = result.ranked()[:count]
+    index = {name: i for i, name in enumerate(stack.names)}
+    cols = max(4, min(count, 4))
+    rows = 1 + int(np.ceil(len(worst) / cols))
+    fig = Figure(figsize=(3 * cols, 3 * rows), dpi=90)
+    ax = fig.add_subplot(rows, 1, 1)
+    quality = [r["quality"] for r in result.rows]
+    flagged = [r["quality"] for r in result.rows if r["flag"]]
+    ax.hist(quality, bins=30, range=(0, 1), color="0.6", label="all slices")
+    ax.hist(flagged, bins=30, range=(0, 1), color="tab:red", label="flagged")
+    bias = result.summary["bias"]
+    ax.set_title(
+        f"label quality (lower = more likely wrong): {len(flagged)} of {len(quality)} flagged; "
+        f"bias {bias['median_relative_area_difference']:+.0%} ({bias['meaning']})"
+        if np.isfinite(bias["median_relative_area_difference"] or np.nan)
+        else f"label quality: {len(flagged)} of {len(quality)} flagged"
+    )
+    ax.set_xlabel("quality")
+    ax.legend()
+    for k, row in enumerate(worst):
+        i = index[row["image"]]
+        a = fig.add_subplot(rows, cols, cols + k + 1)
+        image = stack.crop(i, stack.images[i])
+        label = stack.crop(i, stack.scar()[i])
+        proposal = stack.crop(i, proposal_masks[i])
+        focus = label | proposal
+        if focus.any():
+            r, c = np.nonzero(focus)
+            half = max(24, int(max(np.ptp(r), np.ptp(c)) * 0.8))
+            cy, cx = int(r.mean()), int(c.mean())
+            window = (slice(max(cy - half, 0), cy + half), slice(max(cx - half, 0), cx + half))
+        else:
+            window = (slice(None), slice(None))
+        a.imshow(image[window], cmap="gray")
+        if label[window].any():
+            a.contour(label[window], levels=[0.5], colors="red", linewidths=1)
+        if proposal[window].any():
+            a.contour(proposal[window], levels=[0.5], colors="cyan", linewidths=1)
+        a.set_title(f"{row['image']}\nq={row['quality']:.2f} {row['issue']}", fontsize=8)
+        a.axis("off")
+    fig.text(0.01, 0.005, "red: label, cyan: proposal", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, format="png")

@@ -1,0 +1,220 @@
+"""Dock widget: per-case scar quantification, a per-slice plot, and n-SD / FWHM / Otsu layers."""
+
+from __future__ import annotations
+
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FloatSpinBox,
+    Label,
+    PushButton,
+    SpinBox,
+)
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
+
+from .. import layer_names
+from ..quantify import compare_sources, units_note
+from ..semiauto import METHODS, semiauto_stack
+from ._stack_from_layers import MissingLayer, layer_or_none, stack_from_viewer
+
+TABLE_COLUMNS = (
+    "case",
+    "source",
+    "scar_volume",
+    "myocardium_volume",
+    "scar_burden_pct",
+    "no_reflow_volume",
+    "scar_components",
+    "mean_transmurality",
+)
+
+
+class QuantifyWidget(Container):
+    """Scar size per case for the labels (and proposals and semi-automatic layers), updated on edits."""
+
+    def __init__(self, napari_viewer) -> None:
+        super().__init__(labels=True)
+        self.viewer = napari_viewer
+        self.method = ComboBox(
+            label="method",
+            choices=list(METHODS),
+            value="nsd",
+            tooltip="n-SD: mean + n SD of remote myocardium; FWHM: half the maximum; Otsu",
+        )
+        self.n = FloatSpinBox(
+            label="n (SD)",
+            min=1,
+            max=10,
+            step=0.5,
+            value=5,
+            tooltip="n of the n-SD threshold (2..8 in the literature)",
+        )
+        self.min_size = SpinBox(
+            label="min size (px)",
+            min=0,
+            max=1000,
+            value=0,
+            tooltip="drop scar components smaller than this",
+        )
+        self.fill_holes = CheckBox(
+            text="fill holes", value=False, tooltip="fill holes in the thresholded scar"
+        )
+        self.run_button = PushButton(
+            text="Add semi-automatic layer",
+            tooltip="threshold inside the labelled myocardium, as a new labels layer",
+        )
+        self.refresh_button = PushButton(text="Refresh table", tooltip="recompute the table now")
+        self.status = Label(value="")
+        self.extend(
+            [
+                self.method,
+                self.n,
+                self.min_size,
+                self.fill_holes,
+                self.run_button,
+                self.refresh_button,
+                self.status,
+            ]
+        )
+        self.table = QTableWidget(0, len(TABLE_COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(TABLE_COLUMNS))
+        self.table.setSortingEnabled(True)
+        self.table.setToolTip(
+            "Per-case volumes (mL, or pixels when spacing is unknown) for each source"
+        )
+        self.native.layout().addWidget(self.table)
+        self._canvas, self._axes = self._make_plot()
+        self.rows: list[dict] = []
+        self._timer = QTimer()
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(300)
+        self._timer.timeout.connect(self.refresh)
+        self._watched = None
+        self.run_button.changed.connect(self.add_semiauto_layer)
+        self.refresh_button.changed.connect(self.refresh)
+        self.viewer.layers.events.inserted.connect(self._watch_labels)
+        self.viewer.layers.events.removed.connect(self._watch_labels)
+        self._watch_labels()
+        self.refresh()
+
+    def _make_plot(self):
+        try:
+            from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+            from matplotlib.figure import Figure
+        except ImportError:  # pragma: no cover - matplotlib comes with ultralytics
+            return None, None
+        figure = Figure(figsize=(4, 2.2), tight_layout=True)
+        canvas = FigureCanvasQTAgg(figure)
+        canvas.setToolTip("Scar area per slice for each source")
+        self.native.layout().addWidget(canvas)
+        return canvas, figure.add_subplot(111)
+
+    # -- keeping up with edits -------------------------------------------------
+    def _watch_labels(self, event=None) -> None:
+        layer = layer_or_none(self.viewer, layer_names.LABELS)
+        if layer is self._watched:
+            return
+        if self._watched is not None:
+            for signal in (self._watched.events.data, self._watched.events.paint):
+                signal.disconnect(self._schedule)
+        self._watched = layer
+        if layer is not None:
+            layer.events.data.connect(self._schedule)
+            layer.events.paint.connect(self._schedule)
+        self._schedule()
+
+    def _schedule(self, event=None) -> None:
+        self._timer.start()
+
+    # -- computing ---------------------------------------------------------------
+    def sources(self, stack) -> dict[str, np.ndarray]:
+        """Scar masks to compare: the labels, the proposal and every semi-automatic layer."""
+        sources = {"label": stack.scar()}
+        for layer in self.viewer.layers:
+            if layer.name == layer_names.PROPOSAL or layer.name.startswith(
+                layer_names.SEMIAUTO_PREFIX
+            ):
+                data = np.asarray(layer.data)
+                if data.shape == stack.shape:
+                    sources[layer.name] = data > 0
+        return sources
+
+    def refresh(self) -> list[dict]:
+        """Recompute the table and plot from the current layers; returns the table rows."""
+        try:
+            stack = stack_from_viewer(self.viewer)
+        except MissingLayer as exc:
+            self.status.value = str(exc)
+            self.rows = []
+            self.table.setRowCount(0)
+            return self.rows
+        myocardium = stack.myocardium() if stack.spec.has_myocardium else stack.scar()
+        sources = self.sources(stack)
+        self.rows = compare_sources(stack, sources, myocardium)
+        self._fill_table()
+        self._plot(stack, sources)
+        note = units_note(stack)
+        self.status.value = note or f"{len(stack)} slices, {len(set(stack.cases))} case(s)"
+        return self.rows
+
+    def _fill_table(self) -> None:
+        self.table.setSortingEnabled(False)
+        self.table.setRowCount(len(self.rows))
+        for r, row in enumerate(self.rows):
+            for c, key in enumerate(TABLE_COLUMNS):
+                value = row.get(key, "")
+                text = f"{value:.3g}" if isinstance(value, float) else str(value)
+                self.table.setItem(r, c, QTableWidgetItem(text))
+        self.table.setSortingEnabled(True)
+
+    def _plot(self, stack, sources: dict[str, np.ndarray]) -> None:
+        if self._axes is None:
+            return
+        self._axes.clear()
+        area = stack.pixel_area_mm2 or 1.0
+        for name, mask in sources.items():
+            self._axes.plot(mask.sum(axis=(1, 2)) * area, marker=".", label=name)
+        self._axes.set_xlabel("slice")
+        self._axes.set_ylabel("scar area (mm²)" if stack.pixel_area_mm2 else "scar area (px)")
+        self._axes.legend(fontsize=7)
+        self._canvas.draw_idle()
+
+    def add_semiauto_layer(self):
+        """Run the chosen method in a worker and add its result as a labels layer."""
+        from napari.qt.threading import thread_worker
+
+        try:
+            stack = stack_from_viewer(self.viewer)
+        except MissingLayer as exc:
+            self.status.value = str(exc)
+            return None
+        method, n = self.method.value, float(self.n.value)
+        name = layer_names.semiauto_layer(method, n)
+
+        def work():
+            return semiauto_stack(
+                stack,
+                method,
+                n=n,
+                min_size=int(self.min_size.value),
+                fill_holes=bool(self.fill_holes.value),
+            )
+
+        def show(mask):
+            data = mask.astype(np.uint8) * 3
+            if name in self.viewer.layers:
+                self.viewer.layers[name].data = data
+            else:
+                self.viewer.add_labels(
+                    data, name=name, opacity=0.5, scale=self.viewer.layers[layer_names.IMAGE].scale
+                )
+            self.refresh()
+
+        def fail(exc):
+            self.status.value = str(exc)
+
+        self.status.value = f"running {name} ..."
+        return thread_worker(work, connect={"returned": show, "errored": fail})()

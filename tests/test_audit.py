@@ -1,0 +1,315 @@
+"""The label audit on constructed cases with known answers."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from napari_yolosam.audit import REPORT_COLUMNS, audit, save_audit
+from napari_yolosam.audit.metrics import dice, hd95_and_msd, iou
+from napari_yolosam.labelspec import LabelSpec
+from napari_yolosam.proposals import Proposals, SliceProposal
+from napari_yolosam.stack import Stack
+
+
+def soft(mask: np.ndarray, sigma: float = 1.0) -> np.ndarray:
+    """A probability map whose 0.5 level is ``mask``'s outline."""
+    inside = ndi.distance_transform_edt(mask)
+    outside = ndi.distance_transform_edt(~mask)
+    return (1 / (1 + np.exp(-(inside - outside) / sigma))).astype(np.float32)
+
+
+def proposal(
+    label_prompted: np.ndarray,
+    detected: np.ndarray | None = None,
+    score: float = 0.8,
+    myocardium: np.ndarray | None = None,
+) -> SliceProposal:
+    masks, sources, scores = [label_prompted], ["label"], [np.nan]
+    if detected is not None:
+        masks.append(detected)
+        sources.append("detector")
+        scores.append(score)
+    union = np.any(masks, axis=0)
+    prob = np.max([soft(m) if m.any() else np.zeros(m.shape, np.float32) for m in masks], axis=0)
+    return SliceProposal(
+        union,
+        prob,
+        np.zeros((len(masks), 4), np.float32),
+        np.array(scores, np.float32),
+        np.ones(len(masks), np.float32),
+        sources,
+        np.stack(masks),
+        "ok",
+        myocardium,
+    )
+
+
+def ring(shape=(96, 96), centre=(48, 48), r_in=18, r_out=28):
+    rows, cols = np.mgrid[: shape[0], : shape[1]]
+    r = np.hypot(rows - centre[0], cols - centre[1])
+    angle = np.mod(np.arctan2(rows - centre[0], cols - centre[1]), 2 * np.pi)
+    return (r >= r_in) & (r < r_out), r < r_in, angle
+
+
+def base_slice(rng):
+    """An LGE-like slice: dark myocardium ring, bright blood pool, bright scar sector."""
+    myo, blood, angle = ring()
+    scar = myo & (angle < np.pi / 3)
+    image = rng.normal(60, 4, myo.shape).astype(np.float32)
+    image[blood] = 150
+    image[myo] = rng.normal(30, 4, int(myo.sum()))
+    image[scar] = rng.normal(200, 6, int(scar.sum()))
+    labels = np.zeros(myo.shape, np.uint8)
+    labels[blood], labels[myo], labels[scar] = 1, 2, 3
+    return image, labels, scar, myo, blood, angle
+
+
+def make_case(modify):
+    """A 3-slice case of identical slices; ``modify(labels, truth_scar, ...)`` edits the middle label."""
+    rng = np.random.default_rng(0)
+    images, labels, props = [], [], []
+    for k in range(3):
+        image, lab, scar, myo, blood, angle = base_slice(rng)
+        extra = None
+        if k == 1:
+            lab, extra = modify(lab.copy(), scar, myo, blood, angle)
+        images.append(image)
+        labels.append(lab)
+        own = np.isin(lab, (3, 4))
+        comps, count = ndi.label(own, structure=np.ones((3, 3)))
+        # SAM, prompted with each label component's box, draws the true scar inside that box
+        supported = np.zeros_like(scar)
+        for c in range(1, count + 1):
+            rows, cols = np.nonzero(comps == c)
+            box = np.zeros_like(scar)
+            box[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1] = True
+            supported |= scar & ndi.binary_dilation(box, iterations=3)
+        props.append(proposal(supported, extra))
+    stack = Stack(
+        np.stack(images),
+        np.stack(labels),
+        names=[f"case_slice{k}.png" for k in range(3)],
+        spec=LabelSpec.emidec(),
+        spacing=(1.0, 1.0),
+    )
+    return stack, Proposals(stack.names, props, {"probabilities": True})
+
+
+def test_metrics_by_hand():
+    a = np.zeros((10, 10), bool)
+    b = np.zeros((10, 10), bool)
+    assert dice(a, b) == 1.0 and iou(a, b) == 1.0 and hd95_and_msd(a, b) == (0.0, 0.0)
+    a[2:4, 2:4] = True
+    assert dice(a, b) == 0.0 and np.isnan(hd95_and_msd(a, b)[0])
+    assert dice(a, a) == 1.0 and hd95_and_msd(a, a) == (0.0, 0.0)
+    b[2:4, 6:8] = True
+    assert dice(a, b) == 0.0 and iou(a, b) == 0.0
+    hd, msd = hd95_and_msd(a, b)
+    assert hd == pytest.approx(4.0) and msd == pytest.approx(3.5)  # edge pixels 3 or 4 apart
+    hd_mm, _ = hd95_and_msd(a, b, spacing=(1.0, 0.5))
+    assert hd_mm == pytest.approx(2.0)
+    c = np.zeros((10, 10), bool)
+    c[2:4, 2:6] = True
+    assert dice(a, c) == pytest.approx(2 * 4 / 12) and iou(a, c) == pytest.approx(0.5)
+
+
+def _spurious(lab, scar, myo, blood, angle):
+    lab[myo & (angle > 1.2 * np.pi) & (angle < 1.35 * np.pi)] = (
+        3  # an unenhanced patch of healthy wall
+    )
+    return lab, None
+
+
+def _outside(lab, scar, myo, blood, angle):
+    rows, cols = np.mgrid[:96, :96]
+    lab[(np.hypot(rows - 10, cols - 10) < 8)] = 3  # a blob in the corner: outside the myocardium
+    return lab, None
+
+
+def _missed(lab, scar, myo, blood, angle):
+    other = myo & (angle > np.pi) & (angle < 1.4 * np.pi)
+    return lab, other
+
+
+def _over(lab, scar, myo, blood, angle):
+    lab[myo & (angle < np.pi)] = 3
+    return lab, None
+
+
+def _under(lab, scar, myo, blood, angle):
+    lab[scar & (angle > np.pi / 9)] = 2
+    return lab, None
+
+
+def _not_enhanced(lab, scar, myo, blood, angle):
+    lab[scar] = 2
+    lab[myo & (angle > np.pi) & (angle < 1.3 * np.pi)] = 3
+    return lab, None
+
+
+def _specks(lab, scar, myo, blood, angle):
+    r, c = np.argwhere(myo & (angle > 1.2 * np.pi))[0]
+    lab[r, c : c + 2] = 3  # a 2-pixel speck
+    return lab, None
+
+
+@pytest.mark.parametrize(
+    "modify, issue",
+    [
+        (_spurious, "spurious_scar"),
+        (_outside, "outside_myocardium"),
+        (_missed, "missed_scar"),
+        (_over, "over_segmented"),
+        (_under, "under_segmented"),
+        (_not_enhanced, "not_enhanced"),
+    ],
+)
+def test_each_issue_type(modify, issue):
+    stack, proposals = make_case(modify)
+    result = audit(stack, proposals)
+    rows = result.rows
+    assert rows[1]["flag"] and rows[1]["issue"] == issue, rows[1]["evidence"]
+    assert rows[1]["quality"] < min(rows[0]["quality"], rows[2]["quality"]) or issue in (
+        "outside_myocardium",
+        "not_enhanced",
+    )
+    assert not rows[0]["flag"] and rows[0]["issue"] == "ok"
+    assert result.ranked()[0]["image"] == "case_slice1.png" or issue in (
+        "outside_myocardium",
+        "not_enhanced",
+    )
+
+
+def test_specks_holes_and_consistency():
+    stack, proposals = make_case(_specks)
+    assert audit(stack, proposals).rows[1]["specks"] >= 1
+    rng = np.random.default_rng(0)
+    image, lab, scar, myo, blood, angle = base_slice(rng)
+    empty = lab.copy()
+    empty[scar] = 2
+    stack = Stack(
+        np.stack([image] * 3),
+        np.stack([lab, empty, lab]),
+        names=[f"c_slice{k}.png" for k in range(3)],
+        spec=LabelSpec.emidec(),
+    )
+    props = Proposals(
+        stack.names, [proposal(scar), proposal(np.zeros_like(scar)), proposal(scar)], {}
+    )
+    rows = audit(stack, props).rows
+    assert rows[1]["consistency"] == "vanishes"
+
+
+def test_bias_on_uniformly_dilated_labels(phantom):
+    truth = phantom.truth
+    scar = np.isin(truth, (3, 4))
+    dilated = truth.copy()
+    grown = np.stack([ndi.binary_dilation(s, iterations=2) for s in scar]) & np.isin(
+        truth, (2, 3, 4)
+    )
+    dilated[grown] = 3
+    stack = phantom.stack.with_labels(dilated)
+    props = Proposals(stack.names, [proposal(s) for s in scar], {"probabilities": True})
+    result = audit(stack, props)
+    bias = result.summary["bias"]
+    assert (
+        bias["median_relative_area_difference"] > 0.2
+        and bias["meaning"] == "labels larger than proposals"
+    )
+    assert bias["threshold"] < 0.5
+    over = [r for r in result.rows if r["issue"] == "over_segmented"]
+    assert len(over) <= 1, "a data-set-wide bias is reported once, not flagged on every slice"
+
+
+def test_corrupted_slices_rank_below_clean(phantom):
+    truth_scar = np.isin(phantom.truth, (3, 4))
+    props = Proposals(
+        phantom.stack.names, [proposal(s) for s in truth_scar], {"probabilities": True}
+    )
+    result = audit(phantom.stack, props)
+    quality = np.array([r["quality"] for r in result.rows])
+    corrupted = phantom.corrupted
+    assert corrupted.any() and (~corrupted).any()
+    assert quality[corrupted].mean() < quality[~corrupted].mean()
+    worst = {r["image"] for r in result.ranked()[: int(corrupted.sum())]}
+    hits = sum(phantom.stack.names[i] in worst for i in np.flatnonzero(corrupted))
+    assert hits >= 0.75 * corrupted.sum()
+
+
+def test_masks_only_proposals_and_cli(phantom_folder, phantom, tmp_path, capsys):
+    from PIL import Image
+
+    from napari_yolosam.cli import main
+
+    other = tmp_path / "nnunet"
+    other.mkdir()
+    for name, s in zip(phantom.stack.names, np.isin(phantom.truth, (3, 4)), strict=True):
+        Image.fromarray((s * 255).astype(np.uint8)).save(other / name)
+    assert (
+        main(
+            [
+                "audit",
+                "--images",
+                str(phantom_folder),
+                "--proposals",
+                str(other),
+                "--out",
+                str(tmp_path / "audit"),
+            ]
+        )
+        == 0
+    )
+    assert "masks alone" in capsys.readouterr().out
+    rows = list(csv.DictReader(open(tmp_path / "audit/report.csv")))
+    assert set(
+        [
+            "image",
+            "case",
+            "label_area",
+            "proposal_area",
+            "dice",
+            "hd95",
+            "quality",
+            "flag",
+            "issue",
+        ]
+    ) <= set(rows[0])
+    assert list(rows[0]) == list(REPORT_COLUMNS)
+    assert {r["flag"] for r in rows} <= {"true", "false"}
+    summary = json.loads((tmp_path / "audit/report.json").read_text())
+    assert summary["probabilities"] is False and "bias" in summary
+    assert (tmp_path / "audit/overview.png").stat().st_size > 10000
+    assert (
+        main(
+            [
+                "audit",
+                "--images",
+                str(phantom_folder),
+                "--segmenter",
+                "tiny",
+                "--detector",
+                "none",
+                "--out",
+                str(tmp_path / "audit2"),
+            ]
+        )
+        == 0
+    )
+
+
+def test_report_files(phantom, tmp_path):
+    truth_scar = np.isin(phantom.truth, (3, 4))
+    props = Proposals(
+        phantom.stack.names, [proposal(s) for s in truth_scar], {"probabilities": True}
+    )
+    result = audit(phantom.stack, props)
+    save_audit(result, phantom.stack, props.masks(), tmp_path)
+    assert result.issue_map.shape == phantom.stack.shape and result.issue_map.dtype == bool
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "overview.png",
+        "report.csv",
+        "report.json",
+    ]
