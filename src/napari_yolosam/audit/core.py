@@ -197,13 +197,13 @@ def audit(
     rows = []
     for i in range(n):
         sp = proposals.slices[i]
-        label, prob, mask = scar[i], sp.probability, sp.mask
+        label, mask = scar[i], sp.mask
         myo = None if myocardium is None else myocardium[i]
         corrected = shifted[i] > 0.5
         label_c = labels_c[i]
         hd95, msd = hd95_and_msd(label, mask, spacing)
         # -- components: label components without support, detector components without label
-        evidence, sources = [], set()
+        sources: set[str] = set()
         label_prompted = sp.from_source("label") if "label" in sp.sources else mask
         comps, count = _components(label)
         spurious, spurious_area = 0, 0
