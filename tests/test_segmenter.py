@@ -112,3 +112,23 @@ def test_mobile_sam_and_vit_b_build():
     assert emb.shape == (1, 256, 64, 64)
     vit_b = Segmenter.build("vit_b")
     assert sum(p.numel() for p in vit_b.model.parameters()) > 90e6
+
+
+@pytest.mark.parametrize("target", ["scar", "myocardium"])
+def test_fast_decoder_equals_stock(tiny_segmenter, phantom, target):
+    from napari_yolosam.preprocess import logits_to_image, transform_coords
+
+    image = phantom.stack.images[2]
+    embedding = tiny_segmenter.encode(image)
+    boxes = np.array([[20, 30, 90, 100], [50, 50, 70, 80]], np.float32)
+    fast = tiny_segmenter.decode(embedding, image.shape, boxes=boxes, target=target)
+    again = tiny_segmenter.decode(embedding.clone(), image.shape, boxes=boxes[::-1].copy(), target=target)
+    with torch.inference_mode():
+        box_t = torch.as_tensor(transform_coords(boxes, image.shape, tiny_segmenter.img_size))
+        low, iou = tiny_segmenter.predict_low_res(embedding, box_t, None, target)
+        stock = logits_to_image(low, image.shape, tiny_segmenter.img_size).numpy()
+    np.testing.assert_allclose(fast.logits, stock, atol=1e-4)
+    np.testing.assert_allclose(fast.iou, iou.numpy(), atol=1e-5)
+    np.testing.assert_allclose(again.logits[::-1], fast.logits, atol=1e-4)
+    matching = [p for p in tiny_segmenter._prepared_cache if p.matches(embedding)]
+    assert len(matching) == 1, "the same embedding is prepared once"

@@ -16,6 +16,7 @@ from ..checkpoints import (
     state_fingerprint,
 )
 from ..preprocess import PreprocessConfig, logits_to_image, prepare_image, transform_coords
+from . import fast_decoder
 from .configs import (
     SEGMENTER_CONFIGS,
     build_sam,
@@ -78,6 +79,7 @@ class Segmenter:
         self.preprocess = preprocess
         self.device = torch.device(device)
         self._fingerprint: str | None = None
+        self._prepared_cache: list = []
 
     # -- construction ------------------------------------------------------
     @classmethod
@@ -194,8 +196,9 @@ class Segmenter:
         return self._fingerprint
 
     def weights_changed(self) -> None:
-        """Call after changing the encoder's weights (training) so cached embeddings are not reused."""
+        """Call after changing weights (training) so cached embeddings and decoder work are not reused."""
         self._fingerprint = None
+        self._prepared_cache = []
 
     def to(self, device: str) -> Segmenter:
         """Move the network to ``device``."""
@@ -275,10 +278,27 @@ class Segmenter:
                 torch.as_tensor(labels, device=device),
             )
         with torch.inference_mode():
-            low_res, iou = self.predict_low_res(embedding.to(device), box_t, point_t, target)
+            embedding = embedding.to(device)
+            if fast_decoder.supports(self.model):
+                sparse, _ = self.model.prompt_encoder(points=point_t, boxes=box_t, masks=None)
+                low_res, iou = fast_decoder.predict_target(self.model, self._prepared(embedding), sparse,
+                                                           TARGET_TOKENS[target])
+            else:
+                low_res, iou = self.predict_low_res(embedding, box_t, point_t, target)
             logits = logits_to_image(low_res, shape, self.img_size)
         logits_np = logits.float().cpu().numpy()
         return PromptOutput(logits_np > 0, logits_np, iou.float().cpu().numpy())
+
+    def _prepared(self, embedding):
+        """The prompt-independent decoder work for ``embedding`` (kept for the last few slices)."""
+        for i, prepared in enumerate(self._prepared_cache):
+            if prepared.matches(embedding):
+                self._prepared_cache.insert(0, self._prepared_cache.pop(i))
+                return prepared
+        prepared = fast_decoder.PreparedEmbedding(self.model, embedding)
+        self._prepared_cache.insert(0, prepared)
+        del self._prepared_cache[4:]
+        return prepared
 
     def predict_low_res(self, embedding, boxes=None, points=None, target: str = "scar"):
         """Low-resolution logits ``(K, h, w)`` and IoU ``(K,)`` for K prompts (differentiable).
