@@ -65,7 +65,7 @@ def main() -> None:
     for name in args.models:
         seg = Segmenter.build(name)
         seg.encode(image)  # warm up
-        enc, _ = _best(lambda seg=seg: seg.encode(image), 2 if name != "tiny" else 5)
+        _, enc = _best(lambda seg=seg: seg.encode(image), 3 if name != "tiny" else 5)
         emb = seg.encode(image)
         dec_k, _ = _best(lambda seg=seg, emb=emb: seg.decode(emb, image.shape, boxes=boxes), 10)
         dec_1, _ = _best(lambda seg=seg, emb=emb: seg.decode(emb, image.shape, boxes=boxes[:1]), 10)

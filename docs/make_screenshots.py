@@ -22,7 +22,7 @@ def main() -> None:
     from napari_yolosam.viewer import open_viewer
 
     viewer = open_viewer(sample=True, block=False)
-    viewer.window._qt_window.resize(1400, 850)
+    viewer.window._qt_window.resize(1500, 950)
     viewer.dims.set_current_step(0, 4)
     viewer.layers["labels"].opacity = 0.6
     napari.qt.get_qapp().processEvents()

@@ -84,8 +84,9 @@ def build_items(
     myo = stack.myocardium() if stack.spec.has_myocardium else None
     items: list[PromptItem] = []
     for i in indices:
-        _, count = components(scar[i])
-        items += [PromptItem(i, "scar", "positive", c) for c in range(1, count + 1)]
+        comps, count = components(scar[i])
+        sizes = np.bincount(comps.ravel(), minlength=count + 1)
+        items += [PromptItem(i, "scar", "positive", c) for c in range(1, count + 1) if sizes[c] >= min_component]
         if myocardium and myo is not None and myo[i].any():
             items.append(PromptItem(i, "myocardium", "positive"))
     n_neg = int(round(negative_fraction * len(items)))

@@ -109,6 +109,7 @@ class QuantifyWidget(Container):
         figure = Figure(figsize=(4, 2.2), tight_layout=True)
         canvas = FigureCanvasQTAgg(figure)
         canvas.setToolTip("Scar area per slice for each source")
+        canvas.setMinimumHeight(200)
         self.native.layout().addWidget(canvas)
         return canvas, figure.add_subplot(111)
 
