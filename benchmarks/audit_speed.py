@@ -39,7 +39,7 @@ def main() -> None:
     seconds = time.perf_counter() - start
     quality = np.array([r["quality"] for r in result.rows])
     corrupted = phantom.corrupted
-    print(f"| slices | cleanlab | seconds | ms/slice | flagged | mean quality corrupted / clean |")
+    print("| slices | cleanlab | seconds | ms/slice | flagged | mean quality corrupted / clean |")
     print("|---|---|---|---|---|---|")
     print(f"| {len(phantom.stack)} | {'no' if args.no_cleanlab else 'yes'} | {seconds:.1f} | "
           f"{1000 * seconds / len(phantom.stack):.1f} | {result.summary['flagged']} | "

@@ -77,8 +77,13 @@ def build_items(
     myocardium: bool = True,
     negative_fraction: float = 0.25,
     seed: int = 0,
+    min_component: int = 8,
 ) -> list[PromptItem]:
-    """Prompt items of the given slices (positives, myocardium, negatives)."""
+    """Prompt items of the given slices (positives, myocardium, negatives).
+
+    Scar components smaller than ``min_component`` pixels (specks of a
+    thresholded label) get no prompt of their own: nobody boxes a speck.
+    """
     rng = np.random.default_rng(seed)
     scar = stack.scar()
     myo = stack.myocardium() if stack.spec.has_myocardium else None
