@@ -68,7 +68,9 @@ def main() -> None:
         _, enc = _best(lambda seg=seg: seg.encode(image), 3 if name != "tiny" else 5)
         emb = seg.encode(image)
         dec_k, _ = _best(lambda seg=seg, emb=emb: seg.decode(emb, image.shape, boxes=boxes), 10)
-        dec_1, _ = _best(lambda seg=seg, emb=emb: seg.decode(emb, image.shape, boxes=boxes[:1]), 10)
+        dec_1, _ = _best(
+            lambda seg=seg, emb=emb: seg.decode(emb, image.shape, boxes=boxes[:1]), 10
+        )
         detector.predict = lambda images, **kw: [
             fixed for _ in images
         ]  # time SAM, not the random detector

@@ -47,8 +47,11 @@ def end_to_end(stack, detector, segmenter, idx, conf=0.25):
         tp += found and has
         fp += found and not has
         fn += has and not found
-    return {"end_to_end_dice": float(np.mean(scores)) if scores else float("nan"),
-            "slice_detection_precision": tp / max(tp + fp, 1), "slice_detection_recall": tp / max(tp + fn, 1)}
+    return {
+        "end_to_end_dice": float(np.mean(scores)) if scores else float("nan"),
+        "slice_detection_precision": tp / max(tp + fp, 1),
+        "slice_detection_recall": tp / max(tp + fn, 1),
+    }
 
 
 def learning(args) -> dict:
@@ -64,16 +67,32 @@ def learning(args) -> dict:
     idx = [i for i, c in enumerate(stack.cases) if c in val]
     started = time.time()
     config = SamTrainConfig(epochs=args.epochs, val_cases=tuple(val), seed=args.seed, lr=5e-4)
-    result = drive(train(stack, args.out, detector="yolo11n.yaml", segmenter="tiny", epochs=args.epochs,
-                         detector_epochs=args.detector_epochs, sam_config=config), cli_progress())
+    result = drive(
+        train(
+            stack,
+            args.out,
+            detector="yolo11n.yaml",
+            segmenter="tiny",
+            epochs=args.epochs,
+            detector_epochs=args.detector_epochs,
+            sam_config=config,
+        ),
+        cli_progress(),
+    )
     minutes = (time.time() - started) / 60
     seg = Segmenter.load(result.segmenter)
     det = Detector.load(result.detector)
     det_rows = [h for h in result.history if h.get("model") == "detector"]
     best_det = max(det_rows, key=lambda h: float(h.get("mAP50", 0) or 0)) if det_rows else {}
-    return {"held_out": val, "minutes": round(minutes, 1), **validate(seg, stack, idx),
-            "detector_mAP50": best_det.get("mAP50"), "detector_precision": best_det.get("precision"),
-            "detector_recall": best_det.get("recall"), **end_to_end(stack, det, seg, idx)}
+    return {
+        "held_out": val,
+        "minutes": round(minutes, 1),
+        **validate(seg, stack, idx),
+        "detector_mAP50": best_det.get("mAP50"),
+        "detector_precision": best_det.get("precision"),
+        "detector_recall": best_det.get("recall"),
+        **end_to_end(stack, det, seg, idx),
+    }
 
 
 def robustness(args) -> dict:
@@ -92,14 +111,24 @@ def robustness(args) -> dict:
     noisy, _, _ = make_noisy(stack, stack.labels, (2.0, 5.0), np.random.default_rng(args.seed))
     noisy_stack = stack.with_labels(noisy)
     out = {}
-    for name, weights in (("full loss (0.6 Dice + 0.2 BCE + 0.2 KL)", LossWeights()),
-                          ("Dice + BCE (0.6 / 0.4, no KL)", LossWeights(dice=0.6, bce=0.4, kl=0.0))):
+    for name, weights in (
+        ("full loss (0.6 Dice + 0.2 BCE + 0.2 KL)", LossWeights()),
+        ("Dice + BCE (0.6 / 0.4, no KL)", LossWeights(dice=0.6, bce=0.4, kl=0.0)),
+    ):
         seg = Segmenter.build("tiny", seed=args.seed)
-        config = SamTrainConfig(epochs=args.epochs, val_cases=tuple(val), seed=args.seed, lr=5e-4, loss=weights)
+        config = SamTrainConfig(
+            epochs=args.epochs, val_cases=tuple(val), seed=args.seed, lr=5e-4, loss=weights
+        )
         started = time.time()
-        drive(train_segmenter(noisy_stack, seg, config, Path(args.out) / name.split()[0]), cli_progress(name[:10]))
+        drive(
+            train_segmenter(noisy_stack, seg, config, Path(args.out) / name.split()[0]),
+            cli_progress(name[:10]),
+        )
         best = Segmenter.load(Path(args.out) / name.split()[0] / "segmenter.pth")
-        out[name] = {**validate(best, stack, idx), "minutes": round((time.time() - started) / 60, 1)}
+        out[name] = {
+            **validate(best, stack, idx),
+            "minutes": round((time.time() - started) / 60, 1),
+        }
     return {"held_out": val, **out}
 
 
@@ -116,8 +145,13 @@ def speed(args) -> dict:
     for mode in ("decoder", "full"):
         seg = Segmenter.build(args.model)
         cache = EmbeddingCache()
-        config = SamTrainConfig(epochs=1, batch_size=args.batch, mode=mode, val_fraction=0.0,
-                                max_steps_per_epoch=args.steps + 1)
+        config = SamTrainConfig(
+            epochs=1,
+            batch_size=args.batch,
+            mode=mode,
+            val_fraction=0.0,
+            max_steps_per_epoch=args.steps + 1,
+        )
         times, last = [], time.perf_counter()
         for event in train_segmenter(phantom.stack, seg, config, None, cache=cache):
             if event.stage == "segmenter":
@@ -128,13 +162,17 @@ def speed(args) -> dict:
         out[mode] = round(float(np.median(steady)), 3)
         del seg
         torch.set_grad_enabled(True)
-    out["note"] = (f"{args.model}, batch {args.batch}, seconds per step; 'decoder' takes embeddings from the cache "
-                   "(each slice encoded once, first step excluded), 'full' re-encodes every step, as the research code does")
+    out["note"] = (
+        f"{args.model}, batch {args.batch}, seconds per step; 'decoder' takes embeddings from the cache "
+        "(each slice encoded once, first step excluded), 'full' re-encodes every step, as the research code does"
+    )
     return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("what", choices=["learning", "robustness", "speed"])
     parser.add_argument("--data", default=str(EMIDEC))
     parser.add_argument("--out", default="runs/training-benchmark")

@@ -122,7 +122,9 @@ def test_fast_decoder_equals_stock(tiny_segmenter, phantom, target):
     embedding = tiny_segmenter.encode(image)
     boxes = np.array([[20, 30, 90, 100], [50, 50, 70, 80]], np.float32)
     fast = tiny_segmenter.decode(embedding, image.shape, boxes=boxes, target=target)
-    again = tiny_segmenter.decode(embedding.clone(), image.shape, boxes=boxes[::-1].copy(), target=target)
+    again = tiny_segmenter.decode(
+        embedding.clone(), image.shape, boxes=boxes[::-1].copy(), target=target
+    )
     with torch.inference_mode():
         box_t = torch.as_tensor(transform_coords(boxes, image.shape, tiny_segmenter.img_size))
         low, iou = tiny_segmenter.predict_low_res(embedding, box_t, None, target)

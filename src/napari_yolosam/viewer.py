@@ -29,8 +29,9 @@ def open_viewer(
         replace_layers(viewer, stack_to_layer_data(read_stack(path, spec=spec)))
     elif sample:
         replace_layers(viewer, phantom_sample())
-    dock = viewer.window.add_dock_widget(QuantifyWidget(viewer), name="Scar quantification", area="right",
-                                         tabify=True)
+    dock = viewer.window.add_dock_widget(
+        QuantifyWidget(viewer), name="Scar quantification", area="right", tabify=True
+    )
     dock.raise_()
     if block:
         napari.run()

@@ -64,7 +64,11 @@ class PreparedEmbedding:
     def matches(self, embedding: torch.Tensor) -> bool:
         """Whether ``embedding`` is the one prepared here."""
         e = self.embedding
-        return embedding is e or (embedding.shape == e.shape and embedding.device == e.device and torch.equal(embedding, e))
+        return embedding is e or (
+            embedding.shape == e.shape
+            and embedding.device == e.device
+            and torch.equal(embedding, e)
+        )
 
 
 def predict_target(sam, prepared: PreparedEmbedding, sparse: torch.Tensor, token: int):
@@ -78,12 +82,23 @@ def predict_target(sam, prepared: PreparedEmbedding, sparse: torch.Tensor, token
     # first two-way block, with the image-side projections taken from ``prepared``
     queries = first.norm1(first.self_attn(q=tokens, k=tokens, v=tokens))
     q = first.cross_attn_token_to_image.q_proj(queries + tokens)
-    queries = first.norm2(queries + _attend(first.cross_attn_token_to_image, q,
-                                            prepared.k_t2i.expand(k, -1, -1), prepared.v_t2i.expand(k, -1, -1)))
+    queries = first.norm2(
+        queries
+        + _attend(
+            first.cross_attn_token_to_image,
+            q,
+            prepared.k_t2i.expand(k, -1, -1),
+            prepared.v_t2i.expand(k, -1, -1),
+        )
+    )
     queries = first.norm3(queries + first.mlp(queries))
     q = queries + tokens
-    attn_out = _attend(first.cross_attn_image_to_token, prepared.q_i2t.expand(k, -1, -1),
-                       first.cross_attn_image_to_token.k_proj(q), first.cross_attn_image_to_token.v_proj(queries))
+    attn_out = _attend(
+        first.cross_attn_image_to_token,
+        prepared.q_i2t.expand(k, -1, -1),
+        first.cross_attn_image_to_token.k_proj(q),
+        first.cross_attn_image_to_token.v_proj(queries),
+    )
     keys = first.norm4(prepared.keys + attn_out)
     pe = prepared.pe.expand(k, -1, -1)
     for layer in rest:
@@ -108,9 +123,16 @@ def supports(sam) -> bool:
     """Whether the fast path applies (SAM's standard two-way decoder, no mask prompt)."""
     up = getattr(sam.mask_decoder, "output_upscaling", None)
     try:
-        return (len(up) == 5 and all(isinstance(up[i], torch.nn.ConvTranspose2d) and up[i].kernel_size == (2, 2)
-                                     and up[i].stride == (2, 2) for i in (0, 3))
-                and len(sam.mask_decoder.transformer.layers) >= 1)
+        return (
+            len(up) == 5
+            and all(
+                isinstance(up[i], torch.nn.ConvTranspose2d)
+                and up[i].kernel_size == (2, 2)
+                and up[i].stride == (2, 2)
+                for i in (0, 3)
+            )
+            and len(sam.mask_decoder.transformer.layers) >= 1
+        )
     except TypeError:
         return False
 

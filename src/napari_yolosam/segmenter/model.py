@@ -281,8 +281,9 @@ class Segmenter:
             embedding = embedding.to(device)
             if fast_decoder.supports(self.model):
                 sparse, _ = self.model.prompt_encoder(points=point_t, boxes=box_t, masks=None)
-                low_res, iou = fast_decoder.predict_target(self.model, self._prepared(embedding), sparse,
-                                                           TARGET_TOKENS[target])
+                low_res, iou = fast_decoder.predict_target(
+                    self.model, self._prepared(embedding), sparse, TARGET_TOKENS[target]
+                )
             else:
                 low_res, iou = self.predict_low_res(embedding, box_t, point_t, target)
             logits = logits_to_image(low_res, shape, self.img_size)

@@ -91,7 +91,11 @@ def build_items(
     for i in indices:
         comps, count = components(scar[i])
         sizes = np.bincount(comps.ravel(), minlength=count + 1)
-        items += [PromptItem(i, "scar", "positive", c) for c in range(1, count + 1) if sizes[c] >= min_component]
+        items += [
+            PromptItem(i, "scar", "positive", c)
+            for c in range(1, count + 1)
+            if sizes[c] >= min_component
+        ]
         if myocardium and myo is not None and myo[i].any():
             items.append(PromptItem(i, "myocardium", "positive"))
     n_neg = int(round(negative_fraction * len(items)))

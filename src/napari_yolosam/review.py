@@ -1,0 +1,306 @@
+"""A review session (Qt-free): the queue of flagged slices, decisions, undo/redo, autosave,
+and saving the cleaned set.
+
+Every decision is appended to an autosave log (one JSON line) and the edited
+labels are written atomically beside it, so a crash or a closed viewer
+loses nothing; :meth:`ReviewSession.restore` picks the session up again.
+The original labels are never written: :meth:`save_cleaned` writes a new
+folder in the stack's own layout with ``decisions.jsonl`` and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .audit.metrics import dice
+from .io.atomic import atomic_write, atomic_write_text
+from .io.writers import write_labels
+from .stack import Stack
+
+ACTIONS = ("accept", "keep", "union", "intersection", "edit")
+
+
+@dataclass
+class Decision:
+    """One review decision on one slice, with metrics before and after."""
+
+    slice: int
+    image: str
+    action: str
+    time: float
+    before: dict
+    after: dict
+    models: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """One line of the decisions log."""
+        return json.dumps(self.__dict__, default=float)
+
+
+def stack_key(stack: Stack) -> str:
+    """Identity of a stack for autosave: its source and slice names."""
+    digest = hashlib.blake2b(digest_size=12)
+    digest.update(str(stack.source).encode())
+    digest.update("\n".join(stack.names).encode())
+    return digest.hexdigest()
+
+
+class ReviewSession:
+    """Review of a stack's labels against proposals, slice by slice.
+
+    Parameters
+    ----------
+    stack
+        The stack with the labels under review (its labels are copied; the
+        originals on disk are never touched).
+    proposal_masks
+        ``(N, H, W)`` scar proposals.
+    rows
+        Audit rows (``image``, ``quality``, ``flag``, ...); flagged slices form the queue.
+    autosave_dir
+        Folder for ``decisions.jsonl`` and ``labels.npz`` (``None``: no autosave).
+    models
+        Provenance recorded with each decision (checkpoint names, fingerprints).
+    """
+
+    def __init__(
+        self,
+        stack: Stack,
+        proposal_masks: np.ndarray,
+        rows: list[dict],
+        autosave_dir: str | Path | None = None,
+        models: dict | None = None,
+    ) -> None:
+        if not stack.has_labels:
+            raise ValueError("a review needs labels")
+        self.stack = stack
+        self.original = stack.labels.copy()
+        self.labels = stack.labels.copy()
+        self.proposals = np.asarray(proposal_masks, bool)
+        self.rows = {r["image"]: r for r in rows}
+        self.models = models or {}
+        self.decisions: list[Decision] = []
+        self._undo: list[tuple[Decision, np.ndarray]] = []
+        self._redo: list[tuple[Decision, np.ndarray]] = []
+        self.reviewed: set[int] = set()
+        self.autosave_dir = None if autosave_dir is None else Path(autosave_dir)
+
+    # -- the queue ---------------------------------------------------------------
+    def queue(self) -> list[int]:
+        """Flagged, not yet reviewed slices, worst (lowest quality) first."""
+        index = {n: i for i, n in enumerate(self.stack.names)}
+        flagged = [
+            r
+            for r in self.rows.values()
+            if r.get("flag") and index[r["image"]] not in self.reviewed
+        ]
+        return [
+            index[r["image"]] for r in sorted(flagged, key=lambda r: (r["quality"], r["image"]))
+        ]
+
+    def next_slice(self, current: int | None = None) -> int | None:
+        """The next queued slice after ``current`` (in queue order), or the first."""
+        q = self.queue()
+        if not q:
+            return None
+        if current in q:
+            return q[(q.index(current) + 1) % len(q)]
+        return q[0]
+
+    def previous_slice(self, current: int | None = None) -> int | None:
+        """The queued slice before ``current``."""
+        q = self.queue()
+        if not q:
+            return None
+        if current in q:
+            return q[(q.index(current) - 1) % len(q)]
+        return q[-1]
+
+    # -- decisions ---------------------------------------------------------------
+    def _scar_value(self) -> int:
+        return (
+            self.stack.spec.binary_value
+            if self.stack.spec.mode == "binary"
+            else self.stack.spec.scar[0]
+        )
+
+    def _with_scar(self, index: int, scar: np.ndarray) -> np.ndarray:
+        """Slice ``index``'s labels with the scar replaced by ``scar`` (anatomy kept)."""
+        spec = self.stack.spec
+        labels = self.labels[index].copy()
+        old = spec.scar_mask(labels)
+        healthy = (
+            spec.myocardium[0] if spec.myocardium and spec.myocardium[0] not in spec.scar else 0
+        )
+        labels[old] = healthy
+        labels[scar] = self._scar_value()
+        return labels
+
+    def _metrics(self, index: int, labels: np.ndarray) -> dict:
+        scar = self.stack.spec.scar_mask(labels)
+        return {
+            "label_area": int(scar.sum()),
+            "dice_vs_proposal": dice(scar, self.proposals[index]),
+        }
+
+    def decide(self, index: int, action: str, edited: np.ndarray | None = None) -> Decision:
+        """Apply a decision to slice ``index`` and mark it reviewed.
+
+        ``accept``: the proposal becomes the scar; ``keep``: the label stays;
+        ``union`` / ``intersection`` of label and proposal; ``edit``: the
+        slice's labels become ``edited`` (hand-painted in napari).
+        """
+        if action not in ACTIONS:
+            raise ValueError(f"unknown action {action!r}; choose from {ACTIONS}")
+        current = self.labels[index]
+        scar = self.stack.spec.scar_mask(current)
+        proposal = self.proposals[index]
+        if action == "accept":
+            new = self._with_scar(index, proposal)
+        elif action == "keep":
+            new = current.copy()
+        elif action == "union":
+            new = self._with_scar(index, scar | proposal)
+        elif action == "intersection":
+            new = self._with_scar(index, scar & proposal)
+        else:
+            if edited is None or edited.shape != current.shape:
+                raise ValueError("an edit needs the slice's edited labels of the same shape")
+            new = np.asarray(edited, current.dtype)
+        decision = Decision(
+            index,
+            self.stack.names[index],
+            action,
+            time.time(),
+            self._metrics(index, current),
+            self._metrics(index, new),
+            dict(self.models),
+        )
+        self._undo.append((decision, current.copy()))
+        self._redo.clear()
+        self.labels[index] = new
+        self.reviewed.add(index)
+        self.decisions.append(decision)
+        self._autosave(decision)
+        return decision
+
+    def undo(self) -> Decision | None:
+        """Revert the last decision (its slice returns to the queue)."""
+        if not self._undo:
+            return None
+        decision, previous = self._undo.pop()
+        self._redo.append((decision, self.labels[decision.slice].copy()))
+        self.labels[decision.slice] = previous
+        self.decisions.remove(decision)
+        if not any(d.slice == decision.slice for d in self.decisions):
+            self.reviewed.discard(decision.slice)
+        self._autosave(None, undone=decision)
+        return decision
+
+    def redo(self) -> Decision | None:
+        """Re-apply the last undone decision."""
+        if not self._redo:
+            return None
+        decision, labels = self._redo.pop()
+        self._undo.append((decision, self.labels[decision.slice].copy()))
+        self.labels[decision.slice] = labels
+        self.decisions.append(decision)
+        self.reviewed.add(decision.slice)
+        self._autosave(decision)
+        return decision
+
+    # -- persistence ---------------------------------------------------------------
+    def _autosave(self, decision: Decision | None, undone: Decision | None = None) -> None:
+        if self.autosave_dir is None:
+            return
+        self.autosave_dir.mkdir(parents=True, exist_ok=True)
+        log = self.autosave_dir / "decisions.jsonl"
+        entry = (
+            decision.to_json()
+            if decision
+            else json.dumps({"undo": undone.image, "time": time.time()})
+        )
+        with open(log, "a", encoding="utf-8") as handle:
+            handle.write(entry + "\n")
+            handle.flush()
+        atomic_write(
+            self.autosave_dir / "labels.npz",
+            lambda tmp: np.savez_compressed(
+                tmp,
+                labels=self.labels,
+                reviewed=np.array(sorted(self.reviewed), int),
+                key=np.array(stack_key(self.stack)),
+            ),
+        )
+
+    @staticmethod
+    def autosave_for(stack: Stack, root: str | Path) -> Path:
+        """The autosave folder of a stack under ``root``."""
+        return Path(root) / stack_key(stack)
+
+    @classmethod
+    def restore(
+        cls,
+        stack: Stack,
+        proposal_masks: np.ndarray,
+        rows: list[dict],
+        autosave_dir: str | Path,
+        models: dict | None = None,
+    ) -> ReviewSession | None:
+        """The session autosaved in ``autosave_dir`` for this stack, or ``None`` if there is none."""
+        autosave_dir = Path(autosave_dir)
+        saved = autosave_dir / "labels.npz"
+        if not saved.exists():
+            return None
+        with np.load(saved, allow_pickle=False) as data:
+            if str(data["key"]) != stack_key(stack) or data["labels"].shape != stack.shape:
+                return None
+            labels, reviewed = data["labels"], data["reviewed"]
+        session = cls(stack, proposal_masks, rows, autosave_dir, models)
+        session.labels = labels.astype(stack.labels.dtype)
+        session.reviewed = {int(i) for i in reviewed}
+        for line in (
+            (autosave_dir / "decisions.jsonl").read_text().splitlines()
+            if (autosave_dir / "decisions.jsonl").exists()
+            else []
+        ):
+            entry = json.loads(line)
+            if "undo" in entry:
+                for k in range(len(session.decisions) - 1, -1, -1):
+                    if session.decisions[k].image == entry["undo"]:
+                        del session.decisions[k]
+                        break
+            else:
+                session.decisions.append(Decision(**entry))
+        return session
+
+    def save_cleaned(self, out: str | Path) -> list[Path]:
+        """Write the cleaned labels (stack layout, new folder), ``decisions.jsonl`` and ``summary.json``."""
+        out = Path(out)
+        written = write_labels(self.stack, out / "masks", labels=self.labels)
+        atomic_write_text(
+            out / "decisions.jsonl", "".join(d.to_json() + "\n" for d in self.decisions)
+        )
+        changed = [
+            i
+            for i in range(len(self.stack))
+            if not np.array_equal(self.labels[i], self.original[i])
+        ]
+        counts = {a: sum(d.action == a for d in self.decisions) for a in ACTIONS}
+        summary = {
+            "slices": len(self.stack),
+            "reviewed": len(self.reviewed),
+            "changed": len(changed),
+            "changed_slices": [self.stack.names[i] for i in changed],
+            "actions": counts,
+            "models": self.models,
+            "source_labels": str(self.stack.label_source),
+        }
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
+        return [*written, out / "decisions.jsonl", out / "summary.json"]
