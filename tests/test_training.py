@@ -294,3 +294,32 @@ def test_demo_quick(tmp_path):
         tmp_path / "demo/proposals/summary.csv"
     ).exists()
     assert 0 <= report["noisy_label_dice_vs_truth"] <= 1
+
+
+def test_points_and_devices(train_phantom, tmp_path):
+    from napari_yolosam.training.run import torch_device
+
+    assert (
+        torch_device("0,1") == "cuda:0"
+        and torch_device("cpu") == "cpu"
+        and torch_device("cuda:1") == "cuda:1"
+    )
+    stack = train_phantom.stack
+    rng = np.random.default_rng(0)
+    seg = Segmenter.build("tiny")
+    items = build_items(stack, list(range(len(stack))), negative_fraction=0.5)
+    for item in items[:10]:
+        sample = make_sample(
+            stack, item, rng, Augmentation(), 256, 256, True, seg.preprocess, points=True
+        )
+        assert sample.points.shape == (2, 2) and sample.point_labels.shape == (2,)
+        if item.kind == "negative":
+            assert sample.point_labels[0] == -1
+        else:
+            assert sample.point_labels[0] == 1
+    config = SamTrainConfig(
+        epochs=1, batch_size=4, points=True, val_fraction=0.25, max_steps_per_epoch=2
+    )
+    before = _params(seg)
+    drive(train_segmenter(stack, seg, config, tmp_path))
+    assert not torch.equal(before, _params(seg))

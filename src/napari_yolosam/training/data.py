@@ -233,6 +233,8 @@ class Sample:
     box: np.ndarray  # (4,) in model input coordinates
     target: object  # (grid, grid) tensor
     token: str
+    points: np.ndarray | None = None  # (P, 2) model-input coordinates, or None
+    point_labels: np.ndarray | None = None  # (P,) 1 positive, 0 negative, -1 padding
 
 
 def make_sample(
@@ -244,8 +246,14 @@ def make_sample(
     grid: int,
     geometric: bool,
     preprocess,
+    points: bool = False,
 ) -> Sample | None:
-    """Augment and prepare one item; ``None`` if its region vanished (rare)."""
+    """Augment and prepare one item; ``None`` if its region vanished (rare).
+
+    With ``points``, the box comes with one positive click inside the target
+    (padding for negatives) and one negative click inside the box but off
+    the target, as an annotator would add them.
+    """
     image = stack.crop(item.slice, stack.images[item.slice])
     target, region = item_masks(stack, item, rng)
     if aug.enabled and geometric:
@@ -257,10 +265,35 @@ def make_sample(
     if aug.enabled:
         box = jitter_box(box, image.shape, rng, aug)
     box_in = transform_coords(box[None], image.shape, img_size)[0]
+    clicks = labels = None
+    if points:
+        clicks, labels = _clicks(target, box, rng)
+        clicks = transform_coords(clicks, image.shape, img_size)
     return Sample(
         image=prepare_image(image, preprocess) if geometric else None,
         raw=image,
         box=box_in,
         target=target_to_grid(target, img_size, grid),
         token=item.target,
+        points=clicks,
+        point_labels=labels,
     )
+
+
+def _clicks(
+    target: np.ndarray, box: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """One positive click in the target and one negative click in the box off the target (pixels)."""
+    out = np.zeros((2, 2), np.float32)
+    labels = np.array([-1, -1])
+    inside = np.argwhere(target)
+    if len(inside):
+        r, c = inside[rng.integers(len(inside))]
+        out[0], labels[0] = (c + 0.5, r + 0.5), 1
+    x0, y0, x1, y1 = np.clip(np.round(box).astype(int), 0, None)
+    window = ~target[y0:y1, x0:x1]
+    off = np.argwhere(window)
+    if len(off):
+        r, c = off[rng.integers(len(off))]
+        out[1], labels[1] = (x0 + c + 0.5, y0 + r + 0.5), 0
+    return out, labels

@@ -43,13 +43,15 @@ class PromptedSam(nn.Module):
         self.sam = sam
         self.train_encoder = train_encoder
 
-    def forward(self, inputs: torch.Tensor, boxes: torch.Tensor, tokens: torch.Tensor):
+    def forward(
+        self, inputs: torch.Tensor, boxes: torch.Tensor, tokens: torch.Tensor, points=None
+    ):
         sam = self.sam
         if self.train_encoder:
             embeddings = sam.image_encoder(inputs)
         else:
             embeddings = inputs
-        sparse, dense = sam.prompt_encoder(points=None, boxes=boxes, masks=None)
+        sparse, dense = sam.prompt_encoder(points=points, boxes=boxes, masks=None)
         masks, iou = paired_predict_masks(
             sam.mask_decoder, embeddings, sam.prompt_encoder.get_dense_pe(), sparse, dense
         )

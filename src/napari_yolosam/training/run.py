@@ -57,6 +57,17 @@ def write_metrics(path: Path, history: list[dict]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
+def torch_device(device: str) -> str:
+    """A torch device for the segmenter from ``cpu``, ``cuda``, ``cuda:1``, ``0`` or ``0,1``.
+
+    Several GPU ids train the detector with ultralytics' DDP; the segmenter
+    uses the first (several-GPU SAM training runs under ``torchrun``, see
+    :mod:`napari_yolosam.training.ddp`).
+    """
+    first = str(device).split(",")[0].strip()
+    return f"cuda:{first}" if first.isdigit() else first
+
+
 def read_metrics(path: Path) -> list[dict]:
     """Rows of an existing ``metrics.csv`` (empty list if there is none)."""
     if not path.exists():
@@ -91,6 +102,7 @@ def train(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     config = sam_config or SamTrainConfig(epochs=epochs)
+    sam_device = torch_device(device)
     train_cases, val_cases = split_cases(
         stack.cases, config.val_fraction, config.seed, list(config.val_cases)
     )
@@ -133,7 +145,7 @@ def train(
     if segmenter is not None:
         resume_from = out / LAST_NAME if resume and (out / LAST_NAME).exists() else None
         seg = Segmenter.from_spec(
-            segmenter if resume_from is None else str(resume_from), device=device
+            segmenter if resume_from is None else str(resume_from), device=sam_device
         )
         work = train_segmenter(stack, seg, config, out, resume=resume_from)
         try:

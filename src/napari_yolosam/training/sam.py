@@ -44,6 +44,7 @@ class SamTrainConfig:
     iou_weight: float = 0.1
     augmentation: Augmentation = field(default_factory=Augmentation)
     negative_fraction: float = 0.25
+    points: bool = False  # add a positive and a negative click to every box prompt
     myocardium: bool = True
     val_fraction: float = 0.2
     val_cases: tuple[str, ...] = ()
@@ -241,6 +242,7 @@ def train_segmenter(
                         grid,
                         mode == "full",
                         segmenter.preprocess,
+                        config.points,
                     )
                     for it in batch
                 )
@@ -254,8 +256,14 @@ def train_segmenter(
                 inputs = torch.cat([cache.get(segmenter, s.raw) for s in samples]).to(device)
             boxes = torch.as_tensor(np.stack([s.box for s in samples]), device=device)
             targets = torch.stack([s.target for s in samples]).to(device)
+            clicks = None
+            if config.points:
+                clicks = (
+                    torch.as_tensor(np.stack([s.points for s in samples]), device=device),
+                    torch.as_tensor(np.stack([s.point_labels for s in samples]), device=device),
+                )
             logits, iou_pred = model(
-                inputs, boxes, token_indices([s.token for s in samples], device)
+                inputs, boxes, token_indices([s.token for s in samples], device), clicks
             )
             logits = torch.nn.functional.interpolate(
                 logits[:, None], size=(grid, grid), mode="bilinear", align_corners=False
