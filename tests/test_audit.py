@@ -183,9 +183,19 @@ def test_each_issue_type(modify, issue):
     )
 
 
+def _holes(lab, scar, myo, blood, angle):
+    r, c = np.argwhere(scar & (angle > np.pi / 6))[
+        len(np.argwhere(scar & (angle > np.pi / 6))) // 2
+    ]
+    lab[r, c] = 2  # one unlabelled pixel inside the scar
+    return lab, None
+
+
 def test_specks_holes_and_consistency():
     stack, proposals = make_case(_specks)
     assert audit(stack, proposals).rows[1]["specks"] >= 1
+    stack, proposals = make_case(_holes)
+    assert audit(stack, proposals).rows[1]["holes"] == 1
     rng = np.random.default_rng(0)
     image, lab, scar, myo, blood, angle = base_slice(rng)
     empty = lab.copy()

@@ -56,3 +56,10 @@ def test_unknown_config():
         Detector.from_spec("nonexistent.pt")
     with pytest.raises(ValueError, match="unknown detector configuration"):
         Detector.build("yolo99z.yaml")
+
+
+def test_yolov8_config_builds():
+    det = Detector.build("yolov8n.yaml", names=("scar",), imgsz=64)
+    assert det.names == ["scar"] and det.predict([np.zeros((64, 64), np.float32)], conf=0.9)[
+        0
+    ].boxes.shape == (0, 4)

@@ -54,3 +54,24 @@ def test_open_stack_widget_reads_in_worker_and_reports_errors(
     qtbot.waitUntil(lambda: "bad.png" in widget.status.value, timeout=30000)
     assert "cannot be read" in widget.status.value
     assert viewer.layers["labels"].data.shape == (8, 128, 128), "the loaded stack is kept"
+
+
+def test_bad_folder_gives_a_clear_error_not_a_crash(make_napari_viewer, tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images/a.png").write_bytes(b"not a png")
+    viewer = make_napari_viewer()
+    with pytest.raises(Exception, match=r"a.png: cannot be read as an image"):
+        viewer.open(str(tmp_path), plugin="napari-yolosam")
+    assert len(viewer.layers) == 0
+
+
+def test_yolosam_view_opens_the_sample_with_widgets(qtbot):
+    from napari_yolosam.viewer import open_viewer
+
+    viewer = open_viewer(sample=True, block=False)
+    try:
+        assert {"LGE image", "labels", "phantom truth"} <= {layer.name for layer in viewer.layers}
+        docks = viewer.window._dock_widgets
+        assert "Open stack" in docks and "Scar quantification" in docks
+    finally:
+        viewer.close()

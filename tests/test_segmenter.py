@@ -114,6 +114,22 @@ def test_mobile_sam_and_vit_b_build():
     assert sum(p.numel() for p in vit_b.model.parameters()) > 90e6
 
 
+@pytest.mark.slow
+def test_official_vit_b_layout_and_medsam_load(tmp_path):
+    """A raw vit_b state dict (the official file's layout) loads as vit_b, or as MedSAM when named."""
+    vit_b = Segmenter.build("vit_b", seed=3)
+    torch.save(vit_b.model.state_dict(), tmp_path / "sam_vit_b.pth")
+    loaded = Segmenter.load(tmp_path / "sam_vit_b.pth")
+    assert loaded.name == "vit_b" and loaded.preprocess.intensity == "percentile"
+    medsam = Segmenter.from_spec(f"medsam:{tmp_path / 'sam_vit_b.pth'}")
+    assert medsam.name == "medsam" and medsam.preprocess.intensity == "minmax"
+    a = next(iter(vit_b.model.image_encoder.parameters()))
+    b = next(iter(medsam.model.image_encoder.parameters()))
+    assert torch.equal(a, b)
+    with pytest.raises(CheckpointError, match="holds vit_b weights, not vit_l"):
+        Segmenter.from_spec(f"vit_l:{tmp_path / 'sam_vit_b.pth'}")
+
+
 @pytest.mark.parametrize("target", ["scar", "myocardium"])
 def test_fast_decoder_equals_stock(tiny_segmenter, phantom, target):
     from napari_yolosam.preprocess import logits_to_image, transform_coords

@@ -204,3 +204,77 @@ def test_sunnybrook_spacing_flows_into_ml(shared_data, tmp_path):
         )
         == 0
     )
+
+
+def test_user_drawn_remote_and_seed(phantom):
+    stack = phantom.stack.with_labels(phantom.truth)
+    myo = stack.myocardium()
+    remote = np.zeros(stack.shape, bool)
+    remote[0] = myo[0] & ~stack.scar()[0]  # the whole healthy wall as remote on slice 0
+    auto = semiauto_stack(stack, "nsd", n=3)
+    drawn = semiauto_stack(stack, "nsd", n=3, remote=remote)
+    expected = nsd(stack.images[0], myo[0], 3, remote=remote[0]).mask
+    np.testing.assert_array_equal(drawn[0], expected)
+    np.testing.assert_array_equal(drawn[1:], auto[1:])  # slices without a drawn remote: automatic
+    seed_slice = int(np.flatnonzero(stack.scar().any(axis=(1, 2)))[0])
+    seed = tuple(np.argwhere(stack.scar()[seed_slice])[0])
+    seeded = semiauto_stack(stack, "fwhm", seeds={seed_slice: seed})
+    assert seeded[seed_slice][seed] or seeded[seed_slice].any()
+
+
+def test_cli_comparison_table(phantom_folder, tmp_path):
+    from napari_yolosam.cli import main
+
+    assert (
+        main(
+            [
+                "propose",
+                "--images",
+                str(phantom_folder),
+                "--detector",
+                "none",
+                "--segmenter",
+                "tiny",
+                "--out",
+                str(tmp_path / "props"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "quantify",
+                "--images",
+                str(phantom_folder),
+                "--labels",
+                str(phantom_folder / "masks"),
+                "--proposals",
+                str(tmp_path / "props"),
+                "--methods",
+                "nsd,otsu",
+                "--n",
+                "3",
+                "--out",
+                str(tmp_path / "cmp.csv"),
+            ]
+        )
+        == 0
+    )
+    rows = list(csv.DictReader(open(tmp_path / "cmp.csv")))
+    assert [r["source"] for r in rows[:4]] == ["label", "nsd 3", "otsu", "proposal"]
+    assert {r["case"] for r in rows} == {"Phantom_C01", "Phantom_C02"}
+    assert (
+        main(
+            [
+                "quantify",
+                "--labels",
+                str(phantom_folder / "masks"),
+                "--methods",
+                "nsd",
+                "--out",
+                str(tmp_path / "x.csv"),
+            ]
+        )
+        == 2
+    )

@@ -281,6 +281,8 @@ def cmd_quantify(args: argparse.Namespace) -> int:
         stack = read_labels_only(args.labels, spec=spec)
     slices, cases = quantify_labels(stack, n_sectors=args.sectors)
     out = Path(args.out)
+    if args.proposals or args.methods:
+        cases = _comparison(stack, args, cases)
     _write_csv(out, cases, CASE_COLUMNS)
     slice_path = out.with_name(out.stem + "_slices.csv")
     _write_csv(slice_path, slices, SLICE_COLUMNS)
@@ -290,6 +292,29 @@ def cmd_quantify(args: argparse.Namespace) -> int:
         + (f"\nnote: {note}" if note else "")
     )
     return 0
+
+
+def _comparison(stack, args: argparse.Namespace, label_cases: list[dict]) -> list[dict]:
+    """Label, proposal and semi-automatic scar in one table per case."""
+    from .quantify import compare_sources
+    from .semiauto import semiauto_stack
+
+    if not stack.spec.has_myocardium:
+        raise ValueError(
+            "comparing with proposals or semi-automatic methods needs labels with the myocardium"
+        )
+    if args.methods and not args.images:
+        raise ValueError("the semi-automatic methods need the images (--images)")
+    sources = {}
+    if args.proposals:
+        from .proposals_io import load_proposals
+
+        sources["proposal"] = load_proposals(args.proposals, stack).masks()
+    for method in [m for m in (args.methods or "").split(",") if m]:
+        name = f"{method} {args.n:g}" if method == "nsd" else method
+        sources[name] = semiauto_stack(stack, method, n=args.n)
+    rows = label_cases + compare_sources(stack, sources, stack.myocardium(), args.sectors)
+    return sorted(rows, key=lambda r: (r["case"], r["source"] != "label", r["source"]))
 
 
 def cmd_semiauto(args: argparse.Namespace) -> int:
@@ -474,6 +499,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", help="the images (DICOM/TIFF/NIfTI give the spacing)")
     p.add_argument("--series", help=argparse.SUPPRESS)
     p.add_argument("--sectors", type=int, default=6, help="myocardial sectors for transmurality")
+    p.add_argument(
+        "--proposals", help="proposals folder to compare with (output of yolosam propose)"
+    )
+    p.add_argument("--methods", help="semi-automatic methods to compare with, e.g. nsd,fwhm,otsu")
+    p.add_argument("--n", type=float, default=5.0, help="n of n-SD for --methods")
     p.add_argument(
         "--out",
         required=True,

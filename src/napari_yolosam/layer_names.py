@@ -11,6 +11,11 @@ PROPOSAL = "scar proposal"
 PROBABILITY = "scar probability"
 MYOCARDIUM_PROPOSAL = "myocardium proposal"
 SEMIAUTO_PREFIX = "semi-auto: "
+#: Drawn by the user: a labels layer of remote myocardium (n-SD), a labels
+#: layer of myocardium (instead of the labels'), and FWHM seed points.
+REMOTE = "remote myocardium"
+MYOCARDIUM_DRAWN = "myocardium"
+FWHM_SEEDS = "FWHM seeds"
 
 
 def semiauto_layer(method: str, n: float | None = None) -> str:

@@ -173,11 +173,15 @@ def semiauto_stack(
     myocardium: np.ndarray | None = None,
     min_size: int = 0,
     fill_holes: bool = False,
+    remote: np.ndarray | None = None,
+    seeds: dict[int, tuple[int, int]] | None = None,
 ) -> np.ndarray:
     """Scar masks ``(N, H, W)`` of a method on every slice of a stack.
 
     The myocardium comes from ``myocardium`` (e.g. proposed by the segmenter
-    or drawn by hand) or from the stack's labels.
+    or drawn by hand) or from the stack's labels. ``remote`` ``(N, H, W)`` is
+    a user-drawn remote region for n-SD (slices where it is empty use the
+    automatic choice); ``seeds`` maps a slice index to a ``(row, col)`` FWHM seed.
     """
     if myocardium is None:
         if not (stack.has_labels and stack.spec.has_myocardium):
@@ -190,12 +194,15 @@ def semiauto_stack(
     out = np.zeros(stack.shape, bool)
     for i in range(len(stack)):
         if myocardium[i].any():
+            drawn = None if remote is None or not remote[i].any() else np.asarray(remote[i], bool)
             out[i] = semiauto_slice(
                 stack.images[i],
                 myocardium[i],
                 method,
                 n,
                 None if blood is None else blood[i],
+                remote=drawn,
+                seed=None if seeds is None else seeds.get(i),
                 min_size=min_size,
                 fill_holes=fill_holes,
             ).mask

@@ -95,10 +95,23 @@ class QuantifyWidget(Container):
         self._watched = None
         self.run_button.changed.connect(self.add_semiauto_layer)
         self.refresh_button.changed.connect(self.refresh)
+        self._closed = False
         self.viewer.layers.events.inserted.connect(self._watch_labels)
         self.viewer.layers.events.removed.connect(self._watch_labels)
+        self.native.destroyed.connect(self._teardown)
         self._watch_labels()
         self.refresh()
+
+    def _teardown(self, *args) -> None:
+        """Stop reacting to the viewer once the widget is gone (viewer closed, dock removed)."""
+        self._closed = True
+        self._timer.stop()
+        for signal in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+            signal.disconnect(self._watch_labels)
+        if self._watched is not None:
+            for signal in (self._watched.events.data, self._watched.events.paint):
+                signal.disconnect(self._schedule)
+            self._watched = None
 
     def _make_plot(self):
         try:
@@ -115,6 +128,8 @@ class QuantifyWidget(Container):
 
     # -- keeping up with edits -------------------------------------------------
     def _watch_labels(self, event=None) -> None:
+        if self._closed:
+            return
         layer = layer_or_none(self.viewer, layer_names.LABELS)
         if layer is self._watched:
             return
@@ -128,7 +143,8 @@ class QuantifyWidget(Container):
         self._schedule()
 
     def _schedule(self, event=None) -> None:
-        self._timer.start()
+        if not self._closed:
+            self._timer.start()
 
     # -- computing ---------------------------------------------------------------
     def sources(self, stack) -> dict[str, np.ndarray]:
@@ -145,6 +161,8 @@ class QuantifyWidget(Container):
 
     def refresh(self) -> list[dict]:
         """Recompute the table and plot from the current layers; returns the table rows."""
+        if self._closed:
+            return self.rows
         try:
             stack = stack_from_viewer(self.viewer)
         except MissingLayer as exc:
@@ -183,6 +201,25 @@ class QuantifyWidget(Container):
         self._axes.legend(fontsize=7)
         self._canvas.draw_idle()
 
+    def user_inputs(self, shape):
+        """What the user drew: remote myocardium, a myocardium and FWHM seeds (each optional)."""
+
+        def labels_of(name):
+            layer = layer_or_none(self.viewer, name)
+            if layer is None or np.shape(layer.data) != tuple(shape):
+                return None
+            data = np.asarray(layer.data) > 0
+            return data if data.any() else None
+
+        seeds = None
+        points = layer_or_none(self.viewer, layer_names.FWHM_SEEDS)
+        if points is not None and len(points.data):
+            seeds = {
+                int(round(p[0])): (int(round(p[-2])), int(round(p[-1])))
+                for p in np.asarray(points.data)
+            }
+        return labels_of(layer_names.REMOTE), labels_of(layer_names.MYOCARDIUM_DRAWN), seeds
+
     def add_semiauto_layer(self):
         """Run the chosen method in a worker and add its result as a labels layer."""
         from napari.qt.threading import thread_worker
@@ -195,13 +232,18 @@ class QuantifyWidget(Container):
         method, n = self.method.value, float(self.n.value)
         name = layer_names.semiauto_layer(method, n)
 
+        remote, myocardium, seeds = self.user_inputs(stack.shape)
+
         def work():
             return semiauto_stack(
                 stack,
                 method,
                 n=n,
+                myocardium=myocardium,
                 min_size=int(self.min_size.value),
                 fill_holes=bool(self.fill_holes.value),
+                remote=remote,
+                seeds=seeds,
             )
 
         def show(mask):
