@@ -72,6 +72,12 @@ def test_yolosam_view_opens_the_sample_with_widgets(qtbot):
     try:
         assert {"LGE image", "labels", "phantom truth"} <= {layer.name for layer in viewer.layers}
         docks = viewer.window._dock_widgets
-        assert "Open stack" in docks and "Scar quantification" in docks
+        assert {
+            "Open stack",
+            "Models and proposals",
+            "Review queue",
+            "Fine-tuning",
+            "Scar quantification",
+        } <= set(docks)
     finally:
         viewer.close()

@@ -21,7 +21,7 @@ def open_viewer(
     from .napari_hooks.sample import phantom_sample
     from .widgets._layers import replace_layers
     from .widgets.open_stack import OpenStackWidget
-    from .widgets.quantify import QuantifyWidget
+    from .widgets.workflow import Workflow
 
     viewer = napari.Viewer(title="napari-yolosam")
     viewer.window.add_dock_widget(OpenStackWidget(viewer), name="Open stack", area="right")
@@ -29,10 +29,7 @@ def open_viewer(
         replace_layers(viewer, stack_to_layer_data(read_stack(path, spec=spec)))
     elif sample:
         replace_layers(viewer, phantom_sample())
-    dock = viewer.window.add_dock_widget(
-        QuantifyWidget(viewer), name="Scar quantification", area="right", tabify=True
-    )
-    dock.raise_()
+    viewer.window.yolosam_workflow = Workflow(viewer)
     if block:
         napari.run()
     return viewer

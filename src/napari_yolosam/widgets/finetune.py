@@ -1,0 +1,245 @@
+"""Dock widget: fine-tune the detector and the segmenter in the background, then close the loop."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    ProgressBar,
+    PushButton,
+    SpinBox,
+)
+
+from ..io import read_stack
+from ..paths import cache_dir
+from ..training.run import RunResult, train
+from ..training.sam import SamTrainConfig
+from ._stack_from_layers import MissingLayer, stack_from_viewer
+from ._work import start
+
+
+class FinetuneWidget(Container):
+    """Train on the current stack's (reviewed) labels or a folder; live loss and Dice; Cancel;
+    then load the new models into the proposals widget and re-score the review queue."""
+
+    def __init__(self, napari_viewer, proposals_widget=None, review_widget=None) -> None:
+        super().__init__(labels=True)
+        self.viewer = napari_viewer
+        self.proposals_widget = proposals_widget
+        self.review_widget = review_widget
+        self.source = ComboBox(
+            label="data",
+            choices=["current stack", "folder"],
+            value="current stack",
+            tooltip="the labels in the viewer (with your review decisions), or a folder",
+        )
+        self.folder = FileEdit(
+            label="folder", mode="d", tooltip="images/ + masks/ folder when data = folder"
+        )
+        self.what = ComboBox(
+            label="train",
+            choices=["both", "segmenter", "detector"],
+            value="both",
+            tooltip="which models to train",
+        )
+        self.segmenter = ComboBox(
+            label="segmenter from",
+            choices=["tiny", "vit_b", "mobile_sam"],
+            value="tiny",
+            tooltip="a configuration or checkpoint path to start from (type a path)",
+        )
+        self.segmenter.native.setEditable(True)
+        self.detector = ComboBox(
+            label="detector from",
+            choices=["yolo11n.yaml", "yolov8n.yaml"],
+            value="yolo11n.yaml",
+            tooltip="a configuration or checkpoint path",
+        )
+        self.detector.native.setEditable(True)
+        self.epochs = SpinBox(
+            label="epochs", min=1, max=1000, value=10, tooltip="epochs of each model"
+        )
+        self.lr = FloatSpinBox(
+            label="learning rate",
+            min=1e-6,
+            max=1e-1,
+            step=1e-4,
+            value=5e-4,
+            tooltip="segmenter learning rate (AdamW, cosine schedule)",
+        )
+        self.device = ComboBox(
+            label="device", choices=["cpu", "cuda", "0,1"], value="cpu", tooltip="cpu or GPU(s)"
+        )
+        self.out = FileEdit(
+            label="run folder", mode="d", tooltip="where detector.pt / segmenter.pth go"
+        )
+        self.resume = CheckBox(
+            text="resume the run in this folder",
+            value=False,
+            tooltip="continue epochs, optimiser and schedule from the run folder",
+        )
+        self.start_button = PushButton(
+            text="Start", tooltip="train in the background (the viewer stays usable)"
+        )
+        self.cancel_button = PushButton(
+            text="Cancel", tooltip="stop within one step; the last good checkpoint stays"
+        )
+        self.load_button = PushButton(
+            text="Load new models and re-score",
+            tooltip="use the trained models for proposals and re-run the audit",
+        )
+        self.progress = ProgressBar(label="progress", value=0, max=1)
+        self.status = Label(value="")
+        self.extend(
+            [
+                self.source,
+                self.folder,
+                self.what,
+                self.segmenter,
+                self.detector,
+                self.epochs,
+                self.lr,
+                self.device,
+                self.out,
+                self.resume,
+                self.start_button,
+                self.cancel_button,
+                self.load_button,
+                self.progress,
+                self.status,
+            ]
+        )
+        self.history: list[dict] = []
+        self.result: RunResult | None = None
+        self.worker = self._stop = None
+        self._canvas, self._axes = self._make_plot()
+        self.start_button.changed.connect(self.start)
+        self.cancel_button.changed.connect(self.cancel)
+        self.load_button.changed.connect(self.load_and_rescore)
+
+    def _make_plot(self):
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.figure import Figure
+
+        figure = Figure(figsize=(4, 2.2), tight_layout=True)
+        canvas = FigureCanvasQTAgg(figure)
+        canvas.setMinimumHeight(180)
+        canvas.setToolTip("training loss and validation Dice per epoch")
+        self.native.layout().addWidget(canvas)
+        return canvas, figure.add_subplot(111)
+
+    def run_folder(self) -> Path:
+        """The run folder: the chosen one, or a new one in the cache."""
+        chosen = str(self.out.value)
+        if chosen and chosen != ".":
+            return Path(chosen)
+        return cache_dir("runs") / time.strftime("run-%Y%m%d-%H%M%S")
+
+    def start(self):
+        """Start training in a worker; returns the worker."""
+        try:
+            stack = (
+                stack_from_viewer(self.viewer)
+                if self.source.value == "current stack"
+                else read_stack(self.folder.value)
+            )
+        except (MissingLayer, ValueError) as exc:
+            self.status.value = str(exc)
+            return None
+        what = self.what.value
+        epochs = int(self.epochs.value)
+        config = SamTrainConfig(
+            epochs=epochs,
+            lr=float(self.lr.value),
+            val_fraction=0.2 if len(set(stack.cases)) > 1 else 0.0,
+        )
+        run = self.run_folder()
+        work = train(
+            stack,
+            run,
+            detector=None if what == "segmenter" else str(self.detector.value),
+            segmenter=None if what == "detector" else str(self.segmenter.value),
+            epochs=epochs,
+            sam_config=config,
+            device=str(self.device.value),
+            resume=bool(self.resume.value),
+        )
+        self.history = []
+        self.progress.value, self.progress.max = 0, 1
+        self.status.value = f"training in {run} ..."
+        self.worker, self._stop = start(
+            work, on_event=self._on_event, on_done=self._on_done, on_error=self._fail
+        )
+        return self.worker
+
+    def _on_event(self, event) -> None:
+        if event.stage in ("segmenter", "detector"):
+            self.progress.max = max(int(event.total), 1)
+            self.progress.value = min(int(event.step), self.progress.max)
+            self.status.value = f"{event.stage} {event.message}: loss {event.values.get('loss', event.values.get('box_loss', 0)):.3f}"
+        elif event.stage.endswith("-epoch"):
+            self.history.append(dict(event.values))
+            self._plot()
+
+    def _plot(self) -> None:
+        self._axes.clear()
+        for model, key, label in (
+            ("segmenter", "train_loss", "SAM loss"),
+            ("segmenter", "val_dice", "SAM val Dice"),
+            ("detector", "box_loss", "YOLO box loss"),
+            ("detector", "mAP50", "YOLO mAP50"),
+        ):
+            rows = [h for h in self.history if h.get("model") == model and key in h]
+            if rows:
+                self._axes.plot(
+                    [h["epoch"] for h in rows],
+                    [float(h[key]) for h in rows],
+                    marker=".",
+                    label=label,
+                )
+        self._axes.set_xlabel("epoch")
+        self._axes.legend(fontsize=7)
+        self._canvas.draw_idle()
+
+    def _on_done(self, result: RunResult | None) -> None:
+        if result is None:
+            self.status.value = "cancelled: the last finished epoch's checkpoints are kept"
+            return
+        self.result = result
+        self.status.value = f"done: {result.segmenter or ''} {result.detector or ''}".strip()
+
+    def _fail(self, exc: Exception) -> None:
+        from napari.utils.notifications import show_error
+
+        self.status.value = str(exc)
+        show_error(str(exc))
+
+    def cancel(self) -> None:
+        """Stop after the current step (the segmenter) or batch (the detector)."""
+        if self._stop is not None:
+            self._stop.set()
+
+    def load_and_rescore(self):
+        """Load the trained models into the proposals widget, propose all slices, then re-run the audit."""
+        if self.result is None or self.proposals_widget is None:
+            self.status.value = "no finished run to load"
+            return None
+        widget = self.proposals_widget
+        detector = (
+            str(self.result.detector) if self.result.detector else widget.detector_spec.value
+        )
+        segmenter = (
+            str(self.result.segmenter) if self.result.segmenter else widget.segmenter_spec.value
+        )
+        widget.set_models(detector, segmenter)
+        widget.proposals = None
+        if self.review_widget is not None:
+            widget.after_propose.append(lambda: self.review_widget.run_audit(restore=False))
+        return widget.propose(current_only=False)

@@ -1,0 +1,380 @@
+"""Dock widget: choose models, propose scar for a slice or the stack, prompt SAM by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    LineEdit,
+    ProgressBar,
+    PushButton,
+)
+
+from .. import layer_names
+from ..embeddings import EmbeddingCache
+from ..model_store import KNOWN_MODELS
+from ..proposals import Proposals, SliceProposal, prompt_slice, propose
+from ..segmenter import SEGMENTER_CONFIGS
+from ._layers import replace_layers
+from ._stack_from_layers import MissingLayer, layer_or_none, stack_from_viewer
+from ._work import start
+
+BOX_LAYER = "prompt box"
+POSITIVE_LAYER = "positive clicks"
+NEGATIVE_LAYER = "negative clicks"
+
+
+class ProposalsWidget(Container):
+    """Models and proposals: YOLO boxes + SAM masks for this slice or all slices, and SAM
+    prompted by a box drawn on ``prompt box`` and clicks on ``positive clicks`` /
+    ``negative clicks`` (decoder speed once the slice is encoded)."""
+
+    def __init__(self, napari_viewer) -> None:
+        super().__init__(labels=True)
+        self.viewer = napari_viewer
+        self.detector_spec = LineEdit(
+            label="detector",
+            value="none",
+            tooltip="a detector checkpoint path, a config (yolo11n.yaml, yolov8n.yaml) or none",
+        )
+        self.detector_file = FileEdit(
+            label="",
+            mode="r",
+            filter="*.pt",
+            tooltip="pick a detector checkpoint (fills the field above)",
+        )
+        self.segmenter_spec = LineEdit(
+            label="segmenter",
+            value="tiny",
+            tooltip="a checkpoint path, a configuration ("
+            + ", ".join(sorted(SEGMENTER_CONFIGS))
+            + ") or a downloaded model ("
+            + ", ".join(sorted(KNOWN_MODELS))
+            + ")",
+        )
+        self.segmenter_file = FileEdit(
+            label="",
+            mode="r",
+            filter="*.pth *.pt",
+            tooltip="pick a segmenter checkpoint (fills the field above)",
+        )
+        self.detector_file.changed.connect(lambda v: setattr(self.detector_spec, "value", str(v)))
+        self.segmenter_file.changed.connect(
+            lambda v: setattr(self.segmenter_spec, "value", str(v))
+        )
+        self.device = ComboBox(
+            label="device", choices=["cpu", "cuda"], value="cpu", tooltip="where the models run"
+        )
+        self.conf = FloatSpinBox(
+            label="confidence",
+            min=0.0,
+            max=1.0,
+            step=0.05,
+            value=0.25,
+            tooltip="detector confidence threshold",
+        )
+        self.slice_button = PushButton(
+            text="Propose this slice", tooltip="YOLO + SAM on the slice shown"
+        )
+        self.all_button = PushButton(
+            text="Propose all slices", tooltip="YOLO + SAM on every slice, in the background"
+        )
+        self.prompt_button = PushButton(
+            text="Add prompt layers",
+            tooltip="a Shapes layer for a box and Points layers for clicks",
+        )
+        self.cancel_button = PushButton(
+            text="Cancel", tooltip="stop proposing after the current slice"
+        )
+        self.progress = ProgressBar(label="progress", value=0, max=1)
+        self.status = Label(value="")
+        self.extend(
+            [
+                self.detector_spec,
+                self.detector_file,
+                self.segmenter_spec,
+                self.segmenter_file,
+                self.device,
+                self.conf,
+                self.slice_button,
+                self.all_button,
+                self.prompt_button,
+                self.cancel_button,
+                self.progress,
+                self.status,
+            ]
+        )
+        self.cache = EmbeddingCache()
+        self.detector = self.segmenter = None
+        self._loaded = (None, None, None)
+        self.proposals: Proposals | None = None
+        self.worker = self._stop = None
+        self.after_propose: list = []  # one-shot callbacks once "propose all" has finished
+        self.slice_button.changed.connect(lambda: self.propose(current_only=True))
+        self.all_button.changed.connect(lambda: self.propose(current_only=False))
+        self.prompt_button.changed.connect(self.add_prompt_layers)
+        self.cancel_button.changed.connect(self.cancel)
+
+    # -- models -------------------------------------------------------------------
+    def set_models(self, detector: str | None, segmenter: str) -> None:
+        """Choose models by spec (e.g. the files a fine-tuning run produced)."""
+        self.detector_spec.value = str(detector or "none")
+        self.segmenter_spec.value = str(segmenter)
+
+    def models(self):
+        """Load the chosen models (once per choice); returns ``(detector or None, segmenter)``."""
+        from ..detector import Detector
+        from ..segmenter import Segmenter
+
+        wanted = (
+            str(self.detector_spec.value),
+            str(self.segmenter_spec.value),
+            str(self.device.value),
+        )
+        if wanted != self._loaded:
+            self.segmenter = Segmenter.from_spec(wanted[1], device=wanted[2])
+            self.detector = (
+                None
+                if wanted[0] in ("", "none")
+                else Detector.from_spec(wanted[0], device=wanted[2])
+            )
+            self._loaded = wanted
+        return self.detector, self.segmenter
+
+    # -- proposing -----------------------------------------------------------------
+    def current_slice(self) -> int:
+        """Index of the slice shown."""
+        return int(self.viewer.dims.current_step[0]) if self.viewer.dims.ndim >= 3 else 0
+
+    def propose(self, current_only: bool = False):
+        """Propose in a worker (this slice or all); returns the worker."""
+        try:
+            stack = stack_from_viewer(self.viewer)
+            detector, segmenter = self.models()
+        except (MissingLayer, ValueError) as exc:
+            self.status.value = str(exc)
+            return None
+        indices = [self.current_slice()] if current_only else None
+        work = propose(
+            stack,
+            segmenter,
+            detector,
+            cache=self.cache,
+            conf=float(self.conf.value),
+            indices=indices,
+        )
+        self.progress.max = len(indices or stack.names)
+        self.progress.value = 0
+        self.status.value = "proposing ..."
+
+        def done(result: Proposals | None) -> None:
+            if result is None:
+                self.status.value = "cancelled"
+                return
+            self.merge(result, indices)
+
+        self.worker, self._stop = start(
+            work,
+            on_event=lambda e: setattr(self.progress, "value", e.step),
+            on_done=done,
+            on_error=self._fail,
+        )
+        return self.worker
+
+    def merge(self, result: Proposals, indices: list[int] | None) -> None:
+        """Keep ``result`` for the given slices (all when ``None``) and show the proposal layers."""
+        if self.proposals is None or indices is None or len(self.proposals) != len(result):
+            self.proposals = result
+        else:
+            for i in indices:
+                self.proposals.slices[i] = result.slices[i]
+            self.proposals.settings = result.settings
+        self.show()
+        no_det = sum(s.status == "no_detection" for s in self.proposals.slices)
+        self.status.value = f"proposed; {no_det} slice(s) without detection"
+        callbacks, self.after_propose = self.after_propose, []
+        for callback in callbacks:
+            callback()
+
+    def show(self) -> None:
+        """(Re)draw the proposal, probability and proposed-myocardium layers."""
+        image = layer_or_none(self.viewer, layer_names.IMAGE)
+        if image is None or self.proposals is None:
+            self.status.value = f"no '{layer_names.IMAGE}' layer to show proposals on"
+            return
+        props = self.proposals
+        layers = [
+            (
+                props.masks().astype(np.uint8) * 3,
+                {"name": layer_names.PROPOSAL, "opacity": 0.5, "scale": image.scale},
+                "labels",
+            ),
+            (
+                props.probabilities(),
+                {
+                    "name": layer_names.PROBABILITY,
+                    "visible": False,
+                    "colormap": "magma",
+                    "contrast_limits": (0, 1),
+                    "scale": image.scale,
+                },
+                "image",
+            ),
+        ]
+        myo = props.myocardium()
+        if myo is not None:
+            layers.append(
+                (
+                    myo.astype(np.uint8) * 2,
+                    {
+                        "name": layer_names.MYOCARDIUM_PROPOSAL,
+                        "opacity": 0.3,
+                        "visible": False,
+                        "scale": image.scale,
+                    },
+                    "labels",
+                )
+            )
+        replace_layers(self.viewer, layers)
+
+    def cancel(self) -> None:
+        """Ask the running work to stop after the current slice."""
+        if self._stop is not None:
+            self._stop.set()
+
+    def _fail(self, exc: Exception) -> None:
+        from napari.utils.notifications import show_error
+
+        self.status.value = str(exc)
+        show_error(str(exc))
+
+    # -- interactive prompts ----------------------------------------------------------
+    def add_prompt_layers(self) -> None:
+        """Shapes and Points layers whose edits prompt SAM on the current slice."""
+        image = layer_or_none(self.viewer, layer_names.IMAGE)
+        if image is None:
+            self.status.value = f"no '{layer_names.IMAGE}' layer: open a stack first"
+            return
+        ndim = image.ndim
+        if BOX_LAYER not in self.viewer.layers:
+            layer = self.viewer.add_shapes(
+                name=BOX_LAYER,
+                ndim=ndim,
+                edge_color="yellow",
+                face_color="transparent",
+                scale=image.scale,
+            )
+            layer.events.data.connect(self._prompt_changed)
+        for name, colour in ((POSITIVE_LAYER, "lime"), (NEGATIVE_LAYER, "red")):
+            if name not in self.viewer.layers:
+                layer = self.viewer.add_points(
+                    name=name, ndim=ndim, face_color=colour, size=4, scale=image.scale
+                )
+                layer.events.data.connect(self._prompt_changed)
+
+    def _prompt_changed(self, event=None) -> None:
+        self.prompt_current_slice()
+
+    def prompt_current_slice(self):
+        """Run SAM on the prompts drawn on the current slice (worker); returns the worker."""
+        try:
+            stack = stack_from_viewer(self.viewer)
+            _, segmenter = self.models()
+        except (MissingLayer, ValueError) as exc:
+            self.status.value = str(exc)
+            return None
+        index = self.current_slice()
+        box, points, labels = self._prompts(index)
+        if box is None and points is None:
+            return None
+        image = stack.crop(index, stack.images[index])
+
+        def work():
+            yield None
+            return prompt_slice(
+                segmenter, self.cache, image, boxes=box, points=points, point_labels=labels
+            )
+
+        self.worker, self._stop = start(
+            work(),
+            on_done=lambda out: self._apply_user(index, box, out, stack),
+            on_error=self._fail,
+        )
+        return self.worker
+
+    def _prompts(self, index: int):
+        def on_slice(data):
+            data = np.asarray(data)
+            if data.ndim == 2 and data.shape[1] == 3:
+                return data[np.round(data[:, 0]) == index][:, 1:]
+            return data
+
+        box = None
+        if BOX_LAYER in self.viewer.layers:
+            shapes = [np.asarray(s) for s in self.viewer.layers[BOX_LAYER].data]
+            shapes = [on_slice(s) for s in shapes if on_slice(s).shape[0]]
+            if shapes:
+                corners = shapes[-1]
+                box = np.array(
+                    [
+                        [
+                            corners[:, 1].min(),
+                            corners[:, 0].min(),
+                            corners[:, 1].max(),
+                            corners[:, 0].max(),
+                        ]
+                    ],
+                    np.float32,
+                )
+        points, labels = [], []
+        for name, value in ((POSITIVE_LAYER, 1), (NEGATIVE_LAYER, 0)):
+            if name in self.viewer.layers:
+                for p in on_slice(self.viewer.layers[name].data):
+                    points.append((p[-1], p[-2]))
+                    labels.append(value)
+        if points:
+            return box, np.array(points, np.float32), np.array(labels)
+        return box, None, None
+
+    def _apply_user(self, index: int, box, output, stack) -> None:
+        if output is None or not len(output.masks):
+            return
+        full = stack.shape[1:]
+        mask = np.zeros(full, bool)
+        prob = np.zeros(full, np.float32)
+        h, w = output.masks.shape[1:]
+        mask[:h, :w] = output.masks[0]
+        prob[:h, :w] = output.probability
+        if self.proposals is None:
+            zero = np.zeros(full, np.float32)
+            empty = [
+                SliceProposal(
+                    zero > 0,
+                    zero,
+                    np.zeros((0, 4), np.float32),
+                    np.zeros(0, np.float32),
+                    np.zeros(0, np.float32),
+                    [],
+                    np.zeros((0, *full), bool),
+                    "not_proposed",
+                )
+                for _ in range(len(stack))
+            ]
+            self.proposals = Proposals(list(stack.names), empty, {})
+        boxes = np.zeros((1, 4), np.float32) if box is None else box
+        self.proposals.slices[index] = SliceProposal(
+            mask,
+            prob,
+            boxes,
+            np.array([np.nan], np.float32),
+            output.iou[:1],
+            ["user"],
+            mask[None],
+            "ok",
+        )
+        self.show()
+        self.status.value = f"slice {index}: SAM mask from your prompt (IoU {output.iou[0]:.2f})"

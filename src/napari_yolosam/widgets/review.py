@@ -1,0 +1,273 @@
+"""Dock widget: the review queue. Audit, jump to the worst slices, decide, undo, save."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from magicgui.widgets import Container, FileEdit, Label, PushButton
+from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem
+
+from .. import layer_names
+from ..audit import audit
+from ..paths import cache_dir
+from ..proposals import propose
+from ..review import ReviewSession
+from ._layers import replace_layers
+from ._stack_from_layers import MissingLayer, stack_from_viewer
+
+DISAGREEMENT = "disagreement"
+COLUMNS = ("slice", "image", "quality", "issue", "dice", "label_area", "proposal_area")
+#: (action, button text, napari key binding)
+SHORTCUTS = (
+    ("next", "Next flagged", "Alt-Down"),
+    ("previous", "Previous flagged", "Alt-Up"),
+    ("accept", "Accept proposal", "Alt-A"),
+    ("keep", "Keep label", "Alt-K"),
+    ("union", "Union", "Alt-U"),
+    ("intersection", "Intersection", "Alt-I"),
+    ("edit", "Keep my edit", "Alt-E"),
+    ("undo", "Undo", "Alt-Z"),
+    ("redo", "Redo", "Alt-Y"),
+)
+
+
+class ReviewWidget(Container):
+    """Runs the audit and walks the flagged slices, worst first.
+
+    Selecting a row shows that slice with the label, the proposal and their
+    disagreement. Each decision (accept, keep, union, intersection, or a
+    hand edit in the ``labels`` layer) marks the slice reviewed, is logged
+    and autosaved; undo and redo work across slices.
+    """
+
+    def __init__(self, napari_viewer, proposals_widget=None) -> None:
+        super().__init__(labels=False)
+        self.viewer = napari_viewer
+        self.proposals_widget = proposals_widget
+        self.audit_button = PushButton(
+            text="Run audit", tooltip="compare labels with proposals; rank and flag"
+        )
+        self.buttons = {}
+        for action, text, key in SHORTCUTS:
+            button = PushButton(
+                text=f"{text} ({key.replace('-', '+')})", tooltip=f"{text} [{key}]"
+            )
+            button.changed.connect(lambda *a, action=action: self.act(action))
+            self.buttons[action] = button
+        self.out = FileEdit(
+            label="save to", mode="d", tooltip="a new folder for the cleaned labels"
+        )
+        self.save_button = PushButton(
+            text="Save cleaned set", tooltip="labels + decisions.jsonl + summary.json"
+        )
+        self.status = Label(value="")
+        self.extend(
+            [self.audit_button, *self.buttons.values(), self.out, self.save_button, self.status]
+        )
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        self.table.setSortingEnabled(True)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.setToolTip("Flagged slices, worst first; click a row to go there")
+        self.table.setMinimumHeight(160)
+        self.table.itemSelectionChanged.connect(self._row_selected)
+        self.native.layout().addWidget(self.table)
+        self.session: ReviewSession | None = None
+        self.stack = None
+        self.current: int | None = None
+        self.audit_button.changed.connect(self.run_audit)
+        self.save_button.changed.connect(lambda: self.save(self.out.value))
+        for action, _, key in SHORTCUTS:
+            self.viewer.bind_key(
+                key, lambda viewer, action=action: self.act(action), overwrite=True
+            )
+
+    # -- audit and queue ---------------------------------------------------------------
+    def _proposals(self, stack):
+        if self.proposals_widget is None:
+            from .proposals import ProposalsWidget
+            from .workflow import find_widget
+
+            self.proposals_widget = find_widget(self.viewer, ProposalsWidget)
+        widget = self.proposals_widget
+        if (
+            widget is not None
+            and widget.proposals is not None
+            and len(widget.proposals) == len(stack)
+        ):
+            return widget.proposals, widget.segmenter, widget.detector
+        if widget is None:
+            raise MissingLayer("no proposals: open the proposals widget and propose first")
+        detector, segmenter = widget.models()
+        from ..progress import drive
+
+        result = drive(
+            propose(stack, segmenter, detector, cache=widget.cache, conf=float(widget.conf.value))
+        )
+        widget.merge(result, None)
+        return result, segmenter, detector
+
+    def run_audit(self, restore: bool = True) -> ReviewSession | None:
+        """Audit the current labels against the proposals and fill the queue.
+
+        An autosaved session of the same stack is restored (``restore``)."""
+        try:
+            stack = stack_from_viewer(self.viewer)
+            proposals, segmenter, detector = self._proposals(stack)
+        except (MissingLayer, ValueError) as exc:
+            self.status.value = str(exc)
+            return None
+        result = audit(stack, proposals)
+        models = {
+            "segmenter": getattr(segmenter, "name", None),
+            "segmenter_fingerprint": getattr(segmenter, "fingerprint", None),
+            "detector": getattr(detector, "config", None),
+        }
+        autosave = ReviewSession.autosave_for(stack, cache_dir("autosave"))
+        session = (
+            ReviewSession.restore(stack, proposals.masks(), result.rows, autosave, models)
+            if restore
+            else None
+        )
+        restored = session is not None
+        if session is None:
+            session = ReviewSession(stack, proposals.masks(), result.rows, autosave, models)
+        self.session, self.stack = session, stack
+        if restored:
+            self.viewer.layers[layer_names.LABELS].data = session.labels.copy()
+        self.fill_table()
+        bias = result.summary["bias"]
+        self.status.value = (
+            f"{result.summary['flagged']} flagged of {len(stack)}; bias "
+            f"{bias['median_relative_area_difference']:+.2f} ({bias['meaning']})"
+            + (f"; restored {len(session.decisions)} decision(s)" if restored else "")
+        )
+        queue = session.queue()
+        if queue:
+            self.go_to(queue[0])
+        return session
+
+    def fill_table(self) -> None:
+        """Show the queue (flagged, unreviewed slices) worst first."""
+        self.table.setSortingEnabled(False)
+        rows = [self.session.rows[self.stack.names[i]] for i in self.session.queue()]
+        self.table.setRowCount(len(rows))
+        index = {n: i for i, n in enumerate(self.stack.names)}
+        for r, row in enumerate(rows):
+            values = (
+                index[row["image"]],
+                row["image"],
+                row["quality"],
+                row["issue"],
+                row["dice"],
+                row["label_area"],
+                row["proposal_area"],
+            )
+            for c, value in enumerate(values):
+                item = QTableWidgetItem()
+                item.setData(0, round(value, 3) if isinstance(value, float) else value)
+                self.table.setItem(r, c, item)
+        self.table.setSortingEnabled(True)
+
+    def _row_selected(self) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if rows:
+            item = self.table.item(rows[0].row(), 0)
+            if item is not None:
+                self.go_to(int(item.data(0)))
+
+    def go_to(self, index: int) -> None:
+        """Show slice ``index`` with its disagreement layer."""
+        self.current = int(index)
+        if (
+            layer_names.LABELS not in self.viewer.layers
+            or layer_names.IMAGE not in self.viewer.layers
+        ):
+            self.status.value = (
+                f"the '{layer_names.LABELS}' or '{layer_names.IMAGE}' layer is gone"
+            )
+            return
+        if self.viewer.dims.ndim >= 3:
+            self.viewer.dims.set_current_step(0, self.current)
+        labels = np.asarray(self.viewer.layers[layer_names.LABELS].data)
+        scar = self.stack.spec.scar_mask(labels)
+        disagreement = np.zeros(labels.shape, np.uint8)
+        disagreement[scar & ~self.session.proposals] = 1  # label only
+        disagreement[~scar & self.session.proposals] = 2  # proposal only
+        image = self.viewer.layers[layer_names.IMAGE]
+        replace_layers(
+            self.viewer,
+            [
+                (
+                    disagreement,
+                    {"name": DISAGREEMENT, "opacity": 0.6, "scale": image.scale},
+                    "labels",
+                )
+            ],
+        )
+        self.viewer.layers.selection.active = self.viewer.layers[layer_names.LABELS]
+
+    # -- decisions -----------------------------------------------------------------------
+    def act(self, action: str):
+        """Apply a queue action to the current slice (or move through the queue)."""
+        if self.session is None:
+            self.status.value = "run the audit first"
+            return None
+        session = self.session
+        if action in ("next", "previous"):
+            target = (
+                session.next_slice(self.current)
+                if action == "next"
+                else session.previous_slice(self.current)
+            )
+            if target is not None:
+                self.go_to(target)
+            return target
+        if action in ("undo", "redo"):
+            decision = session.undo() if action == "undo" else session.redo()
+            if decision is not None:
+                self._sync_labels(decision.slice)
+                self.fill_table()
+                self.go_to(decision.slice)
+            return decision
+        if self.current is None:
+            return None
+        edited = None
+        if action == "edit":
+            if layer_names.LABELS not in self.viewer.layers:
+                self.status.value = f"no '{layer_names.LABELS}' layer to take the edit from"
+                return None
+            edited = np.asarray(self.viewer.layers[layer_names.LABELS].data)[self.current]
+        decision = session.decide(self.current, action, edited)
+        self._sync_labels(self.current)
+        self.fill_table()
+        following = session.next_slice(None)
+        if following is not None:
+            self.go_to(following)
+        self.status.value = f"{decision.image}: {action}; {len(session.queue())} left"
+        return decision
+
+    def _sync_labels(self, index: int) -> None:
+        if layer_names.LABELS not in self.viewer.layers:
+            self.status.value = (
+                f"no '{layer_names.LABELS}' layer: decisions are kept in the session"
+            )
+            return
+        layer = self.viewer.layers[layer_names.LABELS]
+        data = np.asarray(layer.data).copy()
+        data[index] = self.session.labels[index]
+        layer.data = data
+
+    def save(self, out) -> list[Path]:
+        """Write the cleaned set to ``out`` (a new folder)."""
+        if self.session is None or not str(out) or str(out) == ".":
+            self.status.value = "run the audit and choose a new folder first"
+            return []
+        try:
+            written = self.session.save_cleaned(out)
+        except (PermissionError, ValueError, OSError) as exc:
+            self.status.value = str(exc)
+            return []
+        self.status.value = f"saved {len(written)} files to {out}"
+        return written

@@ -1,0 +1,141 @@
+"""The annotator workflow in a real viewer (Xvfb): propose, review, save, restore, fine-tune."""
+
+import json
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def workflow(make_napari_viewer, phantom_folder, monkeypatch, tmp_path):
+    from napari_yolosam.widgets.workflow import Workflow
+
+    monkeypatch.setenv("YOLOSAM_HOME", str(tmp_path / "home"))
+    viewer = make_napari_viewer()
+    viewer.open(str(phantom_folder), plugin="napari-yolosam")
+    return viewer, Workflow(viewer)
+
+
+def _ticks(qtbot):
+    """A 10 ms timer on the GUI thread: its count shows the event loop kept running."""
+    from qtpy.QtCore import QTimer
+
+    count = {"n": 0}
+    timer = QTimer()
+    timer.timeout.connect(lambda: count.__setitem__("n", count["n"] + 1))
+    timer.start(10)
+    return timer, count
+
+
+def test_propose_review_save_and_restore(workflow, qtbot, tmp_path, phantom_folder):
+    viewer, flow = workflow
+    timer, ticks = _ticks(qtbot)
+    flow.proposals.detector_spec.value = "none"
+    flow.proposals.segmenter_spec.value = "tiny"
+    flow.proposals.propose(current_only=False)
+    qtbot.waitUntil(lambda: "scar proposal" in viewer.layers, timeout=60000)
+    timer.stop()
+    assert ticks["n"] > 3, "the event loop kept running while proposing"
+    assert viewer.layers["scar proposal"].data.shape == viewer.layers["labels"].data.shape
+
+    session = flow.review.run_audit()
+    queue = session.queue()
+    assert queue and flow.review.table.rowCount() == len(queue)
+    assert flow.review.current == queue[0] and "disagreement" in viewer.layers
+    first = flow.review.current
+    flow.review.act("accept")
+    assert first not in session.queue()
+    # shortcuts: the key bindings call the same actions
+    from napari_yolosam.widgets.review import SHORTCUTS
+
+    keys = {str(k).replace("+", "-"): func for k, func in viewer.keymap.items()}
+    assert {key for _, _, key in SHORTCUTS} <= set(keys)
+    if session.queue():
+        second = flow.review.current
+        keys["Alt-K"](viewer)
+        assert second not in session.queue()
+        keys["Alt-Z"](viewer)  # undo brings it back
+        assert second in session.queue()
+        labels = viewer.layers["labels"].data.copy()
+        labels[second, :2, :2] = 3
+        viewer.layers["labels"].data = labels
+        flow.review.current = second
+        flow.review.act("edit")
+        assert viewer.layers["labels"].data[second, 0, 0] == 3
+    saved = flow.review.save(tmp_path / "cleaned")
+    assert saved
+    from napari_yolosam.io import read_stack
+
+    back = read_stack(phantom_folder, labels=tmp_path / "cleaned/masks")
+    np.testing.assert_array_equal(back.labels, np.asarray(viewer.layers["labels"].data))
+    log = [
+        json.loads(line)
+        for line in (tmp_path / "cleaned/decisions.jsonl").read_text().splitlines()
+    ]
+    assert log[0]["action"] == "accept" and log[0]["models"]["segmenter"] == "tiny"
+    decided = len(session.decisions)
+
+    # the viewer is closed mid-review; a new one restores the autosaved session
+    restored = flow.review.run_audit(restore=True)
+    assert len(restored.decisions) == decided
+    assert "restored" in flow.review.status.value
+
+
+def test_interactive_box_prompt(workflow, qtbot):
+    viewer, flow = workflow
+    flow.proposals.detector_spec.value = "none"
+    flow.proposals.add_prompt_layers()
+    viewer.dims.set_current_step(0, 2)
+    viewer.layers["prompt box"].add_rectangles(
+        np.array([[2, 30, 30], [2, 30, 90], [2, 90, 90], [2, 90, 30]])
+    )
+    qtbot.waitUntil(
+        lambda: (
+            flow.proposals.proposals is not None
+            and flow.proposals.proposals.slices[2].sources == ["user"]
+        ),
+        timeout=30000,
+    )
+    viewer.layers["positive clicks"].add(np.array([[2, 60, 60]]))
+    qtbot.waitUntil(lambda: "IoU" in flow.proposals.status.value, timeout=30000)
+    assert flow.proposals.cache.stats.encoded == 1, "the slice was encoded once for both prompts"
+
+
+def test_finetune_loads_models_and_rescores(workflow, qtbot, tmp_path):
+    viewer, flow = workflow
+    flow.proposals.detector_spec.value = "none"
+    flow.finetune.what.value = "segmenter"
+    flow.finetune.epochs.value = 1
+    flow.finetune.out.value = str(tmp_path / "run")
+    timer, ticks = _ticks(qtbot)
+    flow.finetune.start()
+    qtbot.waitUntil(lambda: flow.finetune.result is not None, timeout=120000)
+    timer.stop()
+    assert ticks["n"] > 3, "the event loop kept running while training"
+    assert flow.finetune.history and (tmp_path / "run/segmenter.pth").exists()
+    flow.finetune.load_and_rescore()
+    qtbot.waitUntil(lambda: flow.review.session is not None, timeout=60000)
+    assert flow.proposals.segmenter_spec.value == str(tmp_path / "run/segmenter.pth")
+
+
+def test_finetune_cancel(workflow, qtbot, tmp_path):
+    viewer, flow = workflow
+    flow.finetune.what.value = "segmenter"
+    flow.finetune.epochs.value = 50
+    flow.finetune.out.value = str(tmp_path / "run")
+    flow.finetune.start()
+    qtbot.waitUntil(lambda: flow.finetune.progress.value >= 1, timeout=60000)
+    flow.finetune.cancel()
+    qtbot.waitUntil(lambda: "cancelled" in flow.finetune.status.value, timeout=60000)
+    assert flow.finetune.result is None
+    assert not list((tmp_path / "run").glob("*.part*")), "no partial file"
+
+
+def test_missing_layers_are_reported(workflow):
+    viewer, flow = workflow
+    viewer.layers.remove("labels")
+    assert flow.review.run_audit() is None
+    assert "labels" in flow.review.status.value
+    assert flow.proposals.propose() is None and "labels" in flow.proposals.status.value
