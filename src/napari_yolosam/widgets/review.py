@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 from magicgui.widgets import Container, FileEdit, Label, PushButton
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem
 
 from .. import layer_names
@@ -169,6 +170,7 @@ class ReviewWidget(Container):
                 item.setData(0, round(value, 3) if isinstance(value, float) else value)
                 self.table.setItem(r, c, item)
         self.table.setSortingEnabled(True)
+        self.table.sortItems(COLUMNS.index("quality"), Qt.AscendingOrder)  # worst first
 
     def _row_selected(self) -> None:
         rows = self.table.selectionModel().selectedRows()
