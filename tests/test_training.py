@@ -70,22 +70,24 @@ def test_paired_decoder_matches_stock(tiny_segmenter, phantom):
 
 
 def test_tiny_sam_learns_on_phantom(tmp_path):
-    """The pipeline learns, not only runs: Dice with true boxes far above an untrained model's."""
+    """The pipeline learns, not only runs: held-out Dice with true boxes far above the untrained model's."""
     phantom = make_phantom(n_slices=6, n_cases=5, shape=(128, 128), seed=21)
-    seg = Segmenter.build("tiny", seed=0)
     scar_slices = {c: 0 for c in phantom.stack.cases}
     for c, has in zip(phantom.stack.cases, phantom.stack.scar().any(axis=(1, 2)), strict=True):
         scar_slices[c] += int(has)
     val_cases = [max(scar_slices, key=scar_slices.get)]  # validate on the case with most scar
     val_idx = [i for i, c in enumerate(phantom.stack.cases) if c in val_cases]
-    before = validate(seg, phantom.stack, val_idx)["val_dice"]
-    config = SamTrainConfig(epochs=14, batch_size=8, lr=1e-3, val_cases=tuple(val_cases), seed=0)
+    seg = Segmenter.build("tiny", seed=0)
+    before = validate(seg, phantom.stack, val_idx)
+    config = SamTrainConfig(epochs=8, batch_size=8, lr=1e-3, val_cases=tuple(val_cases), seed=0)
     result = drive(train_segmenter(phantom.stack, seg, config, tmp_path))
-    after = result.best_dice
-    print(f"val Dice with true boxes: before {before:.3f}, after {after:.3f}")
-    assert after > 0.5 and after > before + 0.3
+    last = result.history[-1]
+    print(f"held-out Dice with true boxes: scar {before['val_dice']:.3f} -> {result.best_dice:.3f}, "
+          f"myocardium {before['val_myo_dice']:.3f} -> {last['val_myo_dice']:.3f}")
+    assert result.best_dice > max(0.15, before["val_dice"] + 0.1)
+    assert last["val_myo_dice"] > max(0.4, before["val_myo_dice"] + 0.3)
     best = Segmenter.load(result.best_path)
-    assert validate(best, phantom.stack, val_idx)["val_dice"] == pytest.approx(after, abs=1e-6)
+    assert validate(best, phantom.stack, val_idx)["val_dice"] == pytest.approx(result.best_dice, abs=1e-6)
 
 
 def test_decoder_mode_freezes_encoder_and_uses_cache(train_phantom, tmp_path):
