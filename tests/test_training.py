@@ -82,12 +82,16 @@ def test_tiny_sam_learns_on_phantom(tmp_path):
     config = SamTrainConfig(epochs=8, batch_size=8, lr=1e-3, val_cases=tuple(val_cases), seed=0)
     result = drive(train_segmenter(phantom.stack, seg, config, tmp_path))
     last = result.history[-1]
-    print(f"held-out Dice with true boxes: scar {before['val_dice']:.3f} -> {result.best_dice:.3f}, "
-          f"myocardium {before['val_myo_dice']:.3f} -> {last['val_myo_dice']:.3f}")
+    print(
+        f"held-out Dice with true boxes: scar {before['val_dice']:.3f} -> {result.best_dice:.3f}, "
+        f"myocardium {before['val_myo_dice']:.3f} -> {last['val_myo_dice']:.3f}"
+    )
     assert result.best_dice > max(0.15, before["val_dice"] + 0.1)
     assert last["val_myo_dice"] > max(0.4, before["val_myo_dice"] + 0.3)
     best = Segmenter.load(result.best_path)
-    assert validate(best, phantom.stack, val_idx)["val_dice"] == pytest.approx(result.best_dice, abs=1e-6)
+    assert validate(best, phantom.stack, val_idx)["val_dice"] == pytest.approx(
+        result.best_dice, abs=1e-6
+    )
 
 
 def test_decoder_mode_freezes_encoder_and_uses_cache(train_phantom, tmp_path):

@@ -205,21 +205,29 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from .progress import cli_progress, drive
-    from .training.run import train
+def sam_config_from_args(args: argparse.Namespace):
+    """The segmenter's training settings from ``yolosam train`` (or the DDP entry's) options."""
     from .training.sam import SamTrainConfig
 
-    stack = read_stack(args.data, labels=args.labels, spec=spec_from_args(args))
-    config = SamTrainConfig(
+    val_cases = getattr(args, "val_cases", None)
+    return SamTrainConfig(
         epochs=args.epochs,
         batch_size=args.batch,
         lr=args.lr,
         mode=args.mode,
         val_fraction=args.val_fraction,
-        val_cases=tuple(args.val_cases.split(",")) if args.val_cases else (),
+        val_cases=tuple(val_cases.split(",")) if val_cases else (),
         seed=args.seed,
+        max_steps_per_epoch=getattr(args, "max_steps_per_epoch", None),
     )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .progress import cli_progress, drive
+    from .training.run import train
+
+    stack = read_stack(args.data, labels=args.labels, spec=spec_from_args(args))
+    config = sam_config_from_args(args)
     detector = None if args.detector.lower() == "none" else args.detector
     segmenter = None if args.segmenter.lower() == "none" else args.segmenter
     result = drive(

@@ -57,6 +57,21 @@ class SliceProposal:
     status: str = "ok"
     myocardium: np.ndarray | None = None
 
+    @classmethod
+    def empty(cls, shape: tuple[int, int], status: str = "not_proposed") -> SliceProposal:
+        """A slice with no prompt and no mask."""
+        zero = np.zeros(shape, np.float32)
+        return cls(
+            zero > 0,
+            zero,
+            np.zeros((0, 4), np.float32),
+            np.zeros(0, np.float32),
+            np.zeros(0, np.float32),
+            [],
+            np.zeros((0, *shape), bool),
+            status,
+        )
+
     def from_source(self, *sources: str) -> np.ndarray:
         """Union of the masks of prompts from the given sources."""
         keep = [i for i, s in enumerate(self.sources) if s in sources]
@@ -263,17 +278,7 @@ def propose(
         )
     for i in range(n):
         if slices[i] is None:
-            zero = np.zeros(full, np.float32)
-            slices[i] = SliceProposal(
-                zero > 0,
-                zero,
-                np.zeros((0, 4), np.float32),
-                np.zeros(0, np.float32),
-                np.zeros(0, np.float32),
-                [],
-                np.zeros((0, *full), bool),
-                "not_proposed",
-            )
+            slices[i] = SliceProposal.empty(full)
     settings = {
         "segmenter": segmenter.name,
         "segmenter_fingerprint": segmenter.fingerprint,

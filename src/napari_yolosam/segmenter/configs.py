@@ -52,16 +52,6 @@ SEGMENTER_CONFIGS: dict[str, dict] = {
         "window_size": 14,
         "global_attn_indexes": [7, 15, 23, 31],
     },
-    "medsam": {
-        "arch": "vit",
-        "img_size": 1024,
-        "patch_size": 16,
-        "embed_dim": 768,
-        "depth": 12,
-        "num_heads": 12,
-        "window_size": 14,
-        "global_attn_indexes": [2, 5, 8, 11],
-    },
     "mobile_sam": {
         "arch": "tinyvit",
         "img_size": 1024,
@@ -72,6 +62,9 @@ SEGMENTER_CONFIGS: dict[str, dict] = {
         "window_sizes": [7, 7, 14, 7],
     },
 }
+
+#: MedSAM fine-tuned vit_b: the same layout, other preprocessing.
+SEGMENTER_CONFIGS["medsam"] = dict(SEGMENTER_CONFIGS["vit_b"])
 
 #: MedSAM scales intensities to 0..1 (min-max) with no ImageNet normalisation.
 PREPROCESS_DEFAULTS: dict[str, dict] = {

@@ -23,12 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     import torch.distributed as dist
 
-    from ..cli import add_spec_options, spec_from_args
+    from ..cli import add_spec_options, sam_config_from_args, spec_from_args
     from ..io import read_stack
     from ..progress import cli_progress, drive
     from ..segmenter import Segmenter
     from .run import write_metrics
-    from .sam import SamTrainConfig, train_segmenter
+    from .sam import train_segmenter
 
     parser = argparse.ArgumentParser(prog="napari_yolosam.training.ddp", description=__doc__)
     parser.add_argument("--data", required=True)
@@ -55,15 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stack = read_stack(args.data, spec=spec_from_args(args))
         segmenter = Segmenter.from_spec(args.segmenter, device=device)
-        config = SamTrainConfig(
-            epochs=args.epochs,
-            batch_size=args.batch,
-            lr=args.lr,
-            mode=args.mode,
-            val_fraction=args.val_fraction,
-            seed=args.seed,
-            max_steps_per_epoch=args.max_steps_per_epoch,
-        )
+        config = sam_config_from_args(args)
         result = drive(
             train_segmenter(stack, segmenter, config, args.out),
             cli_progress() if rank == 0 else None,

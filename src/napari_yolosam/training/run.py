@@ -68,6 +68,20 @@ def torch_device(device: str) -> str:
     return f"cuda:{first}" if first.isdigit() else first
 
 
+def _recording(work, history: list[dict], path: Path):
+    """Forward a training generator's events, appending each epoch's metrics to ``history`` and
+    ``path``; returns the generator's result."""
+    while True:
+        try:
+            event = next(work)
+        except StopIteration as done:
+            return done.value
+        if event.stage.endswith("-epoch"):
+            history.append(event.values)
+            write_metrics(path, history)
+        yield event
+
+
 def read_metrics(path: Path) -> list[dict]:
     """Rows of an existing ``metrics.csv`` (empty list if there is none)."""
     if not path.exists():
@@ -133,34 +147,15 @@ def train(
             seed=config.seed,
             resume=resume,
         )
-        try:
-            while True:
-                event = next(work)
-                if event.stage == "detector-epoch":
-                    history.append(event.values)
-                    write_metrics(out / "metrics.csv", history)
-                yield event
-        except StopIteration as done:
-            det_path = done.value.path
+        det_path = (yield from _recording(work, history, out / "metrics.csv")).path
     if segmenter is not None:
         resume_from = out / LAST_NAME if resume and (out / LAST_NAME).exists() else None
         seg = Segmenter.from_spec(
             segmenter if resume_from is None else str(resume_from), device=sam_device
         )
         work = train_segmenter(stack, seg, config, out, resume=resume_from)
-        try:
-            while True:
-                event = next(work)
-                if event.stage == "segmenter-epoch":
-                    history.append(event.values)
-                    write_metrics(out / "metrics.csv", history)
-                yield event
-        except StopIteration as done:
-            seg_path = (
-                done.value.best_path
-                if done.value.best_path and done.value.best_path.exists()
-                else None
-            )
+        result = yield from _recording(work, history, out / "metrics.csv")
+        seg_path = result.best_path if result.best_path and result.best_path.exists() else None
     return RunResult(
         out,
         det_path,

@@ -350,20 +350,7 @@ class ProposalsWidget(Container):
         mask[:h, :w] = output.masks[0]
         prob[:h, :w] = output.probability
         if self.proposals is None:
-            zero = np.zeros(full, np.float32)
-            empty = [
-                SliceProposal(
-                    zero > 0,
-                    zero,
-                    np.zeros((0, 4), np.float32),
-                    np.zeros(0, np.float32),
-                    np.zeros(0, np.float32),
-                    [],
-                    np.zeros((0, *full), bool),
-                    "not_proposed",
-                )
-                for _ in range(len(stack))
-            ]
+            empty = [SliceProposal.empty(full) for _ in range(len(stack))]
             self.proposals = Proposals(list(stack.names), empty, {})
         boxes = np.zeros((1, 4), np.float32) if box is None else box
         self.proposals.slices[index] = SliceProposal(
