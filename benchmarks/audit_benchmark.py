@@ -99,6 +99,12 @@ def main() -> None:
     parser.add_argument("--detector-epochs", type=int, default=30)
     parser.add_argument("--n-range", type=float, nargs=2, default=(2.0, 6.0))
     parser.add_argument("--folds", type=int, default=2)
+    parser.add_argument(
+        "--max-folds", type=int, help="audit only the first k folds (fewer patients, less time)"
+    )
+    parser.add_argument(
+        "--reuse", action="store_true", help="reuse models already trained in OUT/foldK"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     out = Path(args.out)
@@ -126,25 +132,30 @@ def main() -> None:
     baseline = np.full(len(stack), np.nan)
     issues = [""] * len(stack)
     started = time.time()
-    for f, audit_cases in enumerate(folds):
+    for f, audit_cases in enumerate(folds[: args.max_folds or len(folds)]):
         train_cases = [c for c in cases if c not in audit_cases]
         train_idx = [i for i, c in enumerate(stack.cases) if c in train_cases]
         audit_idx = [i for i, c in enumerate(stack.cases) if c in audit_cases]
         train_stack = noisy_stack.subset(train_idx)
         run = out / f"fold{f}"
         config = SamTrainConfig(epochs=args.epochs, val_fraction=0.15, seed=args.seed, lr=5e-4)
-        result = drive(
-            train(
-                train_stack,
-                run,
-                detector="yolo11n.yaml",
-                segmenter="tiny",
-                epochs=args.epochs,
-                detector_epochs=args.detector_epochs,
-                sam_config=config,
-            ),
-            cli_progress(f"fold {f} "),
-        )
+        if args.reuse and (run / "segmenter.pth").exists() and (run / "detector.pt").exists():
+            from types import SimpleNamespace
+
+            result = SimpleNamespace(detector=run / "detector.pt", segmenter=run / "segmenter.pth")
+        else:
+            result = drive(
+                train(
+                    train_stack,
+                    run,
+                    detector="yolo11n.yaml",
+                    segmenter="tiny",
+                    epochs=args.epochs,
+                    detector_epochs=args.detector_epochs,
+                    sam_config=config,
+                ),
+                cli_progress(f"fold {f} "),
+            )
         sub = noisy_stack.subset(audit_idx)
         detector = Detector.load(result.detector) if result.detector else None
         proposals = drive(propose(sub, Segmenter.load(result.segmenter), detector, conf=0.25))
@@ -153,10 +164,12 @@ def main() -> None:
             quality[i] = res.rows[k]["quality"]
             baseline[i] = res.rows[k]["dice"]
             issues[i] = res.rows[k]["issue"]
+    audited = np.isfinite(quality)  # all slices with every fold, half with --max-folds 1
+    quality, baseline, label_dice = quality[audited], baseline[audited], label_dice[audited]
     bad = label_dice < 0.5
     report = {
         "data": args.data,
-        "slices": int(len(stack)),
+        "slices": int(audited.sum()),
         "bad_labels": int(bad.sum()),
         "auroc_quality": auroc(1 - quality, bad),
         "auroc_baseline_dice": auroc(1 - baseline, bad),
@@ -178,7 +191,7 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|")
     print(
-        f"| {args.data} | {len(stack)} | {int(bad.sum())} | {report['auroc_quality']:.3f} | "
+        f"| {args.data} | {int(audited.sum())} | {int(bad.sum())} | {report['auroc_quality']:.3f} | "
         f"{report['auroc_baseline_dice']:.3f} | {report['precision_at_10pct_quality']:.2f} | "
         f"{report['precision_at_10pct_baseline']:.2f} |"
     )

@@ -30,7 +30,9 @@ def main() -> None:
     from napari_yolosam.widgets.workflow import Workflow
 
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads for training")
+    parser.add_argument(
+        "--threads", type=int, default=torch.get_num_threads(), help="torch threads for training"
+    )
     parser.add_argument("--epochs", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -64,8 +66,10 @@ def main() -> None:
     delays = np.array(late[5:]) * 1000
     print("| torch threads | training s | ticks | median ms late | p99 ms late | max ms late |")
     print("|---|---|---|---|---|---|")
-    print(f"| {args.threads} | {time.perf_counter() - started:.1f} | {len(delays)} | {np.median(delays):.1f} | "
-          f"{np.percentile(delays, 99):.1f} | {delays.max():.1f} |")
+    print(
+        f"| {args.threads} | {time.perf_counter() - started:.1f} | {len(delays)} | {np.median(delays):.1f} | "
+        f"{np.percentile(delays, 99):.1f} | {delays.max():.1f} |"
+    )
     viewer.close()
 
 
