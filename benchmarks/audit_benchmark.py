@@ -165,6 +165,7 @@ def main() -> None:
             baseline[i] = res.rows[k]["dice"]
             issues[i] = res.rows[k]["issue"]
     audited = np.isfinite(quality)  # all slices with every fold, half with --max-folds 1
+    noisy_median = float(np.median(label_dice[has_scar]))
     quality, baseline, label_dice = quality[audited], baseline[audited], label_dice[audited]
     bad = label_dice < 0.5
     report = {
@@ -181,7 +182,8 @@ def main() -> None:
         "folds": args.folds,
         "epochs": args.epochs,
         "detector_epochs": args.detector_epochs,
-        "noisy_label_dice_median": float(np.median(label_dice[has_scar])),
+        "noisy_label_dice_median": noisy_median,
+        "issues_flagged": {k: issues.count(k) for k in sorted(set(issues)) if k},
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "benchmark.json").write_text(json.dumps(report, indent=1))
