@@ -290,7 +290,7 @@ def train_segmenter(
                 f"epoch {epoch + 1}",
                 {
                     "epoch": epoch + 1,
-                    "loss": float(loss),
+                    "loss": loss.item(),
                     "dice_loss": parts["dice"],
                     "bce": parts["bce"],
                     "kl": parts["kl"],
