@@ -132,6 +132,8 @@ def main() -> None:
     baseline = np.full(len(stack), np.nan)
     issues = [""] * len(stack)
     started = time.time()
+    rows_out: list[dict] = []
+    label_dice_all = label_dice.copy()
     for f, audit_cases in enumerate(folds[: args.max_folds or len(folds)]):
         train_cases = [c for c in cases if c not in audit_cases]
         train_idx = [i for i, c in enumerate(stack.cases) if c in train_cases]
@@ -160,6 +162,10 @@ def main() -> None:
         detector = Detector.load(result.detector) if result.detector else None
         proposals = drive(propose(sub, Segmenter.load(result.segmenter), detector, conf=0.25))
         res = audit(sub, proposals)
+        rows_out += [
+            {**r, "noisy_vs_clean_dice": float(label_dice_all[i]), "fold": f}
+            for r, i in zip(res.rows, audit_idx, strict=True)
+        ]
         for k, i in enumerate(audit_idx):
             quality[i] = res.rows[k]["quality"]
             baseline[i] = res.rows[k]["dice"]
@@ -187,6 +193,14 @@ def main() -> None:
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "benchmark.json").write_text(json.dumps(report, indent=1))
+    import csv
+
+    with open(
+        out / "slices.csv", "w", newline=""
+    ) as handle:  # per-slice scores, to study the ranking
+        writer = csv.DictWriter(handle, fieldnames=list(rows_out[0]), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows_out)
     print(json.dumps(report, indent=1))
     print(
         "\n| data | slices | bad labels | AUROC quality | AUROC baseline | precision@10% quality | precision@10% baseline |"
