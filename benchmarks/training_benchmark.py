@@ -140,11 +140,14 @@ def speed(args) -> dict:
     from napari_yolosam.segmenter import Segmenter
     from napari_yolosam.training.sam import SamTrainConfig, train_segmenter
 
-    phantom = make_phantom(n_slices=4, n_cases=2, shape=(256, 256), seed=0)
+    phantom = make_phantom(n_slices=2, n_cases=1, shape=(256, 256), seed=0)
     out = {}
     for mode in ("decoder", "full"):
         seg = Segmenter.build(args.model)
         cache = EmbeddingCache()
+        if mode == "decoder":  # the cache is filled once (each slice encoded once), as in real use
+            for i in range(len(phantom.stack)):
+                cache.get(seg, phantom.stack.crop(i, phantom.stack.images[i]))
         config = SamTrainConfig(
             epochs=1,
             batch_size=args.batch,
