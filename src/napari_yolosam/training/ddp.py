@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     import torch.distributed as dist
 
-    from ..cli import add_spec_options, sam_config_from_args, spec_from_args
+    from ..cli_options import add_spec_options, sam_config_from_args, spec_from_args
     from ..io import read_stack
     from ..progress import cli_progress, drive
     from ..segmenter import Segmenter

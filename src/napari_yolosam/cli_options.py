@@ -1,0 +1,105 @@
+"""Options and helpers shared by the ``yolosam`` sub-commands (and the DDP entry point)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .labelspec import MASK_MODES, LabelSpec
+
+
+def add_spec_options(parser: argparse.ArgumentParser) -> None:
+    """Label-specification options shared by every command that reads labels."""
+    group = parser.add_argument_group("label values")
+    group.add_argument(
+        "--label-spec",
+        default="emidec",
+        choices=["emidec", "binary"],
+        help="preset for what label values mean (default: emidec)",
+    )
+    group.add_argument("--scar-values", help="comma-separated scar values (emidec: 3,4)")
+    group.add_argument("--myo-values", help="comma-separated myocardium values (emidec: 2,3,4)")
+    group.add_argument("--mvo-values", help="comma-separated no-reflow values (emidec: 4)")
+    group.add_argument(
+        "--mask-mode", choices=MASK_MODES, help="how mask files are decoded (default: auto)"
+    )
+    group.add_argument(
+        "--mask-threshold", type=int, help="binarisation threshold for soft masks (default 128)"
+    )
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """--detector / --segmenter / --device, shared by propose, audit and train."""
+    parser.add_argument(
+        "--detector",
+        default="yolo11n.yaml",
+        help="detector checkpoint (.pt, project format), a config such as yolo11n.yaml "
+        "(fresh weights), or 'none' (label prompts only)",
+    )
+    parser.add_argument(
+        "--segmenter",
+        default="tiny",
+        help="segmenter checkpoint, a config (tiny, vit_b, mobile_sam: fresh weights), "
+        "a downloaded model (sam_vit_b, ...) or medsam:PATH",
+    )
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps")
+    parser.add_argument(
+        "--trust-detector",
+        action="store_true",
+        help="allow an ultralytics .pt detector (it runs code when loaded): trusted files only",
+    )
+
+
+def spec_from_args(args: argparse.Namespace) -> LabelSpec:
+    """The :class:`LabelSpec` the options describe."""
+    return LabelSpec.from_name(
+        args.label_spec,
+        scar=args.scar_values,
+        myocardium=args.myo_values,
+        no_reflow=args.mvo_values,
+        mode=args.mask_mode,
+        threshold=args.mask_threshold,
+    )
+
+
+def load_models(args: argparse.Namespace):
+    """Detector (or ``None``) and segmenter named by ``--detector`` / ``--segmenter``."""
+    from .detector import Detector
+    from .segmenter import Segmenter
+
+    segmenter = Segmenter.from_spec(args.segmenter, device=args.device)
+    detector = None
+    if args.detector and args.detector.lower() != "none":
+        detector = Detector.from_spec(args.detector, device=args.device, trust=args.trust_detector)
+    return detector, segmenter
+
+
+def sam_config_from_args(args: argparse.Namespace):
+    """The segmenter's training settings from ``yolosam train`` (or the DDP entry's) options."""
+    from .training.sam import SamTrainConfig
+
+    val_cases = getattr(args, "val_cases", None)
+    return SamTrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch,
+        lr=args.lr,
+        mode=args.mode,
+        val_fraction=args.val_fraction,
+        val_cases=tuple(val_cases.split(",")) if val_cases else (),
+        seed=args.seed,
+        max_steps_per_epoch=getattr(args, "max_steps_per_epoch", None),
+    )
+
+
+def write_csv(path: str | Path, rows: list[dict], columns) -> None:
+    import csv
+    import io as _io
+
+    from .io.atomic import atomic_write_text
+
+    buffer = _io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    atomic_write_text(path, buffer.getvalue())
