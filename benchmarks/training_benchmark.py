@@ -167,7 +167,8 @@ def speed(args) -> dict:
         torch.set_grad_enabled(True)
     out["note"] = (
         f"{args.model}, batch {args.batch}, seconds per step; 'decoder' takes embeddings from the cache "
-        "(each slice encoded once, first step excluded), 'full' re-encodes every step, as the research code does"
+        "(each slice encoded once beforehand), 'full' runs the encoder forward and backward every step "
+        "(the research code re-encodes the slice every step)"
     )
     return out
 
