@@ -29,7 +29,9 @@ def _ticks(qtbot):
     return timer, count
 
 
-def test_propose_review_save_and_restore(workflow, qtbot, tmp_path, phantom_folder):
+def test_propose_review_save_and_restore(
+    workflow, qtbot, tmp_path, phantom_folder, make_napari_viewer
+):
     viewer, flow = workflow
     timer, ticks = _ticks(qtbot)
     flow.proposals.detector_spec.value = "none"
@@ -77,10 +79,20 @@ def test_propose_review_save_and_restore(workflow, qtbot, tmp_path, phantom_fold
     assert log[0]["action"] == "accept" and log[0]["models"]["segmenter"] == "tiny"
     decided = len(session.decisions)
 
-    # the viewer is closed mid-review; a new one restores the autosaved session
-    restored = flow.review.run_audit(restore=True)
-    assert len(restored.decisions) == decided
-    assert "restored" in flow.review.status.value
+    # the widgets and the viewer are dropped mid-review; a new viewer restores the autosaved session
+    labels_now = np.asarray(viewer.layers["labels"].data).copy()
+    viewer.close()
+    from napari_yolosam.widgets.workflow import Workflow
+
+    viewer2 = make_napari_viewer()
+    viewer2.open(str(phantom_folder), plugin="napari-yolosam")
+    flow2 = Workflow(viewer2)
+    flow2.proposals.proposals = (
+        flow.proposals.proposals
+    )  # the same proposals (no need to recompute)
+    restored = flow2.review.run_audit(restore=bool(flow2.review.restore.value))
+    assert len(restored.decisions) == decided and "restored" in flow2.review.status.value
+    np.testing.assert_array_equal(np.asarray(viewer2.layers["labels"].data), labels_now)
 
 
 def test_interactive_box_prompt(workflow, qtbot):
@@ -139,3 +151,21 @@ def test_missing_layers_are_reported(workflow):
     assert flow.review.run_audit() is None
     assert "labels" in flow.review.status.value
     assert flow.proposals.propose() is None and "labels" in flow.proposals.status.value
+
+
+def test_single_2d_slice(make_napari_viewer, phantom, qtbot, tmp_path, monkeypatch):
+    from napari_yolosam.widgets.workflow import Workflow
+
+    monkeypatch.setenv("YOLOSAM_HOME", str(tmp_path / "home"))
+    viewer = make_napari_viewer()
+    viewer.add_image(phantom.stack.images[0], name="LGE image")
+    viewer.add_labels(phantom.stack.labels[0], name="labels")
+    flow = Workflow(viewer)
+    flow.proposals.detector_spec.value = "none"
+    flow.proposals.propose(current_only=True)
+    qtbot.waitUntil(lambda: "scar proposal" in viewer.layers, timeout=30000)
+    session = flow.review.run_audit(restore=False)
+    assert session is not None and len(session.stack) == 1
+    flow.review.current = 0
+    flow.review.act("accept")
+    assert np.asarray(viewer.layers["labels"].data).shape == phantom.stack.labels[0].shape

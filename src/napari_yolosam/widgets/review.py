@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from magicgui.widgets import Container, FileEdit, Label, PushButton
+from magicgui.widgets import CheckBox, Container, FileEdit, Label, PushButton
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem
 
@@ -56,6 +56,11 @@ class ReviewWidget(Container):
             )
             button.changed.connect(lambda *a, action=action: self.act(action))
             self.buttons[action] = button
+        self.restore = CheckBox(
+            text="restore an autosaved session of this stack",
+            value=True,
+            tooltip="untick to start the review afresh (the autosave is then replaced)",
+        )
         self.out = FileEdit(
             label="save to", mode="d", tooltip="a new folder for the cleaned labels"
         )
@@ -64,7 +69,14 @@ class ReviewWidget(Container):
         )
         self.status = Label(value="")
         self.extend(
-            [self.audit_button, *self.buttons.values(), self.out, self.save_button, self.status]
+            [
+                self.audit_button,
+                self.restore,
+                *self.buttons.values(),
+                self.out,
+                self.save_button,
+                self.status,
+            ]
         )
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
@@ -77,7 +89,7 @@ class ReviewWidget(Container):
         self.session: ReviewSession | None = None
         self.stack = None
         self.current: int | None = None
-        self.audit_button.changed.connect(self.run_audit)
+        self.audit_button.changed.connect(lambda: self.run_audit(restore=bool(self.restore.value)))
         self.save_button.changed.connect(lambda: self.save(self.out.value))
         for action, _, key in SHORTCUTS:
             self.viewer.bind_key(
@@ -193,6 +205,8 @@ class ReviewWidget(Container):
         if self.viewer.dims.ndim >= 3:
             self.viewer.dims.set_current_step(0, self.current)
         labels = np.asarray(self.viewer.layers[layer_names.LABELS].data)
+        if labels.ndim == 2:
+            labels = labels[None]
         scar = self.stack.spec.scar_mask(labels)
         disagreement = np.zeros(labels.shape, np.uint8)
         disagreement[scar & ~self.session.proposals] = 1  # label only
@@ -240,7 +254,8 @@ class ReviewWidget(Container):
             if layer_names.LABELS not in self.viewer.layers:
                 self.status.value = f"no '{layer_names.LABELS}' layer to take the edit from"
                 return None
-            edited = np.asarray(self.viewer.layers[layer_names.LABELS].data)[self.current]
+            data = np.asarray(self.viewer.layers[layer_names.LABELS].data)
+            edited = data if data.ndim == 2 else data[self.current]
         decision = session.decide(self.current, action, edited)
         self._sync_labels(self.current)
         self.fill_table()
@@ -258,7 +273,10 @@ class ReviewWidget(Container):
             return
         layer = self.viewer.layers[layer_names.LABELS]
         data = np.asarray(layer.data).copy()
-        data[index] = self.session.labels[index]
+        if data.ndim == 2:  # a single 2D slice
+            data = self.session.labels[0].copy()
+        else:
+            data[index] = self.session.labels[index]
         layer.data = data
 
     def save(self, out) -> list[Path]:
