@@ -41,10 +41,14 @@ def start(
     on_event: Callable | None = None,
     on_done: Callable | None = None,
     on_error: Callable | None = None,
+    total: int | None = None,
+    desc: str = "",
 ):
     """Run ``work`` in a ``thread_worker``; returns ``(worker, stop_event)``.
 
-    Errors go to ``on_error`` (never re-raised into the event loop).
+    With ``total`` (the number of events expected; 0 when unknown), napari's
+    own progress bar (activity dock) follows the work too. Errors go to
+    ``on_error`` (never re-raised into the event loop).
     """
     from napari.qt.threading import thread_worker
 
@@ -54,5 +58,6 @@ def start(
         connect["yielded"] = _safe(on_event)
     if on_done is not None:
         connect["returned"] = _safe(on_done)
-    worker = thread_worker(cancellable, connect=connect)(work, stop)
+    progress = None if total is None else {"total": int(total), "desc": desc}
+    worker = thread_worker(cancellable, connect=connect, progress=progress)(work, stop)
     return worker, stop

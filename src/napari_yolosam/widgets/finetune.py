@@ -175,7 +175,12 @@ class FinetuneWidget(Container):
         self.progress.value, self.progress.max = 0, 1
         self.status.value = f"training in {run} ..."
         self.worker, self._stop = start(
-            work, on_event=self._on_event, on_done=self._on_done, on_error=self._fail
+            work,
+            on_event=self._on_event,
+            on_done=self._on_done,
+            on_error=self._fail,
+            total=0,
+            desc="fine-tuning",
         )
         return self.worker
 

@@ -182,6 +182,8 @@ class ProposalsWidget(Container):
             on_event=lambda e: setattr(self.progress, "value", e.step),
             on_done=done,
             on_error=self._fail,
+            total=self.progress.max,
+            desc="proposing",
         )
         return self.worker
 
