@@ -169,3 +169,11 @@ def test_single_2d_slice(make_napari_viewer, phantom, qtbot, tmp_path, monkeypat
     flow.review.current = 0
     flow.review.act("accept")
     assert np.asarray(viewer.layers["labels"].data).shape == phantom.stack.labels[0].shape
+
+
+def test_audit_without_proposals_proposes_in_the_background(workflow, qtbot):
+    viewer, flow = workflow
+    flow.proposals.detector_spec.value = "none"
+    assert flow.review.run_audit() is None and "proposing" in flow.review.status.value
+    qtbot.waitUntil(lambda: flow.review.session is not None, timeout=60000)
+    assert flow.review.table.rowCount() == len(flow.review.session.queue())

@@ -12,7 +12,6 @@ from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem
 from .. import layer_names
 from ..audit import audit
 from ..paths import cache_dir
-from ..proposals import propose
 from ..review import ReviewSession
 from ._layers import replace_layers
 from ._stack_from_layers import MissingLayer, stack_from_viewer
@@ -112,14 +111,7 @@ class ReviewWidget(Container):
             return widget.proposals, widget.segmenter, widget.detector
         if widget is None:
             raise MissingLayer("no proposals: open the proposals widget and propose first")
-        detector, segmenter = widget.models()
-        from ..progress import drive
-
-        result = drive(
-            propose(stack, segmenter, detector, cache=widget.cache, conf=float(widget.conf.value))
-        )
-        widget.merge(result, None)
-        return result, segmenter, detector
+        return None  # not proposed yet: run_audit starts the proposals widget's worker first
 
     def run_audit(self, restore: bool = True) -> ReviewSession | None:
         """Audit the current labels against the proposals and fill the queue.
@@ -127,7 +119,15 @@ class ReviewWidget(Container):
         An autosaved session of the same stack is restored (``restore``)."""
         try:
             stack = stack_from_viewer(self.viewer)
-            proposals, segmenter, detector = self._proposals(stack)
+            found = self._proposals(stack)
+            if (
+                found is None
+            ):  # propose in the background first, then audit (never on the GUI thread)
+                self.proposals_widget.after_propose.append(lambda: self.run_audit(restore))
+                self.proposals_widget.propose(current_only=False)
+                self.status.value = "proposing all slices first ..."
+                return None
+            proposals, segmenter, detector = found
         except (MissingLayer, ValueError) as exc:
             self.status.value = str(exc)
             return None
