@@ -19,6 +19,7 @@ from .. import layer_names
 from ..quantify import compare_sources, units_note
 from ..semiauto import METHODS, semiauto_stack
 from ._stack_from_layers import MissingLayer, layer_or_none, stack_from_viewer
+from ._work import start
 
 TABLE_COLUMNS = (
     "case",
@@ -91,7 +92,7 @@ class QuantifyWidget(Container):
         self._timer = QTimer()
         self._timer.setSingleShot(True)
         self._timer.setInterval(300)
-        self._timer.timeout.connect(self.refresh)
+        self._timer.timeout.connect(self.refresh_in_background)
         self._watched = None
         self.run_button.changed.connect(self.add_semiauto_layer)
         self.refresh_button.changed.connect(self.refresh)
@@ -159,25 +160,59 @@ class QuantifyWidget(Container):
                     sources[layer.name] = data > 0
         return sources
 
-    def refresh(self) -> list[dict]:
-        """Recompute the table and plot from the current layers; returns the table rows."""
-        if self._closed:
-            return self.rows
+    def _gather(self):
+        """The stack and scar sources shown now (GUI thread: reads layers only), or ``None``."""
         try:
             stack = stack_from_viewer(self.viewer)
         except MissingLayer as exc:
             self.status.value = str(exc)
             self.rows = []
             self.table.setRowCount(0)
-            return self.rows
+            return None
+        return stack, self.sources(stack)
+
+    @staticmethod
+    def _compute(stack, sources):
         myocardium = stack.myocardium() if stack.spec.has_myocardium else stack.scar()
-        sources = self.sources(stack)
-        self.rows = compare_sources(stack, sources, myocardium)
+        return stack, sources, compare_sources(stack, sources, myocardium)
+
+    def _show(self, result) -> None:
+        if self._closed or result is None:
+            return
+        stack, sources, rows = result
+        self.rows = rows
         self._fill_table()
         self._plot(stack, sources)
         note = units_note(stack)
         self.status.value = note or f"{len(stack)} slices, {len(set(stack.cases))} case(s)"
+
+    def refresh(self) -> list[dict]:
+        """Recompute the table and plot now (blocking); returns the table rows."""
+        if self._closed:
+            return self.rows
+        gathered = self._gather()
+        if gathered is not None:
+            self._show(self._compute(*gathered))
         return self.rows
+
+    def refresh_in_background(self):
+        """Recompute in a worker (after label edits), so painting never waits for the table."""
+        if self._closed:
+            return None
+        gathered = self._gather()
+        if gathered is None:
+            return None
+
+        def work():
+            yield None
+            return self._compute(*gathered)
+
+        worker, _ = start(
+            work(),
+            on_done=self._show,
+            on_error=lambda exc: setattr(self.status, "value", str(exc)),
+        )
+        return worker
 
     def _fill_table(self) -> None:
         self.table.setSortingEnabled(False)
