@@ -36,6 +36,44 @@ def _safe(callback: Callable) -> Callable:
     return call
 
 
+#: Threads kept free in Qt's global pool beyond the running workers (see ``_keep_pool_headroom``).
+POOL_HEADROOM = 2
+
+
+def _keep_pool_headroom() -> None:
+    """Grow Qt's global thread pool so that workers never take all its threads.
+
+    napari's workers run on ``QThreadPool.globalInstance()``, and Qt 5.15 also
+    converts and smooth-scales large images on that pool, waiting for those
+    tasks while the GUI thread holds Python's GIL (napari's activity indicator
+    does it when a progress bar appears). With every pool thread taken by a
+    worker that waits for the GIL, the GUI thread waited forever: seen on a
+    2-core machine with a training and a quantification worker running.
+    """
+    from qtpy.QtCore import QThread, QThreadPool
+
+    pool = QThreadPool.globalInstance()
+    wanted = pool.activeThreadCount() + 1 + max(POOL_HEADROOM, QThread.idealThreadCount())
+    if pool.maxThreadCount() < wanted:
+        pool.setMaxThreadCount(wanted)
+
+
+def _once(func: Callable, *args) -> Generator:
+    yield None
+    return func(*args)
+
+
+def call(
+    func: Callable,
+    *args,
+    on_done: Callable | None = None,
+    on_error: Callable | None = None,
+):
+    """Run ``func(*args)`` in a worker (the same pool rules as :func:`start`); returns the worker."""
+    worker, _ = start(_once(func, *args), on_done=on_done, on_error=on_error)
+    return worker
+
+
 def start(
     work: Generator,
     on_event: Callable | None = None,
@@ -59,5 +97,6 @@ def start(
     if on_done is not None:
         connect["returned"] = _safe(on_done)
     progress = None if total is None else {"total": int(total), "desc": desc}
+    _keep_pool_headroom()
     worker = thread_worker(cancellable, connect=connect, progress=progress)(work, stop)
     return worker, stop

@@ -117,7 +117,7 @@ class OpenStackWidget(Container):
 
     def open(self, path: str | Path | None = None):
         """Read ``path`` (default: the path field) in a worker; returns the worker."""
-        from napari.qt.threading import thread_worker
+        from ._work import call
 
         target = Path(path) if path is not None else Path(self.path.value)
         labels = self.labels_path.value
@@ -133,9 +133,7 @@ class OpenStackWidget(Container):
 
         self.status.value = f"reading {target.name} ..."
         # errors are reported by _fail, never re-raised into the event loop
-        self.worker = thread_worker(
-            _read, connect={"returned": self._show, "errored": self._fail}
-        )()
+        self.worker = call(_read, on_done=self._show, on_error=self._fail)
         return self.worker
 
     def _show(self, stack) -> None:

@@ -19,7 +19,7 @@ from .. import layer_names
 from ..quantify import compare_sources, units_note
 from ..semiauto import METHODS, semiauto_stack
 from ._stack_from_layers import MissingLayer, layer_or_none, stack_from_viewer
-from ._work import start
+from ._work import call
 
 TABLE_COLUMNS = (
     "case",
@@ -203,16 +203,12 @@ class QuantifyWidget(Container):
         if gathered is None:
             return None
 
-        def work():
-            yield None
-            return self._compute(*gathered)
-
-        worker, _ = start(
-            work(),
+        return call(
+            self._compute,
+            *gathered,
             on_done=self._show,
             on_error=lambda exc: setattr(self.status, "value", str(exc)),
         )
-        return worker
 
     def _fill_table(self) -> None:
         self.table.setSortingEnabled(False)
@@ -257,7 +253,6 @@ class QuantifyWidget(Container):
 
     def add_semiauto_layer(self):
         """Run the chosen method in a worker and add its result as a labels layer."""
-        from napari.qt.threading import thread_worker
 
         try:
             stack = stack_from_viewer(self.viewer)
@@ -295,4 +290,4 @@ class QuantifyWidget(Container):
             self.status.value = str(exc)
 
         self.status.value = f"running {name} ..."
-        return thread_worker(work, connect={"returned": show, "errored": fail})()
+        return call(work, on_done=show, on_error=fail)
