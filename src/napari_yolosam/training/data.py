@@ -237,6 +237,62 @@ class Sample:
     point_labels: np.ndarray | None = None  # (P,) 1 positive, 0 negative, -1 padding
 
 
+def make_samples(
+    stack: Stack,
+    items: list[PromptItem],
+    rng: np.random.Generator,
+    aug: Augmentation,
+    img_size: int,
+    grid: int,
+    geometric: bool,
+    preprocess,
+    points: bool = False,
+) -> list[Sample]:
+    """Augment one slice once and prepare all its ``items`` (all of the same slice).
+
+    The samples share one image (one encoder pass per slice and step); an
+    item whose region vanished under augmentation (rare) is left out. With
+    ``points``, each box comes with one positive click inside the target
+    (padding for negatives) and one negative click inside the box but off the
+    target, as an annotator would add them.
+    """
+    if not items:
+        return []
+    index = items[0].slice
+    if any(item.slice != index for item in items):
+        raise ValueError("make_samples takes items of one slice")
+    image = stack.crop(index, stack.images[index])
+    masks = [mask for item in items for mask in item_masks(stack, item, rng)]
+    if aug.enabled and geometric:
+        image, masks = _affine(image, masks, rng, aug)
+        image = _intensity(image, rng, aug)
+    prepared = prepare_image(image, preprocess) if geometric else None
+    samples = []
+    for k, item in enumerate(items):
+        target, region = masks[2 * k], masks[2 * k + 1]
+        box = bbox(region)
+        if box is None:
+            continue
+        if aug.enabled:
+            box = jitter_box(box, image.shape, rng, aug)
+        clicks = labels = None
+        if points:
+            clicks, labels = _clicks(target, box, rng)
+            clicks = transform_coords(clicks, image.shape, img_size)
+        samples.append(
+            Sample(
+                image=prepared,
+                raw=image,
+                box=transform_coords(box[None], image.shape, img_size)[0],
+                target=target_to_grid(target, img_size, grid),
+                token=item.target,
+                points=clicks,
+                point_labels=labels,
+            )
+        )
+    return samples
+
+
 def make_sample(
     stack: Stack,
     item: PromptItem,
@@ -248,36 +304,34 @@ def make_sample(
     preprocess,
     points: bool = False,
 ) -> Sample | None:
-    """Augment and prepare one item; ``None`` if its region vanished (rare).
+    """One item's sample (see :func:`make_samples`); ``None`` if its region vanished."""
+    samples = make_samples(stack, [item], rng, aug, img_size, grid, geometric, preprocess, points)
+    return samples[0] if samples else None
 
-    With ``points``, the box comes with one positive click inside the target
-    (padding for negatives) and one negative click inside the box but off
-    the target, as an annotator would add them.
-    """
-    image = stack.crop(item.slice, stack.images[item.slice])
-    target, region = item_masks(stack, item, rng)
-    if aug.enabled and geometric:
-        image, (target, region) = _affine(image, [target, region], rng, aug)
-        image = _intensity(image, rng, aug)
-    box = bbox(region)
-    if box is None:
-        return None
-    if aug.enabled:
-        box = jitter_box(box, image.shape, rng, aug)
-    box_in = transform_coords(box[None], image.shape, img_size)[0]
-    clicks = labels = None
-    if points:
-        clicks, labels = _clicks(target, box, rng)
-        clicks = transform_coords(clicks, image.shape, img_size)
-    return Sample(
-        image=prepare_image(image, preprocess) if geometric else None,
-        raw=image,
-        box=box_in,
-        target=target_to_grid(target, img_size, grid),
-        token=item.target,
-        points=clicks,
-        point_labels=labels,
-    )
+
+def by_slice(items: list[PromptItem]) -> list[list[PromptItem]]:
+    """Consecutive items grouped by slice (order kept)."""
+    groups: list[list[PromptItem]] = []
+    for item in items:
+        if groups and groups[-1][0].slice == item.slice:
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    return groups
+
+
+def shared_images(samples: list[Sample]) -> tuple[list[Sample], list[int]]:
+    """One sample per distinct image, and each sample's index into that list."""
+    first: dict[int, int] = {}
+    images: list[Sample] = []
+    index = []
+    for sample in samples:
+        key = id(sample.raw)
+        if key not in first:
+            first[key] = len(images)
+            images.append(sample)
+        index.append(first[key])
+    return images, index
 
 
 def _clicks(

@@ -1,5 +1,5 @@
-"""SAM forward for training batches: B images, one prompt each (the stock decoder pairs
-one image with many prompts)."""
+"""SAM forward for training batches: B prompts, each on its own image or on a shared one
+(the stock decoder pairs one image with many prompts)."""
 
 from __future__ import annotations
 
@@ -44,13 +44,19 @@ class PromptedSam(nn.Module):
         self.train_encoder = train_encoder
 
     def forward(
-        self, inputs: torch.Tensor, boxes: torch.Tensor, tokens: torch.Tensor, points=None
+        self,
+        inputs: torch.Tensor,
+        boxes: torch.Tensor,
+        tokens: torch.Tensor,
+        points=None,
+        image_index: torch.Tensor | None = None,
     ):
+        """Logits and IoU of each prompt; prompt ``k`` is on image ``image_index[k]``
+        (default: prompt ``k`` on image ``k``), so a slice is encoded once for all its prompts."""
         sam = self.sam
-        if self.train_encoder:
-            embeddings = sam.image_encoder(inputs)
-        else:
-            embeddings = inputs
+        embeddings = sam.image_encoder(inputs) if self.train_encoder else inputs
+        if image_index is not None:
+            embeddings = embeddings[image_index]
         sparse, dense = sam.prompt_encoder(points=points, boxes=boxes, masks=None)
         masks, iou = paired_predict_masks(
             sam.mask_decoder, embeddings, sam.prompt_encoder.get_dense_pe(), sparse, dense

@@ -24,7 +24,15 @@ from ..progress import Progress
 from ..proposals import label_boxes
 from ..segmenter import Segmenter
 from ..stack import Stack
-from .data import Augmentation, build_items, make_sample, slice_indices, split_cases
+from .data import (
+    Augmentation,
+    build_items,
+    by_slice,
+    make_samples,
+    shared_images,
+    slice_indices,
+    split_cases,
+)
 from .losses import LossWeights, noise_robust_loss
 
 BEST_NAME = "segmenter.pth"
@@ -36,7 +44,7 @@ class SamTrainConfig:
     """Settings of a SAM training run (stored in its checkpoints)."""
 
     epochs: int = 20
-    batch_size: int = 8
+    batch_size: int = 8  # slices per step, each with all its prompts
     lr: float = 3e-4
     weight_decay: float = 1e-4
     mode: str = "auto"  # "full", "decoder", or "auto": full for tiny, decoder otherwise
@@ -175,7 +183,12 @@ def train_segmenter(
         p.requires_grad_(mode == "full")
     trainable = [p for p in sam.parameters() if p.requires_grad]
     torch.manual_seed(config.seed)
-    optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        trainable,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        fused=torch.device(segmenter.device).type in ("cpu", "cuda"),
+    )
     items0 = build_items(
         stack, train_idx, config.myocardium, config.negative_fraction, config.seed
     )
@@ -183,7 +196,7 @@ def train_segmenter(
         raise ValueError(
             "no training prompts: the training cases have no scar or myocardium labels"
         )
-    per_rank = math.ceil(len(items0) / world)
+    per_rank = math.ceil(len({item.slice for item in items0}) / world)
     steps_per_epoch = max(1, math.ceil(per_rank / config.batch_size))
     if config.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
@@ -221,39 +234,41 @@ def train_segmenter(
         items = build_items(
             stack, train_idx, config.myocardium, config.negative_fraction, config.seed + epoch
         )
-        order = np.random.default_rng([config.seed, epoch]).permutation(len(items))
-        shard = [items[j] for j in order[rank::world]]
+        # a step takes batch_size slices with all their prompts: one augmentation and
+        # one encoder pass per slice serve all of its prompts
+        groups = by_slice(sorted(items, key=lambda it: it.slice))
+        order = np.random.default_rng([config.seed, epoch]).permutation(len(groups))
+        shard = [groups[g] for g in order[rank::world]]
         shard += shard[: max(0, steps_per_epoch * config.batch_size - len(shard))]
         sam.train()
         if mode != "full":
             sam.image_encoder.eval()
         losses = []
         for step in range(steps_per_epoch):
-            batch = shard[step * config.batch_size : (step + 1) * config.batch_size]
+            batch = shard[step * config.batch_size : (step + 1) * config.batch_size]  # slices
             samples = [
-                s
-                for s in (
-                    make_sample(
-                        stack,
-                        it,
-                        rng,
-                        config.augmentation,
-                        segmenter.img_size,
-                        grid,
-                        mode == "full",
-                        segmenter.preprocess,
-                        config.points,
-                    )
-                    for it in batch
+                sample
+                for group in batch
+                for sample in make_samples(
+                    stack,
+                    group,
+                    rng,
+                    config.augmentation,
+                    segmenter.img_size,
+                    grid,
+                    mode == "full",
+                    segmenter.preprocess,
+                    config.points,
                 )
-                if s
             ]
             if not samples:
                 continue
+            images, image_index = shared_images(samples)
             if mode == "full":
-                inputs = torch.stack([s.image for s in samples]).to(device)
+                inputs = torch.stack([s.image for s in images]).to(device)
             else:
-                inputs = torch.cat([cache.get(segmenter, s.raw) for s in samples]).to(device)
+                inputs = torch.cat([cache.get(segmenter, s.raw) for s in images]).to(device)
+            image_index = torch.as_tensor(image_index, device=device)
             boxes = torch.as_tensor(np.stack([s.box for s in samples]), device=device)
             targets = torch.stack([s.target for s in samples]).to(device)
             clicks = None
@@ -263,7 +278,11 @@ def train_segmenter(
                     torch.as_tensor(np.stack([s.point_labels for s in samples]), device=device),
                 )
             logits, iou_pred = model(
-                inputs, boxes, token_indices([s.token for s in samples], device), clicks
+                inputs,
+                boxes,
+                token_indices([s.token for s in samples], device),
+                clicks,
+                image_index,
             )
             logits = torch.nn.functional.interpolate(
                 logits[:, None], size=(grid, grid), mode="bilinear", align_corners=False
