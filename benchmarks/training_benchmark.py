@@ -55,6 +55,7 @@ def end_to_end(stack, detector, segmenter, idx, conf=0.25):
 
 
 def learning(args) -> dict:
+    from napari_yolosam.checkpoints import read_payload
     from napari_yolosam.detector import Detector
     from napari_yolosam.io import read_stack
     from napari_yolosam.progress import cli_progress, drive
@@ -83,15 +84,28 @@ def learning(args) -> dict:
     seg = Segmenter.load(result.segmenter)
     det = Detector.load(result.detector)
     det_rows = [h for h in result.history if h.get("model") == "detector"]
-    best_det = max(det_rows, key=lambda h: float(h.get("mAP50", 0) or 0)) if det_rows else {}
+    saved_epoch = read_payload(result.detector).get("extra", {}).get("epoch")
+    best_det = next((h for h in det_rows if int(h["epoch"]) == saved_epoch), {})
     return {
         "held_out": val,
         "minutes": round(minutes, 1),
         **validate(seg, stack, idx),
-        "detector_mAP50": best_det.get("mAP50"),
+        "detector_epoch": saved_epoch,
+        "detector_scar_AP50": best_det.get("scar_AP50"),
+        "detector_lv_AP50": best_det.get("lv_AP50"),
+        "detector_mAP50_both_classes": best_det.get("mAP50"),
+        "detector_minutes": round(sum(float(h.get("seconds", 0)) for h in det_rows) / 60, 1),
         "detector_precision": best_det.get("precision"),
         "detector_recall": best_det.get("recall"),
+        "segmenter_minutes": round(
+            sum(
+                float(h.get("seconds", 0)) for h in result.history if h.get("model") == "segmenter"
+            )
+            / 60,
+            1,
+        ),
         **end_to_end(stack, det, seg, idx),
+        **{f"{k}_at_conf_0.1": v for k, v in end_to_end(stack, det, seg, idx, conf=0.1).items()},
     }
 
 

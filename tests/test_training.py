@@ -159,7 +159,11 @@ def test_yolo_training_writes_loadable_detector(train_phantom, tmp_path):
         events.append,
     )
     assert [e.values["epoch"] for e in events if e.stage == "detector-epoch"] == [1, 2]
-    assert {"box_loss", "precision", "recall", "mAP50"} <= set(result.history[-1])
+    assert {"box_loss", "precision", "recall", "mAP50", "scar_AP50", "lv_AP50"} <= set(
+        result.history[-1]
+    )
+    ap = [result.history[-1]["scar_AP50"], result.history[-1]["lv_AP50"]]
+    assert all(0 <= v <= 1 for v in ap), ap  # measured on the validation slices
     loaded = Detector.load(result.path)
     assert loaded.names == ["scar", "lv"]
     after = loaded.yolo.model.state_dict()

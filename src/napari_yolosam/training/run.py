@@ -31,6 +31,8 @@ METRIC_COLUMNS = (
     "recall",
     "mAP50",
     "mAP50-95",
+    "scar_AP50",
+    "lv_AP50",
     "seconds",
 )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,19 @@ def slice_boxes(
             boxes.append(np.array([[cols[0], rows[0], cols[-1] + 1, rows[-1] + 1]], float))
             classes_out.append(classes.index(LV_CLASS))
     return classes_out, np.concatenate(boxes).reshape(-1, 4)
+
+
+def _per_class_ap50(trainer, classes) -> dict[str, float]:
+    """``{name}_AP50`` for each class from the epoch's validation (mAP50 averages the
+    classes, and the LV box is far easier than scar)."""
+    box = getattr(getattr(getattr(trainer, "validator", None), "metrics", None), "box", None)
+    out = {f"{name}_AP50": float("nan") for name in classes}
+    if box is None:
+        return out
+    for index, ap50 in zip(box.ap_class_index, box.ap50, strict=False):
+        if 0 <= int(index) < len(classes):
+            out[f"{classes[int(index)]}_AP50"] = float(ap50)
+    return out
 
 
 def export_yolo_dataset(
@@ -158,6 +172,8 @@ def train_detector(
             )
         )
 
+    clock = {"epoch": time.time()}
+
     def on_epoch_end(trainer) -> None:
         if trainer.epoch + 1 > trainer.epochs or any(
             h["epoch"] == trainer.epoch + 1 for h in history
@@ -175,7 +191,10 @@ def train_detector(
             "recall": metrics.get("metrics/recall(B)", float("nan")),
             "mAP50": metrics.get("metrics/mAP50(B)", float("nan")),
             "mAP50-95": metrics.get("metrics/mAP50-95(B)", float("nan")),
+            **_per_class_ap50(trainer, classes),
+            "seconds": round(time.time() - clock["epoch"], 2),
         }
+        clock["epoch"] = time.time()
         if (
             trainer.best_fitness is not None
             and trainer.fitness is not None
