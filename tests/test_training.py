@@ -13,7 +13,13 @@ from napari_yolosam.checkpoints import read_payload
 from napari_yolosam.phantom import make_phantom
 from napari_yolosam.progress import Stopped, drive
 from napari_yolosam.segmenter import Segmenter
-from napari_yolosam.training.data import Augmentation, build_items, make_sample, split_cases
+from napari_yolosam.training.data import (
+    Augmentation,
+    build_items,
+    by_slice,
+    make_samples,
+    split_cases,
+)
 from napari_yolosam.training.paired import paired_predict_masks
 from napari_yolosam.training.sam import LAST_NAME, SamTrainConfig, train_segmenter, validate
 
@@ -46,8 +52,14 @@ def test_items_and_samples(train_phantom):
     assert {("scar", "positive"), ("myocardium", "positive"), ("scar", "negative")} <= kinds
     rng = np.random.default_rng(0)
     seg = Segmenter.build("tiny")
-    for item in items[:12]:
-        sample = make_sample(stack, item, rng, Augmentation(), 256, 256, True, seg.preprocess)
+    groups = by_slice(sorted(items, key=lambda it: it.slice))
+    assert all(len({it.slice for it in group}) == 1 for group in groups)
+    pairs = []
+    for group in groups[:6]:
+        samples = make_samples(stack, group, rng, Augmentation(), 256, 256, True, seg.preprocess)
+        assert len({id(s.image) for s in samples}) == 1, "one augmented image per slice"
+        pairs += zip(group, samples, strict=True)
+    for item, sample in pairs:
         assert sample.image.shape == (3, 256, 256) and sample.target.shape == (256, 256)
         assert (sample.box[2:] > sample.box[:2]).all()
         if item.kind == "negative":
@@ -322,8 +334,8 @@ def test_points_and_devices(train_phantom, tmp_path):
     seg = Segmenter.build("tiny")
     items = build_items(stack, list(range(len(stack))), negative_fraction=0.5)
     for item in items[:10]:
-        sample = make_sample(
-            stack, item, rng, Augmentation(), 256, 256, True, seg.preprocess, points=True
+        (sample,) = make_samples(
+            stack, [item], rng, Augmentation(), 256, 256, True, seg.preprocess, points=True
         )
         assert sample.points.shape == (2, 2) and sample.point_labels.shape == (2,)
         if item.kind == "negative":

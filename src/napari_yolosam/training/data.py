@@ -293,22 +293,6 @@ def make_samples(
     return samples
 
 
-def make_sample(
-    stack: Stack,
-    item: PromptItem,
-    rng: np.random.Generator,
-    aug: Augmentation,
-    img_size: int,
-    grid: int,
-    geometric: bool,
-    preprocess,
-    points: bool = False,
-) -> Sample | None:
-    """One item's sample (see :func:`make_samples`); ``None`` if its region vanished."""
-    samples = make_samples(stack, [item], rng, aug, img_size, grid, geometric, preprocess, points)
-    return samples[0] if samples else None
-
-
 def by_slice(items: list[PromptItem]) -> list[list[PromptItem]]:
     """Consecutive items grouped by slice (order kept)."""
     groups: list[list[PromptItem]] = []
