@@ -348,3 +348,19 @@ def test_points_and_devices(train_phantom, tmp_path):
     before = _params(seg)
     drive(train_segmenter(stack, seg, config, tmp_path))
     assert not torch.equal(before, _params(seg))
+
+
+def test_scar_free_share_sets_the_slices_per_epoch(train_phantom, tmp_path):
+    stack = train_phantom.stack
+    items = build_items(stack, list(range(len(stack))))
+    groups = by_slice(sorted(items, key=lambda it: it.slice))
+    with_scar = sum(any(i.target == "scar" and i.kind == "positive" for i in g) for g in groups)
+    assert 0 < with_scar < len(groups), "the phantom has slices with and without scar"
+    steps = {}
+    for share in (0.0, 1.0):
+        config = SamTrainConfig(epochs=1, batch_size=2, val_fraction=0.0, scar_free_share=share)
+        seg = Segmenter.build("tiny")
+        events = list(train_segmenter(stack, seg, config, None))
+        steps[share] = sum(e.stage == "segmenter" for e in events)
+    assert steps[0.0] == -(-with_scar // 2)
+    assert steps[1.0] == -(-len(groups) // 2)

@@ -384,7 +384,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--epochs", type=int, default=20, help="segmenter epochs (and detector epochs by default)"
     )
     p.add_argument("--detector-epochs", type=int, help="detector epochs (default: --epochs)")
-    p.add_argument("--batch", type=int, default=8, help="segmenter batch size")
+    p.add_argument(
+        "--batch", type=int, default=8, help="segmenter slices per step (with all their prompts)"
+    )
+    p.add_argument(
+        "--scar-free-share",
+        type=float,
+        default=1.0,
+        help="share of the slices without scar the segmenter sees each epoch (0..1)",
+    )
     p.add_argument(
         "--lr", type=float, default=3e-4, help="segmenter learning rate (AdamW, cosine schedule)"
     )

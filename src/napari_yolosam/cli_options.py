@@ -88,6 +88,7 @@ def sam_config_from_args(args: argparse.Namespace):
         val_cases=tuple(val_cases.split(",")) if val_cases else (),
         seed=args.seed,
         max_steps_per_epoch=getattr(args, "max_steps_per_epoch", None),
+        scar_free_share=getattr(args, "scar_free_share", 1.0),
     )
 
 

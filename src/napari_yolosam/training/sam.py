@@ -54,6 +54,7 @@ class SamTrainConfig:
     negative_fraction: float = 0.25
     points: bool = False  # add a positive and a negative click to every box prompt
     myocardium: bool = True
+    scar_free_share: float = 1.0  # share of the scar-free slices drawn each epoch
     val_fraction: float = 0.2
     val_cases: tuple[str, ...] = ()
     seed: int = 0
@@ -136,6 +137,10 @@ def validate(
     }
 
 
+def _has_scar_prompt(group) -> bool:
+    return any(item.target == "scar" and item.kind == "positive" for item in group)
+
+
 def _dist():
     import torch.distributed as dist
 
@@ -196,7 +201,9 @@ def train_segmenter(
         raise ValueError(
             "no training prompts: the training cases have no scar or myocardium labels"
         )
-    per_rank = math.ceil(len({item.slice for item in items0}) / world)
+    groups0 = by_slice(sorted(items0, key=lambda it: it.slice))
+    with_scar = sum(_has_scar_prompt(g) for g in groups0)
+    per_rank = math.ceil((with_scar + config.scar_free_share * (len(groups0) - with_scar)) / world)
     steps_per_epoch = max(1, math.ceil(per_rank / config.batch_size))
     if config.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
@@ -237,6 +244,10 @@ def train_segmenter(
         # a step takes batch_size slices with all their prompts: one augmentation and
         # one encoder pass per slice serve all of its prompts
         groups = by_slice(sorted(items, key=lambda it: it.slice))
+        pick = np.random.default_rng([config.seed, epoch, 1])
+        groups = [  # a share of the scar-free slices (myocardium and negative prompts only)
+            g for g in groups if _has_scar_prompt(g) or pick.random() < config.scar_free_share
+        ]
         order = np.random.default_rng([config.seed, epoch]).permutation(len(groups))
         shard = [groups[g] for g in order[rank::world]]
         shard += shard[: max(0, steps_per_epoch * config.batch_size - len(shard))]
