@@ -67,12 +67,19 @@ def learning(args) -> dict:
     val = held_out(stack, args.held_out, args.seed)
     idx = [i for i, c in enumerate(stack.cases) if c in val]
     started = time.time()
-    config = SamTrainConfig(epochs=args.epochs, val_cases=tuple(val), seed=args.seed, lr=5e-4)
+    config = SamTrainConfig(
+        epochs=args.epochs,
+        val_cases=tuple(val),
+        seed=args.seed,
+        lr=5e-4,
+        scar_free_share=args.scar_free_share,
+    )
+    train_detector = args.detector_epochs > 0  # 0: evaluate the --detector checkpoint as is
     result = drive(
         train(
             stack,
             args.out,
-            detector="yolo11n.yaml",
+            detector=args.detector if train_detector else None,
             segmenter="tiny",
             epochs=args.epochs,
             detector_epochs=args.detector_epochs,
@@ -82,9 +89,11 @@ def learning(args) -> dict:
     )
     minutes = (time.time() - started) / 60
     seg = Segmenter.load(result.segmenter)
-    det = Detector.load(result.detector)
-    det_rows = [h for h in result.history if h.get("model") == "detector"]
-    saved_epoch = read_payload(result.detector).get("extra", {}).get("epoch")
+    det_path = result.detector if train_detector else Path(args.detector)
+    det = Detector.load(det_path)
+    extra = read_payload(det_path).get("extra", {})
+    det_rows = [h for h in extra.get("history", []) if h.get("model") == "detector"]
+    saved_epoch = extra.get("epoch")
     best_det = next((h for h in det_rows if int(h["epoch"]) == saved_epoch), {})
     return {
         "held_out": val,
@@ -196,6 +205,12 @@ def main() -> None:
     parser.add_argument("--out", default="runs/training-benchmark")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--detector-epochs", type=int, default=30)
+    parser.add_argument(
+        "--detector",
+        default="yolo11n.yaml",
+        help="config to train, or a .pt with --detector-epochs 0",
+    )
+    parser.add_argument("--scar-free-share", type=float, default=1.0)
     parser.add_argument("--held-out", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", default="vit_b")
