@@ -41,6 +41,32 @@ def test_propose_end_to_end(tiny_segmenter, tiny_detector, phantom):
     assert proposals.settings["segmenter_fingerprint"] == tiny_segmenter.fingerprint
 
 
+def test_lv_box_prompts_for_scar_on_request(tiny_segmenter, phantom):
+    import torch
+
+    from napari_yolosam.detector import Detector
+
+    # an untrained YOLO whose LV class scores high everywhere (its class bias raised)
+    detector = Detector.build("yolo11n.yaml", names=("scar", "lv"), imgsz=128, seed=0)
+    with torch.no_grad():
+        for branch in detector.yolo.model.model[-1].cv3:
+            branch[-1].bias[1] = 6.0
+    detector.weights_changed()
+    stack = phantom.stack.with_labels(None)
+    plain = drive(propose(stack, tiny_segmenter, detector, conf=0.001))
+    with_lv = drive(propose(stack, tiny_segmenter, detector, conf=0.001, lv_scar=True))
+    assert not any("lv" in sp.sources for sp in plain.slices)
+    assert with_lv.settings["lv_scar"] is True
+    found_lv = [b.myocardium is not None for b in with_lv.slices]
+    assert any(found_lv), "the LV box is found"
+    for a, b, lv in zip(plain.slices, with_lv.slices, found_lv, strict=True):
+        assert b.sources.count("lv") == int(lv), "the best LV box, where found, prompts for scar"
+        assert b.detector_count == a.detector_count, "the LV prompt is not a scar box"
+        if lv:
+            k = b.sources.index("lv")
+            assert b.scores[k] > 0 and np.isfinite(b.scores[k])
+
+
 def test_several_label_components_give_several_prompts(tiny_segmenter, phantom):
     labels = np.zeros(phantom.stack.shape, np.uint8)
     labels[0, 10:20, 10:20] = 3

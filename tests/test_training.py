@@ -17,6 +17,7 @@ from napari_yolosam.training.data import (
     Augmentation,
     build_items,
     by_slice,
+    item_masks,
     make_samples,
     split_cases,
 )
@@ -49,7 +50,18 @@ def test_items_and_samples(train_phantom):
         stack, list(range(len(stack))), myocardium=True, negative_fraction=0.5, seed=0
     )
     kinds = {(i.target, i.kind) for i in items}
-    assert {("scar", "positive"), ("myocardium", "positive"), ("scar", "negative")} <= kinds
+    assert {
+        ("scar", "positive"),
+        ("myocardium", "positive"),
+        ("scar", "negative"),
+        ("scar", "lv"),
+    } <= kinds
+    lv_item = next(i for i in items if i.kind == "lv")
+    target, region = item_masks(stack, lv_item, np.random.default_rng(0))
+    labels = stack.crop(lv_item.slice, stack.labels[lv_item.slice])
+    np.testing.assert_array_equal(target, stack.spec.scar_mask(labels))
+    assert (region >= stack.spec.myocardium_mask(labels)).all(), "the box covers the whole LV"
+    assert not any(i.kind == "lv" for i in build_items(stack, [0, 1, 2], lv_prompts=False))
     rng = np.random.default_rng(0)
     seg = Segmenter.build("tiny")
     groups = by_slice(sorted(items, key=lambda it: it.slice))
@@ -64,7 +76,7 @@ def test_items_and_samples(train_phantom):
         assert (sample.box[2:] > sample.box[:2]).all()
         if item.kind == "negative":
             assert sample.target.max() == 0, "negative prompts have an empty target"
-        else:
+        elif item.kind == "positive":
             assert sample.target.max() > 0
 
 

@@ -105,6 +105,7 @@ def cmd_propose(args: argparse.Namespace) -> int:
         iou=args.iou,
         use_labels=not args.no_label_prompts,
         carry_neighbour=args.carry_neighbour,
+        lv_scar=args.lv_scar,
     )
     proposals = drive(work, cli_progress())
     save_proposals(proposals, stack, args.out)
@@ -359,6 +360,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--carry-neighbour",
         action="store_true",
         help="on slices without detection, prompt with the previous slice's boxes",
+    )
+    p.add_argument(
+        "--lv-scar",
+        action="store_true",
+        help="prompt SAM for scar with the detector's LV box too (segmenters trained with LV boxes)",
     )
     p.add_argument("--no-disk-cache", action="store_true", help="keep embeddings in memory only")
     p.add_argument(

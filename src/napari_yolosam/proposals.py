@@ -22,7 +22,11 @@ from .progress import Progress
 from .segmenter import PromptOutput, Segmenter
 from .stack import Stack
 
-SOURCES = ("detector", "label", "neighbour", "user")
+SOURCES = ("detector", "label", "neighbour", "lv", "user")
+#: Sources of scar boxes from the detector (its own, or carried from a neighbouring slice).
+SCAR_BOX_SOURCES = ("detector", "neighbour")
+#: Every prompt the detector drove: scar boxes and the LV box (``lv_scar``).
+DETECTOR_SOURCES = (*SCAR_BOX_SOURCES, "lv")
 
 
 @dataclass
@@ -86,7 +90,7 @@ class SliceProposal:
     @property
     def detector_count(self) -> int:
         """Number of detector (and carried neighbour) boxes."""
-        return sum(s in ("detector", "neighbour") for s in self.sources)
+        return sum(s in SCAR_BOX_SOURCES for s in self.sources)
 
 
 @dataclass
@@ -172,6 +176,7 @@ def propose(
     box_margin: int = 3,
     restrict_to_myocardium: bool = True,
     indices: list[int] | None = None,
+    lv_scar: bool = False,
 ) -> Generator[Progress, None, Proposals]:
     """Propose scar masks for the slices of ``stack``.
 
@@ -197,6 +202,11 @@ def propose(
         Keep scar inside the proposed myocardium (detectors with an LV class).
     indices
         Slices to propose (default: all); the others get empty proposals.
+    lv_scar
+        Prompt SAM for scar with the detector's LV box too (source ``lv``):
+        for segmenters trained with LV-box prompts (``yolosam train`` does
+        so where labels carry the myocardium), the scar of a slice comes
+        from the LV box, which a detector finds far more easily than scar.
 
     Yields
     ------
@@ -243,7 +253,10 @@ def propose(
             if lv_index is not None:
                 lv = found.of_class(lv_index)
                 if len(lv):
-                    lv_box = lv.boxes[int(np.argmax(lv.scores))]
+                    best = int(np.argmax(lv.scores))
+                    lv_box = lv.boxes[best]
+                    if lv_scar:
+                        prompts.append((lv_box, float(lv.scores[best]), "lv"))
         if scar_labels is not None:
             own = stack.crop(i, scar_labels[i])
             prompts += [(b, float("nan"), "label") for b in label_boxes(own, box_margin)]
@@ -289,6 +302,7 @@ def propose(
         "use_labels": use_labels,
         "carry_neighbour": carry_neighbour,
         "box_margin": box_margin,
+        "lv_scar": lv_scar,
     }
     return Proposals(list(stack.names), slices, settings)  # type: ignore[arg-type]
 

@@ -12,7 +12,7 @@ import numpy as np
 from .io.atomic import atomic_write, atomic_write_text
 from .io.errors import StackError
 from .io.images import list_image_files, read_raw_mask
-from .proposals import Proposals, SliceProposal
+from .proposals import SCAR_BOX_SOURCES, Proposals, SliceProposal
 from .stack import Stack
 
 SUMMARY_COLUMNS = (
@@ -48,7 +48,7 @@ def save_proposals(proposals: Proposals, stack: Stack, out: str | Path) -> Path:
                 out / "myocardium" / f"{stem}.png",
                 (stack.crop(i, myocardium[i]) * 255).astype(np.uint8),
             )
-        det = [s for s in sp.sources if s in ("detector", "neighbour")]
+        det = [s for s in sp.sources if s in SCAR_BOX_SOURCES]
         scores = sp.scores[np.isfinite(sp.scores)] if len(sp.scores) else np.zeros(0)
         rows.append(
             {

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..proposals import Proposals
+from ..proposals import DETECTOR_SOURCES, Proposals
 from ..stack import Stack
 from .bias import area_curves, fit_threshold, relative_difference, shift_probability
 from .checks import (
@@ -214,7 +214,7 @@ def audit(
                 spurious += 1
                 spurious_area += int(comp.sum())
         if sp.sources:
-            detector_mask = sp.from_source("detector", "neighbour")
+            detector_mask = sp.from_source(*DETECTOR_SOURCES)
         else:  # another model's masks: any proposed scar the label lacks counts as missed
             detector_mask = mask if sp.status == "external" else np.zeros_like(mask)
         missed, missed_area, missed_conf = 0, 0, 0.0
@@ -355,7 +355,7 @@ def _box_confidence(sp, component: np.ndarray) -> float:
     best = float("nan")
     for k, source in enumerate(sp.sources):
         if (
-            source in ("detector", "neighbour")
+            source in DETECTOR_SOURCES
             and k < len(sp.prompt_masks)
             and (sp.prompt_masks[k] & component).any()
         ):

@@ -23,7 +23,7 @@ class PromptItem:
 
     slice: int
     target: str
-    kind: str  # "positive" or "negative"
+    kind: str  # "positive", "negative" or "lv" (box round the LV, target all scar)
     component: int = 0
 
 
@@ -78,11 +78,16 @@ def build_items(
     negative_fraction: float = 0.25,
     seed: int = 0,
     min_component: int = 8,
+    lv_prompts: bool = True,
 ) -> list[PromptItem]:
-    """Prompt items of the given slices (positives, myocardium, negatives).
+    """Prompt items of the given slices (positives, myocardium, negatives, LV boxes).
 
     Scar components smaller than ``min_component`` pixels (specks of a
     thresholded label) get no prompt of their own: nobody boxes a speck.
+    With ``lv_prompts``, every slice whose labels carry the myocardium also
+    gets a box round the whole LV whose scar target is all of the slice's
+    scar (empty where there is none), so that the LV box a detector finds
+    easily can prompt for scar when scar boxes are missing.
     """
     rng = np.random.default_rng(seed)
     scar = stack.scar()
@@ -98,7 +103,9 @@ def build_items(
         ]
         if myocardium and myo is not None and myo[i].any():
             items.append(PromptItem(i, "myocardium", "positive"))
-    n_neg = int(round(negative_fraction * len(items)))
+        if lv_prompts and myo is not None and myo[i].any():
+            items.append(PromptItem(i, "scar", "lv"))
+    n_neg = int(round(negative_fraction * sum(item.kind == "positive" for item in items)))
     candidates = [i for i in indices]
     for i in (
         rng.choice(candidates, size=min(n_neg, 10 * len(candidates)), replace=True)
@@ -121,6 +128,8 @@ def item_masks(
     i = item.slice
     labels = stack.crop(i, stack.labels[i])
     scar = stack.spec.scar_mask(labels)
+    if item.kind == "lv":  # the whole LV box, all of the slice's scar
+        return scar, stack.spec.myocardium_mask(labels) | stack.spec.blood_pool_mask(labels)
     if item.kind == "positive":
         if item.target == "myocardium":
             target = stack.spec.myocardium_mask(labels)

@@ -24,6 +24,7 @@ METRIC_COLUMNS = (
     "train_loss",
     "val_dice",
     "val_myo_dice",
+    "val_lv_scar_dice",
     "box_loss",
     "cls_loss",
     "dfl_loss",

@@ -55,6 +55,7 @@ class SamTrainConfig:
     points: bool = False  # add a positive and a negative click to every box prompt
     myocardium: bool = True
     scar_free_share: float = 1.0  # share of the scar-free slices drawn each epoch
+    lv_prompts: bool = True  # scar from a box round the LV too (labels with myocardium)
     val_fraction: float = 0.2
     val_cases: tuple[str, ...] = ()
     seed: int = 0
@@ -101,11 +102,12 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 def validate(
     segmenter: Segmenter, stack: Stack, indices: list[int], cache: EmbeddingCache | None = None
 ) -> dict:
-    """Dice with true boxes on ``indices``: scar (slices with scar) and myocardium (where labelled)."""
+    """Dice with true boxes on ``indices``: scar (slices with scar), myocardium (where
+    labelled) and scar from the true LV box (slices with scar and myocardium)."""
     import torch
 
     cache = cache if cache is not None else EmbeddingCache(max_bytes=128 << 20)
-    scar_scores, myo_scores = [], []
+    scar_scores, myo_scores, lv_scores = [], [], []
     was_training = segmenter.model.training
     segmenter.model.eval()
     with torch.inference_mode():
@@ -129,10 +131,14 @@ def validate(
                     )
                     out = segmenter.decode(embedding, image.shape, boxes=box, target="myocardium")
                     myo_scores.append(dice(out.masks[0], myo))
+                    if scar.any():
+                        out = segmenter.decode(embedding, image.shape, boxes=box, target="scar")
+                        lv_scores.append(dice(out.masks[0], scar))
     segmenter.model.train(was_training)
     return {
         "val_dice": float(np.mean(scar_scores)) if scar_scores else float("nan"),
         "val_myo_dice": float(np.mean(myo_scores)) if myo_scores else float("nan"),
+        "val_lv_scar_dice": float(np.mean(lv_scores)) if lv_scores else float("nan"),
         "val_slices": len(scar_scores),
     }
 
@@ -195,7 +201,12 @@ def train_segmenter(
         fused=torch.device(segmenter.device).type in ("cpu", "cuda"),
     )
     items0 = build_items(
-        stack, train_idx, config.myocardium, config.negative_fraction, config.seed
+        stack,
+        train_idx,
+        config.myocardium,
+        config.negative_fraction,
+        config.seed,
+        lv_prompts=config.lv_prompts,
     )
     if not items0:
         raise ValueError(
@@ -239,7 +250,12 @@ def train_segmenter(
         started = time.time()
         rng = np.random.default_rng([config.seed, epoch, rank])
         items = build_items(
-            stack, train_idx, config.myocardium, config.negative_fraction, config.seed + epoch
+            stack,
+            train_idx,
+            config.myocardium,
+            config.negative_fraction,
+            config.seed + epoch,
+            lv_prompts=config.lv_prompts,
         )
         # a step takes batch_size slices with all their prompts: one augmentation and
         # one encoder pass per slice serve all of its prompts

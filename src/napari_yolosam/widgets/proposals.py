@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from magicgui.widgets import (
+    CheckBox,
     ComboBox,
     Container,
     FileEdit,
@@ -77,6 +78,12 @@ class ProposalsWidget(Container):
             value=0.25,
             tooltip="detector confidence threshold",
         )
+        self.lv_scar = CheckBox(
+            text="scar from the LV box too",
+            value=False,
+            tooltip="prompt SAM for scar with the detector's LV box as well "
+            "(segmenters trained with LV boxes: yolosam train does so)",
+        )
         self.slice_button = PushButton(
             text="Propose this slice", tooltip="YOLO + SAM on the slice shown"
         )
@@ -100,6 +107,7 @@ class ProposalsWidget(Container):
                 self.segmenter_file,
                 self.device,
                 self.conf,
+                self.lv_scar,
                 self.slice_button,
                 self.all_button,
                 self.prompt_button,
@@ -166,6 +174,7 @@ class ProposalsWidget(Container):
             cache=self.cache,
             conf=float(self.conf.value),
             indices=indices,
+            lv_scar=bool(self.lv_scar.value),
         )
         self.progress.max = len(indices or stack.names)
         self.progress.value = 0
