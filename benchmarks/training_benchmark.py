@@ -31,18 +31,18 @@ def held_out(stack, count: int, seed: int) -> list[str]:
     return sorted(rng.choice(cases, size=count, replace=False).tolist())
 
 
-def end_to_end(stack, detector, segmenter, idx, conf=0.25):
+def end_to_end(stack, detector, segmenter, idx, conf=0.25, lv_scar=False):
     from napari_yolosam.audit.metrics import dice
     from napari_yolosam.progress import drive
     from napari_yolosam.proposals import propose
 
     sub = stack.subset(idx)
-    props = drive(propose(sub.with_labels(None), segmenter, detector, conf=conf))
+    props = drive(propose(sub.with_labels(None), segmenter, detector, conf=conf, lv_scar=lv_scar))
     truth = stack.scar()[idx]
     scores = [dice(props.slices[k].mask, truth[k]) for k in range(len(idx)) if truth[k].any()]
     tp = fp = fn = 0
     for k in range(len(idx)):
-        found = props.slices[k].detector_count > 0
+        found = props.slices[k].mask.any()  # scar proposed on the slice
         has = truth[k].any()
         tp += found and has
         fp += found and not has
@@ -115,6 +115,7 @@ def learning(args) -> dict:
         ),
         **end_to_end(stack, det, seg, idx),
         **{f"{k}_at_conf_0.1": v for k, v in end_to_end(stack, det, seg, idx, conf=0.1).items()},
+        **{f"{k}_lv_box": v for k, v in end_to_end(stack, det, seg, idx, lv_scar=True).items()},
     }
 
 
