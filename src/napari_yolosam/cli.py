@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .cli_options import (
+    add_lv_scar_option,
     add_model_options,
     add_spec_options,
     load_models,
@@ -287,7 +288,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
         detector, segmenter = load_models(args)
         cache = EmbeddingCache(disk_dir=cache_dir("embeddings"))
         proposals = drive(
-            propose(stack, segmenter, detector, cache=cache, conf=args.conf), cli_progress()
+            propose(stack, segmenter, detector, cache=cache, conf=args.conf, lv_scar=args.lv_scar),
+            cli_progress(),
         )
     config = AuditConfig(flag_quality=args.flag_quality, cleanlab=not args.no_cleanlab)
     result = audit(stack, proposals, config=config)
@@ -361,11 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="on slices without detection, prompt with the previous slice's boxes",
     )
-    p.add_argument(
-        "--lv-scar",
-        action="store_true",
-        help="prompt SAM for scar with the detector's LV box too (segmenters trained with LV boxes)",
-    )
+    add_lv_scar_option(p)
     p.add_argument("--no-disk-cache", action="store_true", help="keep embeddings in memory only")
     p.add_argument(
         "--out",
@@ -480,6 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--trust-detector", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--conf", type=float, default=0.25, help="detector confidence threshold")
+    add_lv_scar_option(p)
     p.add_argument(
         "--flag-quality", type=float, default=0.5, help="flag slices whose quality is below this"
     )

@@ -104,3 +104,12 @@ def write_csv(path: str | Path, rows: list[dict], columns) -> None:
     for row in rows:
         writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
     atomic_write_text(path, buffer.getvalue())
+
+
+def add_lv_scar_option(parser: argparse.ArgumentParser) -> None:
+    """``--lv-scar``: prompt for scar with the detector's LV box too."""
+    parser.add_argument(
+        "--lv-scar",
+        action="store_true",
+        help="prompt SAM for scar with the detector's LV box too (segmenters trained with LV boxes)",
+    )

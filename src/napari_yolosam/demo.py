@@ -71,7 +71,9 @@ def run_demo(
     detector = Detector.load(result.detector) if result.detector else None
     segmenter = Segmenter.load(result.segmenter)
     proposals = drive(
-        propose(stack, segmenter, detector, indices=val_idx, use_labels=False, conf=0.1),
+        propose(
+            stack, segmenter, detector, indices=val_idx, use_labels=False, conf=0.1, lv_scar=True
+        ),
         on_progress,
     )
     save_proposals(proposals, stack, out / "proposals")
