@@ -95,13 +95,14 @@ class QuantifyWidget(Container):
         self._timer.timeout.connect(self.refresh_in_background)
         self._watched = None
         self.run_button.changed.connect(self.add_semiauto_layer)
-        self.refresh_button.changed.connect(self.refresh)
+        self.refresh_button.changed.connect(self.refresh_in_background)
         self._closed = False
+        self._requests = 0
         self.viewer.layers.events.inserted.connect(self._watch_labels)
         self.viewer.layers.events.removed.connect(self._watch_labels)
         self.native.destroyed.connect(self._teardown)
         self._watch_labels()
-        self.refresh()
+        self.refresh_in_background()
 
     def _teardown(self, *args) -> None:
         """Stop reacting to the viewer once the widget is gone (viewer closed, dock removed)."""
@@ -190,23 +191,31 @@ class QuantifyWidget(Container):
         """Recompute the table and plot now (blocking); returns the table rows."""
         if self._closed:
             return self.rows
+        self._requests += 1  # results of earlier background requests are stale now
         gathered = self._gather()
         if gathered is not None:
             self._show(self._compute(*gathered))
         return self.rows
 
     def refresh_in_background(self):
-        """Recompute in a worker (after label edits), so painting never waits for the table."""
+        """Recompute in a worker (on opening, after label edits, on the button), so the
+        viewer never waits for the table; only the latest request's result is shown."""
         if self._closed:
             return None
         gathered = self._gather()
         if gathered is None:
             return None
+        self._requests += 1
+        request = self._requests
+
+        def show(result) -> None:
+            if request == self._requests:
+                self._show(result)
 
         return call(
             self._compute,
             *gathered,
-            on_done=self._show,
+            on_done=show,
             on_error=lambda exc: setattr(self.status, "value", str(exc)),
         )
 
@@ -253,7 +262,6 @@ class QuantifyWidget(Container):
 
     def add_semiauto_layer(self):
         """Run the chosen method in a worker and add its result as a labels layer."""
-
         try:
             stack = stack_from_viewer(self.viewer)
         except MissingLayer as exc:
@@ -284,7 +292,7 @@ class QuantifyWidget(Container):
                 self.viewer.add_labels(
                     data, name=name, opacity=0.5, scale=self.viewer.layers[layer_names.IMAGE].scale
                 )
-            self.refresh()
+            self.refresh_in_background()
 
         def fail(exc):
             self.status.value = str(exc)
