@@ -188,6 +188,10 @@ def test_yolo_training_writes_loadable_detector(train_phantom, tmp_path):
     )
     ap = [result.history[-1]["scar_AP50"], result.history[-1]["lv_AP50"]]
     assert all(0 <= v <= 1 for v in ap), ap  # measured on the validation slices
+    payload = read_payload(result.path)["extra"]
+    assert payload["best_by"] == "scar_AP50"
+    best = max(result.history, key=lambda h: (h["scar_AP50"], h["lv_AP50"], h["epoch"]))
+    assert payload["epoch"] == best["epoch"]  # the saved epoch is the best scar epoch
     loaded = Detector.load(result.path)
     assert loaded.names == ["scar", "lv"]
     after = loaded.yolo.model.state_dict()
@@ -198,6 +202,23 @@ def test_yolo_training_writes_loadable_detector(train_phantom, tmp_path):
     assert any(line.startswith("1 ") for f in labels for line in f.read_text().splitlines()), (
         "LV boxes exported"
     )
+
+
+def test_detector_epoch_selection():
+    from napari_yolosam.training.yolo import epoch_score
+
+    scar_good = {"scar_AP50": 0.21, "lv_AP50": 0.80, "mAP50": 0.505, "mAP50-95": 0.30}
+    lv_good = {"scar_AP50": 0.13, "lv_AP50": 0.93, "mAP50": 0.530, "mAP50-95": 0.45}
+    by = {
+        name: max([scar_good, lv_good], key=lambda r: epoch_score(r, None, name))
+        for name in ("scar_AP50", "mAP50")
+    }
+    assert by == {"scar_AP50": scar_good, "mAP50": lv_good}
+    assert epoch_score(scar_good, 0.7, "fitness") > epoch_score(lv_good, 0.6, "fitness")
+    nan_scar = {**scar_good, "scar_AP50": float("nan")}  # no scar in the validation slices
+    assert epoch_score(nan_scar, None, "scar_AP50") < epoch_score(lv_good, None, "scar_AP50")
+    with pytest.raises(ValueError, match="unknown detector selection"):
+        epoch_score(scar_good, None, "recall")
 
 
 def test_yolo_training_stops_when_asked(train_phantom, tmp_path):

@@ -169,6 +169,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             detector_imgsz=args.imgsz,
             resume=args.resume,
             trust_detector=args.trust_detector,
+            detector_best_by=args.detector_best_by,
         ),
         cli_progress(),
     )
@@ -407,6 +408,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="full: train the encoder too; decoder: frozen encoder with cached embeddings",
     )
     p.add_argument("--imgsz", type=int, default=256, help="detector input size")
+    p.add_argument(
+        "--detector-best-by",
+        choices=["scar_AP50", "mAP50", "fitness"],
+        default="scar_AP50",
+        help="which detector epoch is saved: best scar AP50 (default), best mAP50 of all "
+        "classes, or ultralytics' fitness",
+    )
     p.add_argument(
         "--val-fraction", type=float, default=0.2, help="share of cases held out for validation"
     )

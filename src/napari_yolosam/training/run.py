@@ -108,13 +108,15 @@ def train(
     detector_batch: int = 16,
     resume: bool = False,
     trust_detector: bool = False,
+    detector_best_by: str = "scar_AP50",
 ) -> Generator[Progress, None, RunResult]:
     """Train the detector (unless ``None``) then the segmenter (unless ``None``) on ``stack``.
 
     Cases are split once (``sam_config.val_fraction`` / ``val_cases``, by case,
     never by slice) and both models use the same split. With ``resume`` the
     segmenter continues from ``RUN/segmenter_last.pth`` and the detector from
-    ultralytics' ``last.pt`` of the same run.
+    ultralytics' ``last.pt`` of the same run. The detector's saved epoch is
+    chosen by ``detector_best_by`` (see :data:`.yolo.BEST_BY`).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -149,6 +151,7 @@ def train(
             device=device,
             seed=config.seed,
             resume=resume,
+            best_by=detector_best_by,
         )
         det_path = (yield from _recording(work, history, out / "metrics.csv")).path
     if segmenter is not None:

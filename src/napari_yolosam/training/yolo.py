@@ -74,6 +74,28 @@ def slice_boxes(
     return classes_out, np.concatenate(boxes).reshape(-1, 4)
 
 
+#: How the saved epoch is chosen: the scar class's AP50 (the detector's job;
+#: ties go to the LV box's AP50), both classes' mAP50, or ultralytics' fitness
+#: (0.1 mAP50 + 0.9 mAP50-95 averaged over the classes, dominated by the easy LV box).
+BEST_BY = ("scar_AP50", "mAP50", "fitness")
+
+
+def epoch_score(record: dict, trainer_fitness: float | None, best_by: str) -> tuple[float, ...]:
+    """The key (higher is better) that ranks an epoch's ``record`` under ``best_by``."""
+
+    def value(key: str) -> float:
+        v = record.get(key)
+        return float(v) if v is not None and np.isfinite(v) else -1.0
+
+    if best_by == "scar_AP50":
+        return (value(f"{SCAR_CLASS}_AP50"), value(f"{LV_CLASS}_AP50"), value("mAP50-95"))
+    if best_by == "mAP50":
+        return (value("mAP50"), value("mAP50-95"))
+    if best_by == "fitness":
+        return (float(trainer_fitness) if trainer_fitness is not None else -1.0,)
+    raise ValueError(f"unknown detector selection {best_by!r} (choose from {', '.join(BEST_BY)})")
+
+
 def _per_class_ap50(trainer, classes) -> dict[str, float]:
     """``{name}_AP50`` for each class from the epoch's validation (mAP50 averages the
     classes, and the LV box is far easier than scar)."""
@@ -133,17 +155,20 @@ def train_detector(
     augmentation: dict | None = None,
     resume: bool = False,
     patience: int = 100,
+    best_by: str = "scar_AP50",
 ) -> Generator[Progress, None, DetectorTrainResult]:
     """Train ``detector`` on the scar (and LV) boxes of ``stack``; save ``out_dir/detector.pt``.
 
     Yields :class:`Progress` per batch (``stage="detector"``) and per epoch
     (``stage="detector-epoch"`` with box/cls losses, precision, recall,
-    mAP50). The best epoch (by ultralytics' fitness) is saved in the
+    mAP50, AP50 per class). The best epoch under ``best_by`` (see
+    :data:`BEST_BY`; by default the scar class's AP50) is saved in the
     project's checkpoint format. ``resume`` continues ultralytics' own
     ``last.pt`` of an earlier run in ``out_dir`` (its epoch, optimiser and
     schedule).
     """
     out_dir = Path(out_dir)
+    epoch_score({}, None, best_by)  # an unknown criterion fails before any work
     classes = tuple(detector.names)
     data_yaml = export_yolo_dataset(
         stack, train_idx, val_idx, out_dir / "yolo_data", detector, classes
@@ -195,14 +220,12 @@ def train_detector(
             "seconds": round(time.time() - clock["epoch"], 2),
         }
         clock["epoch"] = time.time()
-        if (
-            trainer.best_fitness is not None
-            and trainer.fitness is not None
-            and trainer.fitness >= trainer.best_fitness
-        ):
+        score = epoch_score(record, trainer.fitness, best_by)
+        if "score" not in best or score >= best["score"]:  # ties: the later epoch
             model = trainer.ema.ema if trainer.ema is not None else trainer.model
             best["state"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
             best["epoch"] = trainer.epoch + 1
+            best["score"] = score
         history.append(record)
         events.put(("epoch", trainer.epoch + 1, trainer.epochs, record))
 
@@ -269,7 +292,8 @@ def train_detector(
     trained.yolo.model.load_state_dict(best["state"])
     trained.yolo.model.float()
     path = trained.save(
-        out_dir / DETECTOR_NAME, extra={"epoch": best["epoch"], "history": history}
+        out_dir / DETECTOR_NAME,
+        extra={"epoch": best["epoch"], "best_by": best_by, "history": history},
     )
     detector.yolo.model.load_state_dict(best["state"])
     detector.weights_changed()
