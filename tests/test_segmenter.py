@@ -150,3 +150,26 @@ def test_fast_decoder_equals_stock(tiny_segmenter, phantom, target):
     np.testing.assert_allclose(again.logits[::-1], fast.logits, atol=1e-4)
     matching = [p for p in tiny_segmenter._prepared_cache if p.matches(embedding)]
     assert len(matching) == 1, "the same embedding is prepared once"
+
+
+def test_tiny_hr_has_finer_masks_and_trains_whole(phantom, tmp_path):
+    """8-pixel patches: a 32x32 embedding and 128x128 low-resolution masks; the fast
+    decoder matches the stock one there too, and it is trained whole by default."""
+    from napari_yolosam.preprocess import logits_to_image, transform_coords
+    from napari_yolosam.training.sam import SamTrainConfig
+
+    seg = Segmenter.build("tiny_hr", seed=1)
+    image = phantom.stack.images[2]
+    embedding = seg.encode(image)
+    assert embedding.shape == (1, 256, 32, 32)
+    boxes = np.array([[20, 30, 90, 100]], np.float32)
+    fast = seg.decode(embedding, image.shape, boxes=boxes)
+    with torch.inference_mode():
+        box_t = torch.as_tensor(transform_coords(boxes, image.shape, seg.img_size))
+        low, _ = seg.predict_low_res(embedding, box_t, None, "scar")
+        stock = logits_to_image(low, image.shape, seg.img_size).numpy()
+    assert low.shape[-2:] == (128, 128)
+    np.testing.assert_allclose(fast.logits, stock, atol=1e-4)
+    assert SamTrainConfig().resolved_mode(seg) == "full"
+    loaded = Segmenter.load(seg.save(tmp_path / "hr.pth"))
+    assert loaded.name == "tiny_hr" and loaded.encode(image).shape == (1, 256, 32, 32)

@@ -143,7 +143,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             + (f"  ({row['note']})" if row["note"] else "")
         )
     print(
-        "configurations (fresh weights): tiny, vit_b, vit_l, vit_h, mobile_sam; detectors: yolo11n.yaml, yolov8n.yaml, ..."
+        "configurations (fresh weights): tiny, tiny_hr, vit_b, vit_l, vit_h, mobile_sam; detectors: yolo11n.yaml, yolov8n.yaml, ..."
     )
     return 0
 

@@ -39,7 +39,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--segmenter",
         default="tiny",
-        help="segmenter checkpoint, a config (tiny, vit_b, mobile_sam: fresh weights), "
+        help="segmenter checkpoint, a config (tiny, tiny_hr, vit_b, mobile_sam: fresh weights), "
         "a downloaded model (sam_vit_b, ...) or medsam:PATH",
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps")

@@ -22,6 +22,18 @@ SEGMENTER_CONFIGS: dict[str, dict] = {
         "window_size": 8,
         "global_attn_indexes": [2, 5],
     },
+    # tiny with 8-pixel patches: a 32x32 embedding and 128x128 masks (the 64x64
+    # masks of 16-pixel patches cap the Dice of small scar; benchmarks.md)
+    "tiny_hr": {
+        "arch": "vit",
+        "img_size": 256,
+        "patch_size": 8,
+        "embed_dim": 192,
+        "depth": 6,
+        "num_heads": 6,
+        "window_size": 8,
+        "global_attn_indexes": [2, 5],
+    },
     "vit_b": {
         "arch": "vit",
         "img_size": 1024,
@@ -62,6 +74,9 @@ SEGMENTER_CONFIGS: dict[str, dict] = {
         "window_sizes": [7, 7, 14, 7],
     },
 }
+
+#: Small layouts meant to be trained whole, from scratch (on a CPU).
+SCRATCH_CONFIGS = ("tiny", "tiny_hr")
 
 #: MedSAM fine-tuned vit_b: the same layout, other preprocessing.
 SEGMENTER_CONFIGS["medsam"] = dict(SEGMENTER_CONFIGS["vit_b"])

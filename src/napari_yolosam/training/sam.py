@@ -23,6 +23,7 @@ from ..embeddings import EmbeddingCache
 from ..progress import Progress
 from ..proposals import label_boxes
 from ..segmenter import Segmenter
+from ..segmenter.configs import SCRATCH_CONFIGS
 from ..stack import Stack
 from .data import (
     Augmentation,
@@ -47,7 +48,7 @@ class SamTrainConfig:
     batch_size: int = 8  # slices per step, each with all its prompts
     lr: float = 3e-4
     weight_decay: float = 1e-4
-    mode: str = "auto"  # "full", "decoder", or "auto": full for tiny, decoder otherwise
+    mode: str = "auto"  # "full", "decoder", or "auto": full for tiny(_hr), decoder otherwise
     loss: LossWeights = field(default_factory=LossWeights)
     iou_weight: float = 0.1
     augmentation: Augmentation = field(default_factory=Augmentation)
@@ -65,7 +66,7 @@ class SamTrainConfig:
     def resolved_mode(self, segmenter: Segmenter) -> str:
         """``full`` or ``decoder``."""
         if self.mode == "auto":
-            return "full" if segmenter.name == "tiny" else "decoder"
+            return "full" if segmenter.name in SCRATCH_CONFIGS else "decoder"
         if self.mode not in ("full", "decoder"):
             raise ValueError(f"unknown training mode {self.mode!r} (full, decoder, auto)")
         return self.mode

@@ -51,7 +51,7 @@ class FinetuneWidget(Container):
         )
         self.segmenter = ComboBox(
             label="segmenter from",
-            choices=["tiny", "vit_b", "mobile_sam"],
+            choices=["tiny", "tiny_hr", "vit_b", "mobile_sam"],
             value="tiny",
             tooltip="a configuration or checkpoint path to start from (type a path)",
         )
