@@ -105,6 +105,8 @@ def main() -> None:
     parser.add_argument(
         "--reuse", action="store_true", help="reuse models already trained in OUT/foldK"
     )
+    parser.add_argument("--segmenter", default="tiny", help="tiny or tiny_hr")
+    parser.add_argument("--scar-free-share", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     out = Path(args.out)
@@ -140,7 +142,13 @@ def main() -> None:
         audit_idx = [i for i, c in enumerate(stack.cases) if c in audit_cases]
         train_stack = noisy_stack.subset(train_idx)
         run = out / f"fold{f}"
-        config = SamTrainConfig(epochs=args.epochs, val_fraction=0.15, seed=args.seed, lr=5e-4)
+        config = SamTrainConfig(
+            epochs=args.epochs,
+            val_fraction=0.15,
+            seed=args.seed,
+            lr=5e-4,
+            scar_free_share=args.scar_free_share,
+        )
         if args.reuse and (run / "segmenter.pth").exists() and (run / "detector.pt").exists():
             from types import SimpleNamespace
 
@@ -151,7 +159,7 @@ def main() -> None:
                     train_stack,
                     run,
                     detector="yolo11n.yaml",
-                    segmenter="tiny",
+                    segmenter=args.segmenter,
                     epochs=args.epochs,
                     detector_epochs=args.detector_epochs,
                     sam_config=config,
@@ -176,6 +184,7 @@ def main() -> None:
     noisy_median = float(np.median(label_dice[has_scar]))
     quality, baseline, label_dice = quality[audited], baseline[audited], label_dice[audited]
     bad = label_dice < 0.5
+    labelled = noisy_scar.any(axis=(1, 2))[audited]
     report = {
         "data": args.data,
         "slices": int(audited.sum()),
@@ -185,9 +194,15 @@ def main() -> None:
         "precision_at_10pct_quality": precision_at(1 - quality, bad),
         "precision_at_10pct_baseline": precision_at(1 - baseline, bad),
         "prevalence": float(bad.mean()),
+        # the labels' shape question alone (slices with a label), and the bad labels that are
+        # empty: only a proposal of missed scar can find those
+        "auroc_quality_labelled": auroc(1 - quality[labelled], bad[labelled]),
+        "auroc_baseline_labelled": auroc(1 - baseline[labelled], bad[labelled]),
+        "bad_empty_labels": int((bad & ~labelled).sum()),
         "minutes": round((time.time() - started) / 60, 1),
         "n_range": list(args.n_range),
         "folds": args.folds,
+        "segmenter": args.segmenter,
         "epochs": args.epochs,
         "detector_epochs": args.detector_epochs,
         "noisy_label_dice_median": noisy_median,

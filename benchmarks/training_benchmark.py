@@ -104,10 +104,17 @@ def learning(args) -> dict:
     det_rows = [h for h in extra.get("history", []) if h.get("model") == "detector"]
     saved_epoch = extra.get("epoch")
     best_det = next((h for h in det_rows if int(h["epoch"]) == saved_epoch), {})
+    last_seg = Path(args.out) / "segmenter_last.pth"
+    # the saved epochs are chosen on the held-out cases (as in the reference runs);
+    # the last epochs show how much that choice adds
+    last_scores = validate(Segmenter.load(last_seg), stack, idx) if last_seg.exists() else {}
     return {
         "held_out": val,
         "minutes": round(minutes, 1),
         **validate(seg, stack, idx),
+        "last_epoch_val_dice": last_scores.get("val_dice"),
+        "last_epoch_val_lv_scar_dice": last_scores.get("val_lv_scar_dice"),
+        "detector_last_epoch_scar_AP50": det_rows[-1].get("scar_AP50") if det_rows else None,
         "detector_epoch": saved_epoch,
         "detector_scar_AP50": best_det.get("scar_AP50"),
         "detector_lv_AP50": best_det.get("lv_AP50"),
