@@ -168,9 +168,7 @@ def main() -> None:
             )
         sub = noisy_stack.subset(audit_idx)
         detector = Detector.load(result.detector) if result.detector else None
-        proposals = drive(
-            propose(sub, Segmenter.load(result.segmenter), detector, conf=0.25, lv_scar=True)
-        )
+        proposals = drive(propose(sub, Segmenter.load(result.segmenter), detector, lv_scar=True))
         res = audit(sub, proposals)
         rows_out += [
             {**r, "noisy_vs_clean_dice": float(label_dice_all[i]), "fold": f}

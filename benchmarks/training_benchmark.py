@@ -2,6 +2,7 @@
 
 learning:   tiny SAM + yolo11n from scratch on expert labels; detector precision/recall,
             segmenter Dice with true boxes and end to end on the held-out patients; wall time.
+evaluate:   the held-out scores of learning for a detector and a segmenter already trained.
 robustness: tiny SAM on n-SD-derived noisy labels, full loss vs Dice + BCE alone; Dice of each
             against the expert labels of the held-out patients (true boxes).
 speed:      one segmenter training step with cached embeddings vs one that re-encodes (vit_b).
@@ -9,6 +10,8 @@ resolution: the Dice ceiling that SAM's low-resolution mask grid (4x the embeddi
             EMIDEC's expert scar: each mask averaged down to the grid, bilinear back up, at 0.5.
 
     .venv/bin/python benchmarks/training_benchmark.py learning --out runs/learning
+    .venv/bin/python benchmarks/training_benchmark.py evaluate --detector runs/learning/detector.pt \
+        --segmenter-checkpoint runs/learning/segmenter.pth
     .venv/bin/python benchmarks/training_benchmark.py robustness --out runs/robustness
     .venv/bin/python benchmarks/training_benchmark.py speed
     .venv/bin/python benchmarks/training_benchmark.py resolution
@@ -34,7 +37,7 @@ def held_out(stack, count: int, seed: int) -> list[str]:
     return sorted(rng.choice(cases, size=count, replace=False).tolist())
 
 
-def end_to_end(stack, detector, segmenter, idx, conf=0.25, lv_scar=False, cache=None):
+def end_to_end(stack, detector, segmenter, idx, conf=None, lv_scar=False, cache=None):
     from napari_yolosam.audit.metrics import dice
     from napari_yolosam.progress import drive
     from napari_yolosam.proposals import propose
@@ -62,18 +65,13 @@ def end_to_end(stack, detector, segmenter, idx, conf=0.25, lv_scar=False, cache=
 
 
 def learning(args) -> dict:
-    from napari_yolosam.checkpoints import read_payload
-    from napari_yolosam.detector import Detector
-    from napari_yolosam.embeddings import EmbeddingCache
     from napari_yolosam.io import read_stack
     from napari_yolosam.progress import cli_progress, drive
-    from napari_yolosam.segmenter import Segmenter
     from napari_yolosam.training.run import train
-    from napari_yolosam.training.sam import SamTrainConfig, validate
+    from napari_yolosam.training.sam import SamTrainConfig
 
     stack = read_stack(args.data)
     val = held_out(stack, args.held_out, args.seed)
-    idx = [i for i, c in enumerate(stack.cases) if c in val]
     started = time.time()
     config = SamTrainConfig(
         epochs=args.epochs,
@@ -96,32 +94,9 @@ def learning(args) -> dict:
         cli_progress(),
     )
     minutes = (time.time() - started) / 60
-    seg = Segmenter.load(result.segmenter)
-    cache = EmbeddingCache()  # each held-out slice is encoded once for all three runs
     det_path = result.detector if train_detector else Path(args.detector)
-    det = Detector.load(det_path)
-    extra = read_payload(det_path).get("extra", {})
-    det_rows = [h for h in extra.get("history", []) if h.get("model") == "detector"]
-    saved_epoch = extra.get("epoch")
-    best_det = next((h for h in det_rows if int(h["epoch"]) == saved_epoch), {})
-    last_seg = Path(args.out) / "segmenter_last.pth"
-    # the saved epochs are chosen on the held-out cases (as in the issue's reference runs);
-    # the last epochs show how much that choice adds
-    last_scores = validate(Segmenter.load(last_seg), stack, idx) if last_seg.exists() else {}
     return {
-        "held_out": val,
         "minutes": round(minutes, 1),
-        **validate(seg, stack, idx),
-        "last_epoch_val_dice": last_scores.get("val_dice"),
-        "last_epoch_val_lv_scar_dice": last_scores.get("val_lv_scar_dice"),
-        "detector_last_epoch_scar_AP50": det_rows[-1].get("scar_AP50") if det_rows else None,
-        "detector_epoch": saved_epoch,
-        "detector_scar_AP50": best_det.get("scar_AP50"),
-        "detector_lv_AP50": best_det.get("lv_AP50"),
-        "detector_mAP50_both_classes": best_det.get("mAP50"),
-        "detector_minutes": round(sum(float(h.get("seconds", 0)) for h in det_rows) / 60, 1),
-        "detector_precision": best_det.get("precision"),
-        "detector_recall": best_det.get("recall"),
         "segmenter_minutes": round(
             sum(
                 float(h.get("seconds", 0)) for h in result.history if h.get("model") == "segmenter"
@@ -129,16 +104,67 @@ def learning(args) -> dict:
             / 60,
             1,
         ),
-        **end_to_end(stack, det, seg, idx, cache=cache),
-        **{
-            f"{k}_at_conf_0.1": v
-            for k, v in end_to_end(stack, det, seg, idx, conf=0.1, cache=cache).items()
-        },
-        **{
-            f"{k}_lv_box": v
-            for k, v in end_to_end(stack, det, seg, idx, lv_scar=True, cache=cache).items()
-        },
+        **evaluate_models(stack, val, det_path, result.segmenter, Path(args.out)),
     }
+
+
+def evaluate_models(stack, val, det_path, seg_path, run: Path | None = None) -> dict:
+    """Held-out scores of a trained detector and segmenter: SAM with true boxes (the saved and,
+    where ``run`` has it, the last epoch), the detector's epoch metrics, and end to end."""
+    from napari_yolosam.checkpoints import read_payload
+    from napari_yolosam.detector import Detector
+    from napari_yolosam.embeddings import EmbeddingCache
+    from napari_yolosam.segmenter import Segmenter
+    from napari_yolosam.training.sam import validate
+
+    idx = [i for i, c in enumerate(stack.cases) if c in val]
+    seg = Segmenter.load(seg_path)
+    last_seg = run / "segmenter_last.pth" if run is not None else None
+    # the saved epochs are chosen on the held-out cases (as in the issue's reference runs);
+    # the last epochs show how much that choice adds
+    last_scores = (
+        validate(Segmenter.load(last_seg), stack, idx) if last_seg and last_seg.exists() else {}
+    )
+    det = Detector.load(det_path)
+    extra = read_payload(det_path).get("extra", {})
+    det_rows = [h for h in extra.get("history", []) if h.get("model") == "detector"]
+    saved_epoch = extra.get("epoch")
+    best_det = next((h for h in det_rows if int(h["epoch"]) == saved_epoch), {})
+    cache = EmbeddingCache()  # each held-out slice is encoded once for every variant
+    out = {
+        "held_out": val,
+        **validate(seg, stack, idx),
+        "last_epoch_val_dice": last_scores.get("val_dice"),
+        "last_epoch_val_lv_scar_dice": last_scores.get("val_lv_scar_dice"),
+        "detector_epoch": saved_epoch,
+        "detector_scar_AP50": best_det.get("scar_AP50"),
+        "detector_lv_AP50": best_det.get("lv_AP50"),
+        "detector_last_epoch_scar_AP50": det_rows[-1].get("scar_AP50") if det_rows else None,
+        "detector_mAP50_both_classes": best_det.get("mAP50"),
+        "detector_minutes": round(sum(float(h.get("seconds", 0)) for h in det_rows) / 60, 1),
+        "detector_precision": best_det.get("precision"),
+        "detector_recall": best_det.get("recall"),
+        "detector_thresholds": det.thresholds,
+    }
+    variants = {
+        "conf_0.25": {"conf": 0.25},
+        "conf_0.1": {"conf": 0.1},
+        "validated_thresholds": {"conf": None},
+        "validated_thresholds_lv_box": {"conf": None, "lv_scar": True},
+    }
+    for name, kwargs in variants.items():
+        scores = end_to_end(stack, det, seg, idx, cache=cache, **kwargs)
+        out.update({f"{k}_{name}": v for k, v in scores.items()})
+    return out
+
+
+def evaluate(args) -> dict:
+    from napari_yolosam.io import read_stack
+
+    stack = read_stack(args.data)
+    val = held_out(stack, args.held_out, args.seed)
+    seg = Path(args.segmenter_checkpoint)
+    return evaluate_models(stack, val, Path(args.detector), seg, seg.parent)
 
 
 def robustness(args) -> dict:
@@ -249,7 +275,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("what", choices=["learning", "robustness", "speed", "resolution"])
+    parser.add_argument(
+        "what", choices=["learning", "evaluate", "robustness", "speed", "resolution"]
+    )
     parser.add_argument("--data", default=str(EMIDEC))
     parser.add_argument("--out", default="runs/training-benchmark")
     parser.add_argument("--epochs", type=int, default=30)
@@ -261,6 +289,9 @@ def main() -> None:
     )
     parser.add_argument("--scar-free-share", type=float, default=1.0)
     parser.add_argument("--segmenter", default="tiny", help="learning: tiny or tiny_hr")
+    parser.add_argument(
+        "--segmenter-checkpoint", help="evaluate: a trained segmenter.pth (with --detector PT)"
+    )
     parser.add_argument("--held-out", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", default="vit_b")
@@ -269,13 +300,14 @@ def main() -> None:
     args = parser.parse_args()
     result = {
         "learning": learning,
+        "evaluate": evaluate,
         "robustness": robustness,
         "speed": speed,
         "resolution": resolution,
     }[args.what](args)
     text = json.dumps(result, indent=1, default=str)
     print(text)
-    if args.what not in ("speed", "resolution"):
+    if args.what not in ("speed", "resolution", "evaluate"):
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / f"{args.what}.json").write_text(text)
 

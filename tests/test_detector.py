@@ -63,3 +63,45 @@ def test_yolov8_config_builds():
     assert det.names == ["scar"] and det.predict([np.zeros((64, 64), np.float32)], conf=0.9)[
         0
     ].boxes.shape == (0, 4)
+
+
+def test_validated_thresholds_per_class(tiny_detector, phantom, tmp_path):
+    det = Detector.load(tiny_detector.save(tmp_path / "det.pt"))
+    assert det.thresholds == {}
+    image = phantom.stack.images[0]
+    everything = det.predict([image], conf=0.001, max_det=300)[0]
+    assert len(everything) > 4
+    thresholds = {}  # between the lowest and highest score of each class (else 0.5)
+    for k, name in enumerate(det.names):
+        scores = everything.scores[everything.classes == k]
+        thresholds[name] = float(scores.min() + scores.max()) / 2 if len(scores) else 0.5
+    det.thresholds = thresholds
+    found = det.predict([image], max_det=300)[0]  # conf=None: each class its own threshold
+    for k, name in enumerate(det.names):
+        ours = found.scores[found.classes == k]
+        assert (ours > thresholds[name]).all()
+        assert len(ours) == (everything.scores[everything.classes == k] > thresholds[name]).sum()
+    assert len(det.predict([image], conf=0.001, max_det=300)[0]) == len(everything)  # one for all
+    loaded = Detector.load(det.save(tmp_path / "det2.pt"))
+    assert loaded.thresholds == pytest.approx(thresholds)
+    payload = torch.load(tmp_path / "det2.pt", weights_only=True)
+    payload["config"]["thresholds"] = {"scar": 7.0}
+    torch.save(payload, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="invalid confidence thresholds"):
+        Detector.load(tmp_path / "bad.pt")
+
+
+def test_thresholds_from_validation_curves():
+    from types import SimpleNamespace
+
+    from napari_yolosam.training.yolo import _per_class_thresholds
+
+    px = np.linspace(0, 1, 1000)
+    scar = np.exp(-(((px - 0.08) / 0.05) ** 2))  # F1 peaks at confidence 0.08
+    lv = np.exp(-(((px - 0.6) / 0.1) ** 2))
+    box = SimpleNamespace(f1_curve=np.stack([scar, lv]), px=px, ap_class_index=np.array([0, 1]))
+    trainer = SimpleNamespace(validator=SimpleNamespace(metrics=SimpleNamespace(box=box)))
+    found = _per_class_thresholds(trainer, ("scar", "lv"))
+    assert found == pytest.approx({"scar": 0.08, "lv": 0.6}, abs=0.01)
+    box.f1_curve = np.stack([np.zeros(1000), lv])  # scar never found: no threshold for it
+    assert set(_per_class_thresholds(trainer, ("scar", "lv"))) == {"lv"}

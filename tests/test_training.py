@@ -192,6 +192,8 @@ def test_yolo_training_writes_loadable_detector(train_phantom, tmp_path):
     assert payload["best_by"] == "scar_AP50"
     best = max(result.history, key=lambda h: (h["scar_AP50"], h["lv_AP50"], h["epoch"]))
     assert payload["epoch"] == best["epoch"]  # the saved epoch is the best scar epoch
+    thresholds = read_payload(result.path)["config"]["thresholds"]
+    assert set(thresholds) <= {"scar", "lv"} and all(0 <= t <= 1 for t in thresholds.values())
     loaded = Detector.load(result.path)
     assert loaded.names == ["scar", "lv"]
     after = loaded.yolo.model.state_dict()

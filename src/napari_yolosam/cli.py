@@ -354,7 +354,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", help="labels kept elsewhere (their components prompt SAM too)")
     p.add_argument("--series", help=argparse.SUPPRESS)
     add_model_options(p)
-    p.add_argument("--conf", type=float, default=0.25, help="detector confidence threshold")
+    p.add_argument(
+        "--conf",
+        type=float,
+        help="one detector confidence threshold for all classes (default: the per-class "
+        "thresholds validated in training, kept in the detector checkpoint; else 0.25)",
+    )
     p.add_argument("--iou", type=float, default=0.5, help="detector NMS IoU threshold")
     p.add_argument(
         "--no-label-prompts", action="store_true", help="do not prompt SAM with label components"
@@ -485,7 +490,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--segmenter", help="segmenter checkpoint or config")
     p.add_argument("--device", default="cpu")
     p.add_argument("--trust-detector", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--conf", type=float, default=0.25, help="detector confidence threshold")
+    p.add_argument(
+        "--conf",
+        type=float,
+        help="one detector confidence threshold for all classes (default: the per-class "
+        "thresholds validated in training, kept in the detector checkpoint; else 0.25)",
+    )
     add_lv_scar_option(p)
     p.add_argument(
         "--flag-quality", type=float, default=0.5, help="flag slices whose quality is below this"

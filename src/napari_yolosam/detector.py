@@ -21,6 +21,8 @@ from .preprocess import PreprocessConfig, to_uint8_rgb
 
 SCAR_CLASS = "scar"
 LV_CLASS = "lv"
+#: Confidence threshold for classes without a validated one (ultralytics' default).
+DEFAULT_CONF = 0.25
 DETECTOR_CONFIGS = ("yolo11n.yaml", "yolo11s.yaml", "yolov8n.yaml", "yolov8s.yaml")
 
 
@@ -68,6 +70,10 @@ class Detector:
     as ``yolo11n.yaml``), :meth:`load` (a project checkpoint; an ultralytics
     ``.pt`` only with ``trust=True``, since those files run code when
     unpickled) or :meth:`from_spec`.
+
+    ``thresholds`` holds a confidence threshold per class name, chosen in
+    training (best F1 on the validation cases) and kept in the checkpoint;
+    :meth:`predict` uses them unless given one ``conf`` for all classes.
     """
 
     def __init__(
@@ -86,6 +92,7 @@ class Detector:
         self.preprocess = preprocess
         self.device = device
         self.yolo.model.names = dict(enumerate(self.names))
+        self.thresholds: dict[str, float] = {}
         self._fingerprint: str | None = None
 
     @classmethod
@@ -136,6 +143,14 @@ class Detector:
         except (KeyError, ValueError, TypeError) as exc:
             raise CheckpointError(path, f"has an invalid detector description ({exc})") from exc
         detector.preprocess = PreprocessConfig.from_dict(payload["preprocess"])
+        thresholds = config.get("thresholds") or {}
+        if not isinstance(thresholds, dict) or not all(
+            isinstance(v, (int, float)) and 0 <= v <= 1 for v in thresholds.values()
+        ):
+            raise CheckpointError(path, "has invalid confidence thresholds")
+        detector.thresholds = {
+            str(k): float(v) for k, v in thresholds.items() if k in config["names"]
+        }
         load_state_checked(detector.yolo.model, payload["state_dict"], path)
         detector._fingerprint = None
         return detector
@@ -173,7 +188,12 @@ class Detector:
 
     def save(self, path: str | Path, extra: dict | None = None) -> Path:
         """Write a project checkpoint (loads with ``weights_only=True``)."""
-        config = {"model": self.config, "names": self.names, "imgsz": self.imgsz}
+        config = {
+            "model": self.config,
+            "names": self.names,
+            "imgsz": self.imgsz,
+            "thresholds": dict(self.thresholds),
+        }
         return save_checkpoint(
             path,
             "detector",
@@ -200,16 +220,34 @@ class Detector:
         """Index of a class name, or ``None`` if the detector lacks it."""
         return self.names.index(name) if name in self.names else None
 
+    def class_thresholds(self, conf: float | None = None) -> np.ndarray:
+        """Confidence threshold per class index: ``conf`` for all, else :attr:`thresholds`
+        (:data:`DEFAULT_CONF` for a class without one)."""
+        if conf is not None:
+            return np.full(len(self.names), float(conf), np.float32)
+        return np.array(
+            [self.thresholds.get(name, DEFAULT_CONF) for name in self.names], np.float32
+        )
+
     def predict(
-        self, images: list[np.ndarray], conf: float = 0.25, iou: float = 0.5, max_det: int = 50
+        self,
+        images: list[np.ndarray],
+        conf: float | None = None,
+        iou: float = 0.5,
+        max_det: int = 50,
     ) -> list[Detections]:
-        """Boxes on each 2D slice (several per slice; ``max_det`` only bounds runaway output)."""
+        """Boxes on each 2D slice (several per slice; ``max_det`` only bounds runaway output).
+
+        ``conf`` is one threshold for every class; ``None`` takes the per-class
+        :attr:`thresholds` validated in training.
+        """
+        per_class = self.class_thresholds(conf)
         inputs = [to_uint8_rgb(image, self.preprocess) for image in images]
         with keep_torch_threads():
             results = self.yolo.predict(
                 inputs,
                 imgsz=self.imgsz,
-                conf=conf,
+                conf=float(per_class.min()) if len(per_class) else DEFAULT_CONF,
                 iou=iou,
                 max_det=max_det,
                 device=self.device,
@@ -218,11 +256,14 @@ class Detector:
         out = []
         for result in results:
             boxes = result.boxes
+            scores = boxes.conf.cpu().numpy().astype(np.float32)
+            cls = boxes.cls.cpu().numpy().astype(int)
+            keep = scores > per_class[np.clip(cls, 0, len(per_class) - 1)]  # as ultralytics
             out.append(
                 Detections(
-                    boxes.xyxy.cpu().numpy().astype(np.float32).reshape(-1, 4),
-                    boxes.conf.cpu().numpy().astype(np.float32),
-                    boxes.cls.cpu().numpy().astype(int),
+                    boxes.xyxy.cpu().numpy().astype(np.float32).reshape(-1, 4)[keep],
+                    scores[keep],
+                    cls[keep],
                 )
             )
         return out

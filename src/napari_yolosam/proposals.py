@@ -169,7 +169,7 @@ def propose(
     segmenter: Segmenter,
     detector: Detector | None = None,
     cache: EmbeddingCache | None = None,
-    conf: float = 0.25,
+    conf: float | None = None,
     iou: float = 0.5,
     use_labels: bool = True,
     carry_neighbour: bool = False,
@@ -190,7 +190,9 @@ def propose(
         Embedding cache (a private memory-only one if ``None``).
     conf, iou
         Detector confidence and NMS IoU thresholds. There is no one-box limit:
-        every box above ``conf`` prompts SAM.
+        every box above the threshold prompts SAM. ``conf=None`` takes the
+        detector's per-class thresholds validated in training
+        (:attr:`Detector.thresholds`; 0.25 for a class without one).
     use_labels
         Prompt SAM with a box round each component of the existing label too.
     carry_neighbour
@@ -297,7 +299,11 @@ def propose(
         "segmenter_fingerprint": segmenter.fingerprint,
         "detector": None if detector is None else detector.config,
         "detector_fingerprint": None if detector is None else detector.fingerprint,
-        "conf": conf,
+        "conf": conf
+        if conf is not None or detector is None
+        else {
+            n: float(t) for n, t in zip(detector.names, detector.class_thresholds(), strict=True)
+        },
         "iou": iou,
         "use_labels": use_labels,
         "carry_neighbour": carry_neighbour,

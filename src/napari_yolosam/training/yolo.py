@@ -109,6 +109,24 @@ def _per_class_ap50(trainer, classes) -> dict[str, float]:
     return out
 
 
+def _per_class_thresholds(trainer, classes) -> dict[str, float]:
+    """Per class, the confidence with the best F1 (IoU 0.5) in the epoch's validation,
+    from ultralytics' F1-confidence curves (smoothed a little, as ultralytics does); classes
+    never found (F1 0 throughout) get none."""
+    box = getattr(getattr(getattr(trainer, "validator", None), "metrics", None), "box", None)
+    curves = getattr(box, "f1_curve", None)
+    px = getattr(box, "px", None)
+    if box is None or curves is None or px is None or not len(curves):
+        return {}
+    out = {}
+    kernel = np.ones(31) / 31  # 3% of the confidence range
+    for index, curve in zip(box.ap_class_index, np.asarray(curves), strict=False):
+        curve = np.convolve(np.pad(curve, 15, mode="edge"), kernel, mode="valid")
+        if 0 <= int(index) < len(classes) and curve.max() > 0:
+            out[classes[int(index)]] = round(float(np.asarray(px)[int(curve.argmax())]), 4)
+    return out
+
+
 def export_yolo_dataset(
     stack: Stack,
     train_idx: list[int],
@@ -163,7 +181,8 @@ def train_detector(
     (``stage="detector-epoch"`` with box/cls losses, precision, recall,
     mAP50, AP50 per class). The best epoch under ``best_by`` (see
     :data:`BEST_BY`; by default the scar class's AP50) is saved in the
-    project's checkpoint format. ``resume`` continues ultralytics' own
+    project's checkpoint format, with each class's confidence threshold
+    of best F1 on the validation slices (:attr:`Detector.thresholds`). ``resume`` continues ultralytics' own
     ``last.pt`` of an earlier run in ``out_dir`` (its epoch, optimiser and
     schedule).
     """
@@ -226,6 +245,7 @@ def train_detector(
             best["state"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
             best["epoch"] = trainer.epoch + 1
             best["score"] = score
+            best["thresholds"] = _per_class_thresholds(trainer, classes)
         history.append(record)
         events.put(("epoch", trainer.epoch + 1, trainer.epochs, record))
 
@@ -291,10 +311,12 @@ def train_detector(
     trained = Detector.build(detector.config, classes, detector.imgsz, device="cpu")
     trained.yolo.model.load_state_dict(best["state"])
     trained.yolo.model.float()
+    trained.thresholds = dict(best["thresholds"])
     path = trained.save(
         out_dir / DETECTOR_NAME,
         extra={"epoch": best["epoch"], "best_by": best_by, "history": history},
     )
     detector.yolo.model.load_state_dict(best["state"])
+    detector.thresholds = dict(best["thresholds"])
     detector.weights_changed()
     return DetectorTrainResult(path, history)

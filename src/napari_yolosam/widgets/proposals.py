@@ -75,9 +75,11 @@ class ProposalsWidget(Container):
             min=0.0,
             max=1.0,
             step=0.05,
-            value=0.25,
-            tooltip="detector confidence threshold",
+            value=0.0,
+            tooltip="detector confidence threshold for all classes; 'validated' (0) takes the "
+            "per-class thresholds chosen in the detector's training (0.25 without them)",
         )
+        self.conf.native.setSpecialValueText("validated")
         self.lv_scar = CheckBox(
             text="scar from the LV box too",
             value=False,
@@ -172,7 +174,7 @@ class ProposalsWidget(Container):
             segmenter,
             detector,
             cache=self.cache,
-            conf=float(self.conf.value),
+            conf=float(self.conf.value) or None,
             indices=indices,
             lv_scar=bool(self.lv_scar.value),
         )
