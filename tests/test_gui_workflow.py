@@ -177,3 +177,26 @@ def test_audit_without_proposals_proposes_in_the_background(workflow, qtbot):
     assert flow.review.run_audit() is None and "proposing" in flow.review.status.value
     qtbot.waitUntil(lambda: flow.review.session is not None, timeout=60000)
     assert flow.review.table.rowCount() == len(flow.review.session.queue())
+
+
+def test_confidence_is_validated_by_default(workflow, qtbot, monkeypatch):
+    """The spin box's lowest value reads 'validated' and hands propose conf=None (the
+    detector's own thresholds); any other value is one threshold for all classes."""
+    import napari_yolosam.widgets.proposals as module
+
+    viewer, flow = workflow
+    widget = flow.proposals
+    assert widget.conf.value == 0 and widget.conf.native.text() == "validated"
+    seen = []
+    real = module.propose
+    monkeypatch.setattr(module, "propose", lambda *a, **k: seen.append(k["conf"]) or real(*a, **k))
+    widget.detector_spec.value = "none"
+    widget.segmenter_spec.value = "tiny"
+    widget.propose(current_only=True)
+    qtbot.waitUntil(lambda: "scar proposal" in viewer.layers, timeout=60000)
+    widget.conf.value = 0.3
+    qtbot.waitUntil(lambda: widget.worker is None or not widget.worker.is_running, timeout=60000)
+    widget.propose(current_only=True)
+    qtbot.waitUntil(lambda: len(seen) == 2, timeout=60000)
+    assert seen == [None, 0.3]
+    qtbot.waitUntil(lambda: not widget.worker.is_running, timeout=60000)
