@@ -94,7 +94,7 @@ def test_validated_thresholds_per_class(tiny_detector, phantom, tmp_path):
 def test_thresholds_from_validation_curves():
     from types import SimpleNamespace
 
-    from napari_yolosam.training.yolo import _per_class_thresholds
+    from napari_yolosam.training.yolo import MIN_THRESHOLD, _per_class_thresholds
 
     px = np.linspace(0, 1, 1000)
     scar = np.exp(-(((px - 0.08) / 0.05) ** 2))  # F1 peaks at confidence 0.08
@@ -105,3 +105,5 @@ def test_thresholds_from_validation_curves():
     assert found == pytest.approx({"scar": 0.08, "lv": 0.6}, abs=0.01)
     box.f1_curve = np.stack([np.zeros(1000), lv])  # scar never found: no threshold for it
     assert set(_per_class_thresholds(trainer, ("scar", "lv"))) == {"lv"}
+    box.f1_curve = np.stack([0.1 * (1 - px), lv])  # a weak detector: F1 best with every box
+    assert _per_class_thresholds(trainer, ("scar", "lv"))["scar"] == MIN_THRESHOLD

@@ -109,10 +109,15 @@ def _per_class_ap50(trainer, classes) -> dict[str, float]:
     return out
 
 
+#: The lowest validated threshold: a weak detector's F1 can peak at "every box", and
+#: its dozens of low-confidence boxes per slice would flood SAM with prompts.
+MIN_THRESHOLD = 0.05
+
+
 def _per_class_thresholds(trainer, classes) -> dict[str, float]:
     """Per class, the confidence with the best F1 (IoU 0.5) in the epoch's validation,
-    from ultralytics' F1-confidence curves (smoothed a little, as ultralytics does); classes
-    never found (F1 0 throughout) get none."""
+    from ultralytics' F1-confidence curves (smoothed a little, as ultralytics does), never
+    below :data:`MIN_THRESHOLD`; classes never found (F1 0 throughout) get none."""
     box = getattr(getattr(getattr(trainer, "validator", None), "metrics", None), "box", None)
     curves = getattr(box, "f1_curve", None)
     px = getattr(box, "px", None)
@@ -123,7 +128,8 @@ def _per_class_thresholds(trainer, classes) -> dict[str, float]:
     for index, curve in zip(box.ap_class_index, np.asarray(curves), strict=False):
         curve = np.convolve(np.pad(curve, 15, mode="edge"), kernel, mode="valid")
         if 0 <= int(index) < len(classes) and curve.max() > 0:
-            out[classes[int(index)]] = round(float(np.asarray(px)[int(curve.argmax())]), 4)
+            best = float(np.asarray(px)[int(curve.argmax())])
+            out[classes[int(index)]] = round(max(best, MIN_THRESHOLD), 4)
     return out
 
 
