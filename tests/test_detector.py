@@ -99,11 +99,18 @@ def test_thresholds_from_validation_curves():
     px = np.linspace(0, 1, 1000)
     scar = np.exp(-(((px - 0.08) / 0.05) ** 2))  # F1 peaks at confidence 0.08
     lv = np.exp(-(((px - 0.6) / 0.1) ** 2))
-    box = SimpleNamespace(f1_curve=np.stack([scar, lv]), px=px, ap_class_index=np.array([0, 1]))
+    box = SimpleNamespace(
+        f1_curve=np.stack([scar, lv]),
+        p_curve=np.stack([0.6 + 0.4 * px, 0.9 + 0.1 * px]),
+        px=px,
+        ap_class_index=np.array([0, 1]),
+    )
     trainer = SimpleNamespace(validator=SimpleNamespace(metrics=SimpleNamespace(box=box)))
     found = _per_class_thresholds(trainer, ("scar", "lv"))
     assert found == pytest.approx({"scar": 0.08, "lv": 0.6}, abs=0.01)
     box.f1_curve = np.stack([np.zeros(1000), lv])  # scar never found: no threshold for it
     assert set(_per_class_thresholds(trainer, ("scar", "lv"))) == {"lv"}
-    box.f1_curve = np.stack([0.1 * (1 - px), lv])  # a weak detector: F1 best with every box
+    box.f1_curve = np.stack([0.6 * (1 - px), lv])  # F1 best with every box
     assert _per_class_thresholds(trainer, ("scar", "lv"))["scar"] == MIN_THRESHOLD
+    box.p_curve[0] = 0.16  # boxes mostly wrong at any threshold: keep the default
+    assert set(_per_class_thresholds(trainer, ("scar", "lv"))) == {"lv"}

@@ -112,22 +112,33 @@ def _per_class_ap50(trainer, classes) -> dict[str, float]:
 #: The lowest validated threshold: a weak detector's F1 can peak at "every box", and
 #: its dozens of low-confidence boxes per slice would flood SAM with prompts.
 MIN_THRESHOLD = 0.05
+#: A class gets a validated threshold only where its boxes are right at least this often
+#: (precision at the best F1); a weaker class keeps the default threshold.
+MIN_PRECISION = 0.5
 
 
 def _per_class_thresholds(trainer, classes) -> dict[str, float]:
     """Per class, the confidence with the best F1 (IoU 0.5) in the epoch's validation,
     from ultralytics' F1-confidence curves (smoothed a little, as ultralytics does), never
-    below :data:`MIN_THRESHOLD`; classes never found (F1 0 throughout) get none."""
+    below :data:`MIN_THRESHOLD`. Classes whose precision there is under
+    :data:`MIN_PRECISION`, or never found, get none (the default applies)."""
     box = getattr(getattr(getattr(trainer, "validator", None), "metrics", None), "box", None)
     curves = getattr(box, "f1_curve", None)
     px = getattr(box, "px", None)
-    if box is None or curves is None or px is None or not len(curves):
+    precision = getattr(box, "p_curve", None)
+    if box is None or curves is None or px is None or precision is None or not len(curves):
         return {}
     out = {}
     kernel = np.ones(31) / 31  # 3% of the confidence range
-    for index, curve in zip(box.ap_class_index, np.asarray(curves), strict=False):
+    for index, curve, prec in zip(
+        box.ap_class_index, np.asarray(curves), np.asarray(precision), strict=False
+    ):
         curve = np.convolve(np.pad(curve, 15, mode="edge"), kernel, mode="valid")
-        if 0 <= int(index) < len(classes) and curve.max() > 0:
+        if (
+            0 <= int(index) < len(classes)
+            and curve.max() > 0
+            and prec[int(curve.argmax())] >= MIN_PRECISION
+        ):
             best = float(np.asarray(px)[int(curve.argmax())])
             out[classes[int(index)]] = round(max(best, MIN_THRESHOLD), 4)
     return out
