@@ -107,6 +107,9 @@ def main() -> None:
     )
     parser.add_argument("--segmenter", default="tiny", help="tiny or tiny_hr")
     parser.add_argument("--scar-free-share", type=float, default=1.0)
+    parser.add_argument(
+        "--lv-scar", action="store_true", help="propose scar from the detector's LV box too"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     out = Path(args.out)
@@ -168,7 +171,9 @@ def main() -> None:
             )
         sub = noisy_stack.subset(audit_idx)
         detector = Detector.load(result.detector) if result.detector else None
-        proposals = drive(propose(sub, Segmenter.load(result.segmenter), detector, lv_scar=True))
+        proposals = drive(
+            propose(sub, Segmenter.load(result.segmenter), detector, lv_scar=args.lv_scar)
+        )
         res = audit(sub, proposals)
         rows_out += [
             {**r, "noisy_vs_clean_dice": float(label_dice_all[i]), "fold": f}
@@ -201,6 +206,7 @@ def main() -> None:
         "n_range": list(args.n_range),
         "folds": args.folds,
         "segmenter": args.segmenter,
+        "lv_scar": args.lv_scar,
         "epochs": args.epochs,
         "detector_epochs": args.detector_epochs,
         "noisy_label_dice_median": noisy_median,
