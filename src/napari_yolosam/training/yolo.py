@@ -199,9 +199,10 @@ def train_detector(
     mAP50, AP50 per class). The best epoch under ``best_by`` (see
     :data:`BEST_BY`; by default the scar class's AP50) is saved in the
     project's checkpoint format, with each class's confidence threshold
-    of best F1 on the validation slices (:attr:`Detector.thresholds`). ``resume`` continues ultralytics' own
-    ``last.pt`` of an earlier run in ``out_dir`` (its epoch, optimiser and
-    schedule).
+    of best F1 on the validation slices (:attr:`Detector.thresholds`).
+    ``resume`` continues ultralytics' own ``last.pt`` of an earlier run in
+    ``out_dir`` (its epoch, optimiser and schedule); the best epoch is then
+    the best since the resume.
     """
     out_dir = Path(out_dir)
     epoch_score({}, None, best_by)  # an unknown criterion fails before any work
