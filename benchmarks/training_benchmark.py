@@ -119,6 +119,7 @@ def evaluate_models(stack, val, det_path, seg_path, run: Path | None = None) -> 
 
     idx = [i for i, c in enumerate(stack.cases) if c in val]
     seg = Segmenter.load(seg_path)
+    cache = EmbeddingCache()  # one encoder pass per held-out slice: validation and end to end
     last_seg = run / "segmenter_last.pth" if run is not None else None
     # the saved epochs are chosen on the held-out cases (as in the reference runs);
     # the last epochs show how much that choice adds
@@ -130,10 +131,9 @@ def evaluate_models(stack, val, det_path, seg_path, run: Path | None = None) -> 
     det_rows = [h for h in extra.get("history", []) if h.get("model") == "detector"]
     saved_epoch = extra.get("epoch")
     best_det = next((h for h in det_rows if int(h["epoch"]) == saved_epoch), {})
-    cache = EmbeddingCache()  # each held-out slice is encoded once for every variant
     out = {
         "held_out": val,
-        **validate(seg, stack, idx),
+        **validate(seg, stack, idx, cache),
         "last_epoch_val_dice": last_scores.get("val_dice"),
         "last_epoch_val_lv_scar_dice": last_scores.get("val_lv_scar_dice"),
         "detector_epoch": saved_epoch,

@@ -11,7 +11,9 @@ def test_emidec_masks():
     assert spec.myocardium_mask(labels).tolist() == [[False, False, True, True, True]]
     assert spec.no_reflow_mask(labels).tolist() == [[False, False, False, False, True]]
     assert spec.blood_pool_mask(labels).tolist() == [[False, True, False, False, False]]
+    assert spec.lv_mask(labels).tolist() == [[False, True, True, True, True]]
     assert spec.known_values == (0, 1, 2, 3, 4)
+    assert not LabelSpec.binary().lv_mask(np.array([[0, 1]])).any()  # no anatomy: no LV
 
 
 def test_binary_preset_and_overrides():

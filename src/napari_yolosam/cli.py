@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .cli_options import (
-    add_lv_scar_option,
+    add_detector_prompt_options,
     add_model_options,
     add_spec_options,
     load_models,
@@ -354,12 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", help="labels kept elsewhere (their components prompt SAM too)")
     p.add_argument("--series", help=argparse.SUPPRESS)
     add_model_options(p)
-    p.add_argument(
-        "--conf",
-        type=float,
-        help="one detector confidence threshold for all classes (default: the per-class "
-        "thresholds validated in training, kept in the detector checkpoint; else 0.25)",
-    )
+    add_detector_prompt_options(p)
     p.add_argument("--iou", type=float, default=0.5, help="detector NMS IoU threshold")
     p.add_argument(
         "--no-label-prompts", action="store_true", help="do not prompt SAM with label components"
@@ -369,7 +364,6 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="on slices without detection, prompt with the previous slice's boxes",
     )
-    add_lv_scar_option(p)
     p.add_argument("--no-disk-cache", action="store_true", help="keep embeddings in memory only")
     p.add_argument(
         "--out",
@@ -490,13 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--segmenter", help="segmenter checkpoint or config")
     p.add_argument("--device", default="cpu")
     p.add_argument("--trust-detector", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument(
-        "--conf",
-        type=float,
-        help="one detector confidence threshold for all classes (default: the per-class "
-        "thresholds validated in training, kept in the detector checkpoint; else 0.25)",
-    )
-    add_lv_scar_option(p)
+    add_detector_prompt_options(p)
     p.add_argument(
         "--flag-quality", type=float, default=0.5, help="flag slices whose quality is below this"
     )

@@ -106,8 +106,14 @@ def write_csv(path: str | Path, rows: list[dict], columns) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
-def add_lv_scar_option(parser: argparse.ArgumentParser) -> None:
-    """``--lv-scar``: prompt for scar with the detector's LV box too."""
+def add_detector_prompt_options(parser: argparse.ArgumentParser) -> None:
+    """``--conf`` (detector thresholds) and ``--lv-scar`` (scar from the LV box too)."""
+    parser.add_argument(
+        "--conf",
+        type=float,
+        help="one detector confidence threshold for all classes (default: the per-class "
+        "thresholds validated in training, kept in the detector checkpoint; else 0.25)",
+    )
     parser.add_argument(
         "--lv-scar",
         action="store_true",

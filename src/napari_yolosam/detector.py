@@ -247,7 +247,7 @@ class Detector:
             results = self.yolo.predict(
                 inputs,
                 imgsz=self.imgsz,
-                conf=float(per_class.min()) if len(per_class) else DEFAULT_CONF,
+                conf=float(per_class.min()),
                 iou=iou,
                 max_det=max_det,
                 device=self.device,

@@ -127,6 +127,10 @@ class LabelSpec:
         """Boolean LV blood-pool mask."""
         return self._isin(labels, self.blood_pool)
 
+    def lv_mask(self, labels: np.ndarray) -> np.ndarray:
+        """Boolean left ventricle: its myocardium and blood pool (the region of an LV box)."""
+        return self._isin(labels, (*self.myocardium, *self.blood_pool))
+
     @property
     def has_myocardium(self) -> bool:
         """Whether label maps under this spec carry the myocardium."""

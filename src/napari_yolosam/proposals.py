@@ -299,11 +299,9 @@ def propose(
         "segmenter_fingerprint": segmenter.fingerprint,
         "detector": None if detector is None else detector.config,
         "detector_fingerprint": None if detector is None else detector.fingerprint,
-        "conf": conf
+        "conf": conf  # one for all, or the detector's own per class
         if conf is not None or detector is None
-        else {
-            n: float(t) for n, t in zip(detector.names, detector.class_thresholds(), strict=True)
-        },
+        else dict(zip(detector.names, detector.class_thresholds().tolist(), strict=True)),
         "iou": iou,
         "use_labels": use_labels,
         "carry_neighbour": carry_neighbour,

@@ -129,12 +129,10 @@ def item_masks(
     labels = stack.crop(i, stack.labels[i])
     scar = stack.spec.scar_mask(labels)
     if item.kind == "lv":  # the whole LV box, all of the slice's scar
-        return scar, stack.spec.myocardium_mask(labels) | stack.spec.blood_pool_mask(labels)
+        return scar, stack.spec.lv_mask(labels)
     if item.kind == "positive":
         if item.target == "myocardium":
-            target = stack.spec.myocardium_mask(labels)
-            region = target | stack.spec.blood_pool_mask(labels)
-            return target, region
+            return stack.spec.myocardium_mask(labels), stack.spec.lv_mask(labels)
         comps, _ = components(scar)
         target = comps == item.component
         return target, target

@@ -27,6 +27,7 @@ from ..segmenter.configs import SCRATCH_CONFIGS
 from ..stack import Stack
 from .data import (
     Augmentation,
+    bbox,
     build_items,
     by_slice,
     make_samples,
@@ -123,18 +124,13 @@ def validate(
             if scar.any():
                 out = segmenter.decode(embedding, image.shape, boxes=label_boxes(scar, margin=0))
                 scar_scores.append(dice(out.union, scar))
-            if myo.any():
-                lv = label_boxes(myo | stack.spec.blood_pool_mask(labels), margin=0)
-                if len(lv):
-                    box = np.array(
-                        [[lv[:, 0].min(), lv[:, 1].min(), lv[:, 2].max(), lv[:, 3].max()]],
-                        np.float32,
-                    )
-                    out = segmenter.decode(embedding, image.shape, boxes=box, target="myocardium")
-                    myo_scores.append(dice(out.masks[0], myo))
-                    if scar.any():
-                        out = segmenter.decode(embedding, image.shape, boxes=box, target="scar")
-                        lv_scores.append(dice(out.masks[0], scar))
+            if myo.any():  # the true LV box: myocardium, and scar from it
+                box = bbox(stack.spec.lv_mask(labels))[None]
+                out = segmenter.decode(embedding, image.shape, boxes=box, target="myocardium")
+                myo_scores.append(dice(out.masks[0], myo))
+                if scar.any():
+                    out = segmenter.decode(embedding, image.shape, boxes=box, target="scar")
+                    lv_scores.append(dice(out.masks[0], scar))
     segmenter.model.train(was_training)
     return {
         "val_dice": float(np.mean(scar_scores)) if scar_scores else float("nan"),

@@ -26,6 +26,7 @@ from ..io.yolo_boxes import boxes_to_yolo, format_yolo_lines, mask_to_boxes
 from ..preprocess import to_uint8_rgb
 from ..progress import Progress
 from ..stack import Stack
+from .data import bbox
 
 DETECTOR_NAME = "detector.pt"
 
@@ -66,10 +67,9 @@ def slice_boxes(
     boxes = [mask_to_boxes(stack.spec.scar_mask(labels), min_area=min_area)]
     classes_out = [0] * len(boxes[0])
     if LV_CLASS in classes:
-        lv = stack.spec.myocardium_mask(labels) | stack.spec.blood_pool_mask(labels)
-        if lv.any():
-            rows, cols = np.flatnonzero(lv.any(1)), np.flatnonzero(lv.any(0))
-            boxes.append(np.array([[cols[0], rows[0], cols[-1] + 1, rows[-1] + 1]], float))
+        lv = bbox(stack.spec.lv_mask(labels))
+        if lv is not None:
+            boxes.append(lv[None].astype(float))
             classes_out.append(classes.index(LV_CLASS))
     return classes_out, np.concatenate(boxes).reshape(-1, 4)
 
@@ -96,10 +96,15 @@ def epoch_score(record: dict, trainer_fitness: float | None, best_by: str) -> tu
     raise ValueError(f"unknown detector selection {best_by!r} (choose from {', '.join(BEST_BY)})")
 
 
+def _validation_box(trainer):
+    """ultralytics' box metrics of the epoch's validation (``None`` before the first)."""
+    return getattr(getattr(getattr(trainer, "validator", None), "metrics", None), "box", None)
+
+
 def _per_class_ap50(trainer, classes) -> dict[str, float]:
     """``{name}_AP50`` for each class from the epoch's validation (mAP50 averages the
     classes, and the LV box is far easier than scar)."""
-    box = getattr(getattr(getattr(trainer, "validator", None), "metrics", None), "box", None)
+    box = _validation_box(trainer)
     out = {f"{name}_AP50": float("nan") for name in classes}
     if box is None:
         return out
@@ -122,7 +127,7 @@ def _per_class_thresholds(trainer, classes) -> dict[str, float]:
     from ultralytics' F1-confidence curves (smoothed a little, as ultralytics does), never
     below :data:`MIN_THRESHOLD`. Classes whose precision there is under
     :data:`MIN_PRECISION`, or never found, get none (the default applies)."""
-    box = getattr(getattr(getattr(trainer, "validator", None), "metrics", None), "box", None)
+    box = _validation_box(trainer)
     curves = getattr(box, "f1_curve", None)
     px = getattr(box, "px", None)
     precision = getattr(box, "p_curve", None)
