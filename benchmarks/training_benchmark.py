@@ -79,6 +79,7 @@ def learning(args) -> dict:
         seed=args.seed,
         lr=5e-4,
         scar_free_share=args.scar_free_share,
+        lv_prompts=not args.no_lv_prompts,
     )
     train_detector = args.detector_epochs > 0  # 0: evaluate the --detector checkpoint as is
     result = drive(
@@ -288,6 +289,11 @@ def main() -> None:
         help="config to train, or a .pt with --detector-epochs 0",
     )
     parser.add_argument("--scar-free-share", type=float, default=1.0)
+    parser.add_argument(
+        "--no-lv-prompts",
+        action="store_true",
+        help="learning: train scar from its own boxes only (no scar from the LV box)",
+    )
     parser.add_argument("--segmenter", default="tiny", help="learning: tiny or tiny_hr")
     parser.add_argument(
         "--segmenter-checkpoint", help="evaluate: a trained segmenter.pth (with --detector PT)"

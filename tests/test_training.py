@@ -19,6 +19,7 @@ from napari_yolosam.training.data import (
     by_slice,
     item_masks,
     make_samples,
+    scar_regions,
     split_cases,
 )
 from napari_yolosam.training.paired import paired_predict_masks
@@ -42,6 +43,30 @@ def test_split_is_by_case(train_phantom):
     assert split_cases(cases, val_cases=["Phantom_C02"])[1] == ["Phantom_C02"]
     with pytest.raises(ValueError, match="not in the data"):
         split_cases(cases, val_cases=["nobody"])
+
+
+def test_scar_regions_join_fragments_and_drop_specks():
+    scar = np.zeros((256, 256), bool)
+    scar[50:56, 50:56] = True  # a fragment of 36 px ...
+    scar[50:56, 59:65] = True  # ... and one 3 px away: one region
+    scar[150:160, 150:160] = True  # far away: its own region
+    scar[10:12, 200:202] = True  # a 4 px speck: no region
+    regions, count = scar_regions(scar)
+    assert count == 2
+    assert set(np.unique(regions[50:56, 50:65][scar[50:56, 50:65]])) == {1}
+    assert (regions[56:58, 56:59] == 0).all() and regions[10, 200] == 0, "the mask's own pixels"
+    assert (regions > 0).sum() == 36 + 36 + 100
+    from napari_yolosam.stack import Stack
+    from napari_yolosam.training.yolo import detector_classes, slice_boxes
+
+    labels = scar[None].astype(np.uint8) * 3  # EMIDEC's scar value
+    stack = Stack(np.zeros((1, 256, 256), np.float32), labels, ["a.png"])
+    classes, boxes = slice_boxes(stack, 0, detector_classes(stack))
+    assert classes == [0, 0, 1], "two scar regions and the LV"
+    np.testing.assert_array_equal(boxes[:2], [[50, 50, 65, 56], [150, 150, 160, 160]])
+    items = build_items(stack, [0], negative_fraction=0.0)
+    scar_items = [i.component for i in items if i.kind == "positive" and i.target == "scar"]
+    assert scar_items == [1, 2], "SAM: the same regions"
 
 
 def test_items_and_samples(train_phantom):

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from napari_yolosam.io import (
     StackError,
@@ -7,6 +8,7 @@ from napari_yolosam.io import (
     mask_to_boxes,
     read_stack,
     read_yolo_file,
+    regions_to_boxes,
     write_yolo_labels,
     yolo_to_boxes,
 )
@@ -22,6 +24,17 @@ def test_boxes_per_component_and_min_area():
     yolo = boxes_to_yolo(boxes, mask.shape)
     np.testing.assert_allclose(yolo[0], [6 / 30, 3.5 / 20, 6 / 30, 3 / 20])
     np.testing.assert_allclose(yolo_to_boxes(yolo, mask.shape), boxes)
+
+
+def test_boxes_of_numbered_regions():
+    regions = np.zeros((20, 30), int)
+    regions[2:5, 3:9] = 1
+    regions[10:12, 20:21] = 2
+    regions[1, 25] = 2  # a region need not be connected: its box spans all its pixels
+    np.testing.assert_array_equal(regions_to_boxes(regions), [[20, 1, 26, 12], [3, 2, 9, 5]])
+    components, _ = ndimage.label(regions > 0, structure=np.ones((3, 3)))
+    np.testing.assert_array_equal(regions_to_boxes(components), mask_to_boxes(regions > 0))
+    assert regions_to_boxes(np.zeros((4, 4), int)).shape == (0, 4)
 
 
 def test_write_and_read_back(tmp_path):

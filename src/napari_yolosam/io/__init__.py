@@ -16,6 +16,7 @@ from .yolo_boxes import (
     boxes_to_yolo,
     mask_to_boxes,
     read_yolo_file,
+    regions_to_boxes,
     write_yolo_labels,
     yolo_to_boxes,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "read_labels_only",
     "read_stack",
     "read_yolo_file",
+    "regions_to_boxes",
     "write_labels",
     "write_yolo_labels",
     "yolo_to_boxes",

@@ -6,9 +6,22 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from .atomic import atomic_write_text
 from .errors import StackError
+
+
+def regions_to_boxes(regions: np.ndarray) -> np.ndarray:
+    """``(K, 4)`` boxes ``x0, y0, x1, y1`` (ends exclusive) of the regions ``1..K`` of a label
+    image, sorted by ``(y0, x0)``; numbers without pixels get no box."""
+    boxes = [
+        (sl[1].start, sl[0].start, sl[1].stop, sl[0].stop)
+        for sl in ndi.find_objects(np.asarray(regions, dtype=np.int64))
+        if sl is not None
+    ]
+    boxes.sort(key=lambda b: (b[1], b[0]))
+    return np.asarray(boxes, dtype=float).reshape(-1, 4)
 
 
 def mask_to_boxes(mask: np.ndarray, min_area: int = 0, connectivity: int = 2) -> np.ndarray:

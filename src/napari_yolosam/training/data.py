@@ -66,9 +66,37 @@ def slice_indices(stack: Stack, cases: list[str]) -> list[int]:
     return [i for i, c in enumerate(stack.cases) if c in wanted]
 
 
-def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    """8-connected components of a mask."""
-    return ndi.label(mask, structure=np.ones((3, 3)))
+#: Scar regions at a 256-pixel slice: components closer than ``2 * REGION_GAP`` pixels
+#: are one region, and regions under ``MIN_REGION`` pixels are specks (scaled with the
+#: slice's size).
+REGION_GAP = 2
+MIN_REGION = 8
+
+
+def scar_regions(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """The scar regions a person would box: ``(labels, count)``, regions numbered ``1..count``.
+
+    Thresholded labels break one scar into fragments a pixel or two apart and
+    add specks; a box per fragment or speck gives the detector and SAM
+    targets that change from slice to slice. 8-connected components within
+    ``2 * REGION_GAP`` pixels of each other form one region (its pixels are
+    the mask's own, never the gap), and regions under ``MIN_REGION`` pixels
+    are dropped. Both scale with the slice's size (256 pixels = 1).
+    """
+    mask = np.asarray(mask, bool)
+    unit = max(mask.shape) / 256
+    gap = max(1, int(round(REGION_GAP * unit)))
+    grouped = ndi.binary_dilation(mask, structure=np.ones((3, 3)), iterations=gap)
+    labels, count = ndi.label(grouped, structure=np.ones((3, 3)))
+    labels[~mask] = 0
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)
+    keep = sizes >= max(1, int(round(MIN_REGION * unit**2)))
+    keep[0] = False
+    if not keep[1:].all():
+        number = np.zeros(count + 1, np.int32)
+        number[keep] = np.arange(1, int(keep.sum()) + 1)
+        labels, count = number[labels], int(keep.sum())
+    return labels, count
 
 
 def build_items(
@@ -77,14 +105,12 @@ def build_items(
     myocardium: bool = True,
     negative_fraction: float = 0.25,
     seed: int = 0,
-    min_component: int = 8,
     lv_prompts: bool = True,
 ) -> list[PromptItem]:
     """Prompt items of the given slices (positives, myocardium, negatives, LV boxes).
 
-    Scar components smaller than ``min_component`` pixels (specks of a
-    thresholded label) get no prompt of their own: nobody boxes a speck.
-    With ``lv_prompts``, every slice whose labels carry the myocardium also
+    One positive per scar region (:func:`scar_regions`: fragments a pixel or
+    two apart are one region; nobody boxes a speck). With ``lv_prompts``, every slice whose labels carry the myocardium also
     gets a box round the whole LV whose scar target is all of the slice's
     scar (empty where there is none), so that the LV box a detector finds
     easily can prompt for scar when scar boxes are missing.
@@ -94,13 +120,8 @@ def build_items(
     myo = stack.myocardium() if stack.spec.has_myocardium else None
     items: list[PromptItem] = []
     for i in indices:
-        comps, count = components(scar[i])
-        sizes = np.bincount(comps.ravel(), minlength=count + 1)
-        items += [
-            PromptItem(i, "scar", "positive", c)
-            for c in range(1, count + 1)
-            if sizes[c] >= min_component
-        ]
+        _, count = scar_regions(scar[i])
+        items += [PromptItem(i, "scar", "positive", c) for c in range(1, count + 1)]
         if myocardium and myo is not None and myo[i].any():
             items.append(PromptItem(i, "myocardium", "positive"))
         if lv_prompts and myo is not None and myo[i].any():
@@ -133,8 +154,8 @@ def item_masks(
     if item.kind == "positive":
         if item.target == "myocardium":
             return stack.spec.myocardium_mask(labels), stack.spec.lv_mask(labels)
-        comps, _ = components(scar)
-        target = comps == item.component
+        regions, _ = scar_regions(scar)
+        target = regions == item.component
         return target, target
     target = np.zeros(labels.shape, bool)
     allowed = (stack.spec.myocardium_mask(labels) & ~scar) | stack.spec.blood_pool_mask(labels)

@@ -22,11 +22,11 @@ import numpy as np
 from .._ultralytics import keep_torch_threads
 from ..detector import LV_CLASS, SCAR_CLASS, Detector
 from ..io.atomic import atomic_write, atomic_write_text
-from ..io.yolo_boxes import boxes_to_yolo, format_yolo_lines, mask_to_boxes
+from ..io.yolo_boxes import boxes_to_yolo, format_yolo_lines, regions_to_boxes
 from ..preprocess import to_uint8_rgb
 from ..progress import Progress
 from ..stack import Stack
-from .data import bbox
+from .data import bbox, scar_regions
 
 DETECTOR_NAME = "detector.pt"
 
@@ -60,11 +60,12 @@ def detector_classes(stack: Stack) -> tuple[str, ...]:
 
 
 def slice_boxes(
-    stack: Stack, index: int, classes: tuple[str, ...], min_area: int = 4
+    stack: Stack, index: int, classes: tuple[str, ...]
 ) -> tuple[list[int], np.ndarray]:
-    """Classes and ``x0 y0 x1 y1`` boxes of one slice: scar components, and the LV."""
+    """Classes and ``x0 y0 x1 y1`` boxes of one slice: scar regions (the same as SAM's
+    prompts, :func:`~napari_yolosam.training.data.scar_regions`), and the LV."""
     labels = stack.crop(index, stack.labels[index])
-    boxes = [mask_to_boxes(stack.spec.scar_mask(labels), min_area=min_area)]
+    boxes = [regions_to_boxes(scar_regions(stack.spec.scar_mask(labels))[0])]
     classes_out = [0] * len(boxes[0])
     if LV_CLASS in classes:
         lv = bbox(stack.spec.lv_mask(labels))
