@@ -229,9 +229,39 @@ def test_bias_on_uniformly_dilated_labels(phantom):
         bias["median_relative_area_difference"] > 0.2
         and bias["meaning"] == "labels larger than proposals"
     )
-    assert bias["threshold"] < 0.5
+    assert bias["threshold"] < 0.5 and bias["corrected"], "the shift explains the dilation"
+    assert bias["median_dice_at_fitted"] > bias["median_dice_at_0.5"]
     over = [r for r in result.rows if r["issue"] == "over_segmented"]
     assert len(over) <= 1, "a data-set-wide bias is reported once, not flagged on every slice"
+
+
+def test_a_size_difference_no_threshold_explains_is_not_corrected(phantom):
+    truth = phantom.truth
+    scar = np.isin(truth, (3, 4))
+    slices = []
+    for s in scar:  # proposals larger than the labels, surest away from them
+        wide = ndi.binary_dilation(s, iterations=6) & ~s
+        prob = np.where(s, 0.6, 0.0) + np.where(wide, 0.95, 0.0)
+        slices.append(
+            SliceProposal(
+                prob > 0.5,
+                prob.astype(np.float32),
+                np.zeros((1, 4), np.float32),
+                np.array([np.nan], np.float32),
+                np.ones(1, np.float32),
+                ["label"],
+                (prob > 0.5)[None],
+                "ok",
+            )
+        )
+    result = audit(phantom.stack, Proposals(phantom.stack.names, slices, {"probabilities": True}))
+    bias = result.summary["bias"]
+    assert bias["fitted_threshold"] > 0.5 and bias["meaning"] == "labels smaller than proposals"
+    assert bias["median_dice_at_fitted"] < bias["median_dice_at_0.5"]
+    assert not bias["corrected"] and bias["threshold"] == 0.5, "the shift would hide, not explain"
+    assert "not only in size" in bias["correction"]
+    scored = [r for r in result.rows if r["label_area"] > 0]
+    assert all(r["corrected_dice"] == pytest.approx(r["dice"]) for r in scored)
 
 
 def test_corrupted_slices_rank_below_clean(phantom):

@@ -4,7 +4,8 @@ Semi-automatic labels are often uniformly too large (2SD) or too small
 (5SD, FWHM). Rather than flag every slice for it, the audit finds the
 threshold ``t*`` on the proposals' probability maps at which the median
 signed area difference between labels and proposals is zero, reports it
-once, and compares each label with the proposal taken at ``t*``.
+once, and compares each label with the proposal taken at ``t*``, provided
+the shift explains the difference (the median overlap grows at ``t*``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,27 @@ def fit_threshold(
         return 0.5, bias
     j = int(np.argmin(np.where(finite, np.abs(medians), np.inf)))
     return float(THRESHOLDS[j]), bias
+
+
+def explains_bias(
+    labels: list[np.ndarray], probs: list[np.ndarray], usable: np.ndarray, threshold: float
+) -> tuple[float, float]:
+    """Median Dice of labels and proposals over ``usable`` slices, at 0.5 and at ``threshold``.
+
+    A threshold bias is a size difference that a threshold shift removes: the
+    overlap grows when the proposals are taken at ``t*``. If it does not (the
+    masks disagree in place, not only in size), the shift would only hide the
+    difference, and the audit keeps the proposals as they are.
+    """
+    from .metrics import dice
+
+    at = {
+        t: float(np.median([dice(labels[i], probs[i] > t) for i in np.flatnonzero(usable)]))
+        if usable.any()
+        else float("nan")
+        for t in (0.5, threshold)
+    }
+    return at[0.5], at[threshold]
 
 
 def shift_probability(prob: np.ndarray, threshold: float) -> np.ndarray:

@@ -9,7 +9,13 @@ from scipy import ndimage as ndi
 
 from ..proposals import DETECTOR_SOURCES, Proposals
 from ..stack import Stack
-from .bias import area_curves, fit_threshold, relative_difference, shift_probability
+from .bias import (
+    area_curves,
+    explains_bias,
+    fit_threshold,
+    relative_difference,
+    shift_probability,
+)
 from .checks import (
     EIGHT,
     enhancement,
@@ -180,6 +186,11 @@ def audit(
         if config.bias_correction and has_probs
         else (0.5, float("nan"))
     )
+    fitted = t_star
+    dice_at_half, dice_at_fit = explains_bias(labels_c, probs_c, usable, t_star)
+    explained = bool(dice_at_fit >= dice_at_half) if np.isfinite(dice_at_fit) else False
+    if not explained:  # a size difference no threshold explains: rank on the proposals as they are
+        t_star = 0.5
     if not has_probs:
         bias = (
             float(np.nanmedian(relative_difference(label_areas[usable], proposal_areas[usable])))
@@ -333,6 +344,19 @@ def audit(
         "bias": {
             "median_relative_area_difference": bias,
             "threshold": t_star,
+            "fitted_threshold": fitted,
+            "median_dice_at_0.5": dice_at_half,
+            "median_dice_at_fitted": dice_at_fit,
+            "corrected": bool(t_star != 0.5),
+            "correction": (
+                f"proposals compared at {t_star:.2f}, where their median size matches the labels'"
+                if t_star != 0.5
+                else "none: no size bias"
+                if explained
+                else f"none: taking the proposals at {fitted:.2f} would match the sizes but "
+                f"lower the median Dice ({dice_at_half:.2f} to {dice_at_fit:.2f}); labels and "
+                "proposals differ in place, not only in size"
+            ),
             "meaning": "labels larger than proposals"
             if np.isfinite(bias) and bias > 0.1
             else "labels smaller than proposals"
