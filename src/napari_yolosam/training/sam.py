@@ -20,8 +20,8 @@ import numpy as np
 
 from ..checkpoints import read_payload
 from ..embeddings import EmbeddingCache
+from ..io.yolo_boxes import regions_to_boxes
 from ..progress import Progress
-from ..proposals import label_boxes
 from ..segmenter import Segmenter
 from ..segmenter.configs import SCRATCH_CONFIGS
 from ..stack import Stack
@@ -31,6 +31,7 @@ from .data import (
     build_items,
     by_slice,
     make_samples,
+    scar_regions,
     shared_images,
     slice_indices,
     split_cases,
@@ -104,8 +105,9 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 def validate(
     segmenter: Segmenter, stack: Stack, indices: list[int], cache: EmbeddingCache | None = None
 ) -> dict:
-    """Dice with true boxes on ``indices``: scar (slices with scar), myocardium (where
-    labelled) and scar from the true LV box (slices with scar and myocardium)."""
+    """Dice with true boxes on ``indices``: scar from a box round each scar region (slices
+    with scar; a slice with only specks scores 0), myocardium (where labelled) and scar from
+    the true LV box (slices with scar and myocardium)."""
     import torch
 
     cache = cache if cache is not None else EmbeddingCache(max_bytes=128 << 20)
@@ -121,9 +123,10 @@ def validate(
             if not scar.any() and not myo.any():
                 continue
             embedding = cache.get(segmenter, image)
-            if scar.any():
-                out = segmenter.decode(embedding, image.shape, boxes=label_boxes(scar, margin=0))
-                scar_scores.append(dice(out.union, scar))
+            if scar.any():  # the boxes training draws: one per scar region
+                boxes = regions_to_boxes(scar_regions(scar)[0]).astype(np.float32)
+                out = segmenter.decode(embedding, image.shape, boxes=boxes) if len(boxes) else None
+                scar_scores.append(dice(out.union, scar) if out is not None else 0.0)
             if myo.any():  # the true LV box: myocardium, and scar from it
                 box = bbox(stack.spec.lv_mask(labels))[None]
                 out = segmenter.decode(embedding, image.shape, boxes=box, target="myocardium")
