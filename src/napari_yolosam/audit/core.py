@@ -64,7 +64,9 @@ class AuditConfig:
     flag_quality: float = 0.5
     support: float = 0.2  # a label component is supported if this share of it is proposed
     missed_min_area: int = 10
-    missed_min_confidence: float = 0.25
+    # the detector's thresholds (validated per class, or --conf) already chose its boxes;
+    # raise this to demand more of a box before it counts as missed scar
+    missed_min_confidence: float = 0.0
     outside_fraction: float = 0.2
     enhancement_sd: float = 1.0
     size_change: float = 0.35  # |corrected relative area difference| for over/under segmentation
