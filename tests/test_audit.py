@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from napari_yolosam.audit import REPORT_COLUMNS, audit, save_audit
+from napari_yolosam.audit import CASE_COLUMNS, REPORT_COLUMNS, audit, save_audit
 from napari_yolosam.audit.metrics import dice, hd95_and_msd, iou
 from napari_yolosam.labelspec import LabelSpec
 from napari_yolosam.proposals import Proposals, SliceProposal
@@ -322,6 +322,7 @@ def test_masks_only_proposals_and_cli(phantom_folder, phantom, tmp_path, capsys)
     summary = json.loads((tmp_path / "audit/report.json").read_text())
     assert summary["probabilities"] is False and "bias" in summary
     assert (tmp_path / "audit/overview.png").stat().st_size > 10000
+    assert (tmp_path / "audit/cases.csv").exists()
     assert (
         main(
             [
@@ -349,7 +350,34 @@ def test_report_files(phantom, tmp_path):
     save_audit(result, phantom.stack, props.masks(), tmp_path)
     assert result.issue_map.shape == phantom.stack.shape and result.issue_map.dtype == bool
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "cases.csv",
         "overview.png",
         "report.csv",
         "report.json",
     ]
+    cases = list(csv.DictReader(open(tmp_path / "cases.csv")))
+    assert list(cases[0]) == list(CASE_COLUMNS)
+    assert [c["case"] for c in cases] == list(dict.fromkeys(phantom.stack.cases))
+
+
+def test_per_case_agreement_by_hand():
+    from napari_yolosam.audit.cases import case_rows
+
+    scar = np.zeros((3, 10, 10), bool)
+    proposed = np.zeros((3, 10, 10), bool)
+    scar[0, :2, :5] = True  # case a, slice 0: label 10 px, proposal 5 of them
+    proposed[0, :1, :5] = True
+    proposed[1, 5:, 5:] = True  # case a, slice 1: proposal only (25 px)
+    scar[2, :4, :4] = proposed[2, :4, :4] = True  # case b: identical
+    rows = [
+        {"case": c, "image": f"{c}{k}", "quality": q, "flag": q < 0.5, "hd95": h, "units": "px"}
+        for c, k, q, h in (("a", 0, 0.6, 1.0), ("a", 1, 0.0, np.nan), ("b", 0, 1.0, 0.0))
+    ]
+    a, b = case_rows(rows, scar, proposed)
+    assert (a["slices"], a["labelled_slices"], a["flagged"]) == (2, 1, 1)
+    assert (a["label_area"], a["proposal_area"], a["area_diff"]) == (10, 30, -20)
+    assert a["dice"] == pytest.approx(2 * 5 / 40) and a["iou"] == pytest.approx(5 / 35)
+    assert a["relative_area_diff"] == pytest.approx(-20 / 20)
+    assert a["median_hd95"] == 1.0 and a["worst_image"] == "a1" and a["min_quality"] == 0.0
+    assert b["dice"] == b["iou"] == 1.0 and b["area_diff"] == 0
+    assert case_rows(rows[2:], scar[2:] & False, proposed[2:] & False)[0]["dice"] == 1.0

@@ -499,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a slice's case is the part of its name before this",
     )
     p.add_argument(
-        "--out", required=True, help="new folder: report.csv, report.json, overview.png"
+        "--out", required=True, help="new folder: report.csv, cases.csv, report.json, overview.png"
     )
     add_spec_options(p)
     p.set_defaults(func=cmd_audit)

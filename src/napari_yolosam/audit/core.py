@@ -16,6 +16,7 @@ from .bias import (
     relative_difference,
     shift_probability,
 )
+from .cases import case_rows
 from .checks import (
     EIGHT,
     enhancement,
@@ -79,12 +80,14 @@ class AuditConfig:
 
 @dataclass
 class AuditResult:
-    """One row per slice (``rows``), the data-set ``summary``, and per-pixel ``issue_map``."""
+    """One row per slice (``rows``), the data-set ``summary``, per-pixel ``issue_map``, and one
+    row per case (``cases``, :data:`~napari_yolosam.audit.cases.CASE_COLUMNS`)."""
 
     rows: list[dict]
     summary: dict
     issue_map: np.ndarray
     config: AuditConfig = field(default_factory=AuditConfig)
+    cases: list[dict] = field(default_factory=list)
 
     def ranked(self) -> list[dict]:
         """Rows from the most to the least likely wrong."""
@@ -373,7 +376,8 @@ def audit(
         "issue_types": ISSUE_TYPES,
         "proposal_settings": {k: v for k, v in proposals.settings.items() if k != "config"},
     }
-    return AuditResult(rows, summary, issue_map, config)
+    cases = case_rows(rows, scar, proposals.masks(), pixel_area)
+    return AuditResult(rows, summary, issue_map, config, cases)
 
 
 def _box_confidence(sp, component: np.ndarray) -> float:

@@ -1,4 +1,5 @@
-"""Writing an audit: ``report.csv`` (one row per slice), ``report.json`` and ``overview.png``."""
+"""Writing an audit: ``report.csv`` (one row per slice), ``cases.csv`` (one per case),
+``report.json`` and ``overview.png``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from ..io.atomic import atomic_write, atomic_write_text
 from ..stack import Stack
+from .cases import CASE_COLUMNS
 from .core import REPORT_COLUMNS, AuditResult
 
 
@@ -29,7 +31,7 @@ def save_audit(
     out: str | Path,
     thumbnails: int = 8,
 ) -> Path:
-    """Write the report files to ``out`` (a new folder); returns it."""
+    """Write ``report.csv``, ``cases.csv``, ``report.json`` and ``overview.png`` to ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     buffer = io.StringIO()
@@ -38,6 +40,12 @@ def save_audit(
     for row in result.rows:
         writer.writerow({k: _fmt(v) for k, v in row.items()})
     atomic_write_text(out / "report.csv", buffer.getvalue())
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CASE_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in result.cases:
+        writer.writerow({k: _fmt(v) for k, v in row.items()})
+    atomic_write_text(out / "cases.csv", buffer.getvalue())
     summary = {**result.summary, "worst": [r["image"] for r in result.ranked()[:20]]}
     atomic_write_text(out / "report.json", json.dumps(summary, indent=1, default=_json_default))
     atomic_write(
