@@ -191,11 +191,11 @@ def audit(
         if config.bias_correction and has_probs
         else (0.5, float("nan"))
     )
-    fitted = t_star
-    dice_at_half, dice_at_fit = explains_bias(labels_c, probs_c, usable, t_star)
-    explained = bool(dice_at_fit >= dice_at_half) if np.isfinite(dice_at_fit) else False
-    if not explained:  # a size difference no threshold explains: rank on the proposals as they are
-        t_star = 0.5
+    fitted, dice_at_half, dice_at_fit = t_star, float("nan"), float("nan")
+    if fitted != 0.5:
+        dice_at_half, dice_at_fit = explains_bias(labels_c, probs_c, usable, fitted)
+        if not dice_at_fit >= dice_at_half:  # no threshold explains it: keep the proposals
+            t_star = 0.5
     if not has_probs:
         bias = (
             float(np.nanmedian(relative_difference(label_areas[usable], proposal_areas[usable])))
@@ -356,8 +356,12 @@ def audit(
             "correction": (
                 f"proposals compared at {t_star:.2f}, where their median size matches the labels'"
                 if t_star != 0.5
-                else "none: no size bias"
-                if explained
+                else "none: switched off"
+                if not config.bias_correction
+                else "none: no probability maps to shift"
+                if not has_probs
+                else "none: the proposals at 0.50 already match the labels' median size"
+                if fitted == 0.5
                 else f"none: taking the proposals at {fitted:.2f} would match the sizes but "
                 f"lower the median Dice ({dice_at_half:.2f} to {dice_at_fit:.2f}); labels and "
                 "proposals differ in place, not only in size"
