@@ -260,6 +260,8 @@ def test_a_size_difference_no_threshold_explains_is_not_corrected(phantom):
     assert bias["median_dice_at_fitted"] < bias["median_dice_at_0.5"]
     assert not bias["corrected"] and bias["threshold"] == 0.5, "the shift would hide, not explain"
     assert "not only in size" in bias["correction"]
+    sized = [r for r in result.rows if r["issue"] in ("over_segmented", "under_segmented")]
+    assert len(sized) <= 1, "the common size difference is no slice's issue"
     scored = [r for r in result.rows if r["label_area"] > 0]
     assert all(r["corrected_dice"] == pytest.approx(r["dice"]) for r in scored)
 

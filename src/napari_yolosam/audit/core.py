@@ -203,6 +203,15 @@ def audit(
             else float("nan")
         )
     shifted = [shift_probability(p, t_star) for p in probs_c]
+    # the size difference left after the shift (about 0 when it was applied, the bias when
+    # not): a slice is over/under-segmented against the rest of the data set, not absolutely
+    corrected_areas = np.array([float((p > 0.5).sum()) for p in shifted])
+    common = (
+        float(np.nanmedian(relative_difference(label_areas[usable], corrected_areas[usable])))
+        if usable.any()
+        else 0.0
+    )
+    common = common if np.isfinite(common) else 0.0
     clean_scores, pixel_maps = (
         _cleanlab_scores(labels_c, shifted)
         if config.cleanlab and has_probs
@@ -277,15 +286,16 @@ def audit(
             )
             sources.add("detector")
         if label.any() and corrected.any() and np.isfinite(corrected_rel):
-            if corrected_rel > config.size_change:
-                found["over_segmented"] = (
-                    f"label {corrected_rel:+.0%} larger than the bias-corrected proposal"
-                )
+            excess = corrected_rel - common
+            size = (
+                f"label {corrected_rel:+.0%} against the proposal"
+                f"{f' at {t_star:.2f}' if t_star != 0.5 else ''}, data set's median {common:+.0%}"
+            )
+            if excess > config.size_change:
+                found["over_segmented"] = size
                 sources.add("label-prompted")
-            elif corrected_rel < -config.size_change:
-                found["under_segmented"] = (
-                    f"label {corrected_rel:+.0%} smaller than the bias-corrected proposal"
-                )
+            elif excess < -config.size_change:
+                found["under_segmented"] = size
                 sources.add("label-prompted")
         if np.isfinite(enh) and enh < config.enhancement_sd:
             found["not_enhanced"] = f"labelled scar is {enh:.1f} SD above remote myocardium"
