@@ -213,6 +213,65 @@ def test_specks_holes_and_consistency():
     assert rows[1]["consistency"] == "vanishes"
 
 
+def test_continuity_by_hand():
+    from napari_yolosam.audit.checks import continuity, neighbours_with_scar
+
+    # case a: scar on slices 1-3, slice 2 left empty; case b: no scar but an isolated label
+    areas = np.array([0, 50, 0, 50, 0, 0, 0, 30, 0, 0], float)
+    cases = ["a"] * 5 + ["b"] * 5
+    count, k = neighbours_with_scar(areas, cases, 20)
+    assert count.tolist() == [1, 2, 2, 2, 1, 1, 2, 2, 2, 1]
+    assert k.tolist() == [1, 0, 2, 0, 1, 0, 1, 0, 1, 0]
+    scores, rates = continuity(areas, cases, 20)
+    # k = 2: only slice 2 (empty); leave-one-out leaves no other slice: prior 1/2
+    assert scores[2] == pytest.approx(0.5)
+    # k = 0: slices 1, 3, 5, 7, 9; labelled 1, 3, 7. Slice 1 (labelled): others 2 of 4
+    assert scores[1] == pytest.approx((2 + 1) / (4 + 2))
+    assert scores[5] == pytest.approx(1 - (3 + 1) / (4 + 2))  # empty: others 3 of 4 labelled
+    # k = 1: slices 0, 4, 6, 8, all empty: an empty slice is expected there
+    assert scores[0] == pytest.approx(1 - (0 + 1) / (3 + 2))
+    assert rates == {0: 3 / 5, 1: 0.0, 2: 0.0}
+    assert continuity(np.array([10.0]), ["x"], 20)[0].tolist() == [1.0], "no neighbours"
+
+
+def test_slices_that_break_the_run_of_scar_rank_low():
+    """A slice left empty in a run of scar slices and a lone label in a scar-free case rank
+    below the slices whose labels follow the data set's own continuity."""
+    rng = np.random.default_rng(3)
+    images, labels, props, names = [], [], [], []
+    for c in range(6):
+        for k in range(5):
+            image, lab, scar, myo, blood, angle = base_slice(rng)
+            has = c < 4 and 1 <= k <= 3  # cases 0-3: scar on slices 1-3; cases 4-5: none
+            if not has:
+                lab[scar] = 2
+            if (c, k) == (0, 2):  # the missed slice: the label is empty, the proposal too
+                lab[scar] = 2
+            if (c, k) == (5, 2):  # the lone label in a scar-free case
+                lab[scar] = 3
+            own = np.isin(lab, (3, 4))
+            images.append(image)
+            labels.append(lab)
+            props.append(proposal(own))
+            names.append(f"c{c}_slice{k:03d}.png")
+    stack = Stack(np.stack(images), np.stack(labels), names=names, spec=LabelSpec.emidec())
+    result = audit(stack, Proposals(names, props, {"probabilities": True}))
+    rows = {r["image"]: r for r in result.rows}
+    assert result.ranked()[0]["image"] == "c0_slice002.png"
+    # the gap leaves slices 1 and 3 of case 0 isolated too: as surprising as the lone label
+    lone = rows["c5_slice002.png"]["quality"]
+    assert {r["image"] for r in result.ranked()[1:4]} == {
+        "c0_slice001.png",
+        "c0_slice003.png",
+        "c5_slice002.png",
+    }
+    assert all(r["quality"] > lone for r in result.rows if r["case"] in ("c1", "c2", "c3", "c4"))
+    assert rows["c0_slice002.png"]["issue"] == "inconsistent_slices"
+    assert rows["c0_slice002.png"]["flag"] and rows["c5_slice002.png"]["flag"]
+    assert not rows["c1_slice002.png"]["flag"] and not rows["c4_slice002.png"]["flag"]
+    assert result.summary["continuity"]["P(label | 2 scar-bearing neighbours)"] > 0.7
+
+
 def test_bias_on_uniformly_dilated_labels(phantom):
     truth = phantom.truth
     scar = np.isin(truth, (3, 4))

@@ -73,3 +73,53 @@ def inconsistent_slices(areas: np.ndarray, cases: list[str], min_area: float) ->
         elif areas[i] == 0 and min(neighbours) >= min_area:
             out[i] = "vanishes"
     return out
+
+
+def neighbours_with_scar(
+    areas: np.ndarray, cases: list[str], min_area: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per slice: how many neighbours of the same case it has (0-2), and how many of them carry
+    at least ``min_area`` of scar. Slices are in stack order within each case."""
+    count = np.zeros(len(areas), int)
+    with_scar = np.zeros(len(areas), int)
+    for i in range(len(areas)):
+        for j in (i - 1, i + 1):
+            if 0 <= j < len(areas) and cases[j] == cases[i]:
+                count[i] += 1
+                with_scar[i] += int(areas[j] >= min_area)
+    return count, with_scar
+
+
+def continuity(areas: np.ndarray, cases: list[str], min_area: float) -> tuple[np.ndarray, dict]:
+    """How expected each slice's label is from its neighbours, learned from the data set itself.
+
+    Scar runs through neighbouring slices. Among the other slices with the
+    same number ``k`` of scar-bearing neighbours, the share that carry a
+    label estimates ``P(label | k)`` (leave-one-out, with a uniform prior:
+    ``(labelled + 1) / (slices + 2)``). A labelled slice scores ``P(label | k)``,
+    an empty one ``1 - P(label | k)``: an empty slice between two scar slices
+    of a data set where such slices nearly always carry scar scores near 0,
+    and so does an isolated label where isolated slices rarely do. Slices
+    without neighbours score 1 (no evidence).
+
+    Returns
+    -------
+    scores : numpy.ndarray
+        Per slice, in [0, 1].
+    rates : dict
+        ``k -> P(label | k)`` over all slices, for the report.
+    """
+    areas = np.asarray(areas, float)
+    count, k = neighbours_with_scar(areas, cases, min_area)
+    labelled = areas > 0
+    scores = np.ones(len(areas))
+    rates = {}
+    for value in (0, 1, 2):
+        members = (k == value) & (count > 0)
+        n, hits = int(members.sum()), int(labelled[members].sum())
+        if n:
+            rates[value] = hits / n
+        for i in np.flatnonzero(members):
+            rate = (hits - labelled[i] + 1) / (n - 1 + 2)
+            scores[i] = rate if labelled[i] else 1.0 - rate
+    return scores, rates

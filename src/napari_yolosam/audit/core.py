@@ -19,8 +19,10 @@ from .bias import (
 from .cases import case_rows
 from .checks import (
     EIGHT,
+    continuity,
     enhancement,
     inconsistent_slices,
+    neighbours_with_scar,
     outside_fraction,
     specks_and_holes,
     wall_region,
@@ -53,6 +55,7 @@ REPORT_COLUMNS = (
     "specks",
     "holes",
     "consistency",
+    "continuity",
     "cleanlab_score",
     "units",
 )
@@ -218,6 +221,8 @@ def audit(
         else (np.ones(n), [np.ones(p.shape, np.float32) for p in probs_c])
     )
     consistency = inconsistent_slices(label_areas, stack.cases, config.consistency_area)
+    q_continuity, continuity_rates = continuity(label_areas, stack.cases, config.consistency_area)
+    _, scar_neighbours = neighbours_with_scar(label_areas, stack.cases, config.consistency_area)
     issue_map = np.zeros(stack.shape, bool)
     rows = []
     for i in range(n):
@@ -267,6 +272,7 @@ def audit(
         quality = float(np.clip(min(q_shape, q_missed) * (0.5 + 0.5 * clean_scores[i]), 0, 1))
         if not label.any() and not mask.any():
             quality = 1.0
+        quality = min(quality, float(q_continuity[i]))
         corrected_rel = relative_difference(
             np.array([label_c.sum()]), np.array([corrected.sum()])
         )[0]
@@ -300,8 +306,15 @@ def audit(
         if np.isfinite(enh) and enh < config.enhancement_sd:
             found["not_enhanced"] = f"labelled scar is {enh:.1f} SD above remote myocardium"
             sources.add("anatomy")
-        if consistency[i]:
-            found["inconsistent_slices"] = f"scar {consistency[i]} between neighbouring slices"
+        if consistency[i] or q_continuity[i] < config.flag_quality:
+            k = int(scar_neighbours[i])
+            found["inconsistent_slices"] = (
+                f"scar {consistency[i]} between neighbouring slices"
+                if consistency[i]
+                else f"{'scar' if label.any() else 'no scar'} here, while "
+                f"{continuity_rates.get(k, float('nan')):.0%} of the data set's slices with "
+                f"{k} scar-bearing neighbour(s) carry scar"
+            )
             sources.add("consistency")
         if label.any() and quality < config.flag_quality and not found:
             found["boundary"] = f"outline disagrees (HD95 {hd95:.1f} {units}) with similar areas"
@@ -346,6 +359,7 @@ def audit(
                 "specks": specks,
                 "holes": holes,
                 "consistency": consistency[i],
+                "continuity": float(q_continuity[i]),
                 "cleanlab_score": float(clean_scores[i]),
                 "units": "mm2|mm" if spacing else "px",
             }
@@ -356,6 +370,9 @@ def audit(
         "cases": len(set(stack.cases)),
         "flagged": len(flagged),
         "issues": {k: sum(r["issue"] == k for r in rows) for k in (*ISSUE_TYPES, "ok")},
+        "continuity": {
+            f"P(label | {k} scar-bearing neighbours)": rate for k, rate in continuity_rates.items()
+        },
         "bias": {
             "median_relative_area_difference": bias,
             "threshold": t_star,

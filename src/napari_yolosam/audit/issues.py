@@ -7,7 +7,7 @@ ISSUE_TYPES: dict[str, str] = {
     "missed_scar": "the detector finds scar where the label has none",
     "over_segmented": "the label is larger than the proposal, beyond the data set's bias",
     "under_segmented": "the label is smaller than the proposal, beyond the data set's bias",
-    "inconsistent_slices": "scar appears or vanishes abruptly between neighbouring slices of a case",
+    "inconsistent_slices": "scar appears or vanishes abruptly between neighbouring slices of a case, against the data set's own continuity",
     "boundary": "the label's outline disagrees with the proposal's although the areas agree",
     "specks": "components below the minimum size",
     "holes": "holes inside labelled scar",
