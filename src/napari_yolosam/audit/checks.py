@@ -91,16 +91,20 @@ def neighbours_with_scar(
 
 
 def continuity(areas: np.ndarray, cases: list[str], min_area: float) -> tuple[np.ndarray, dict]:
-    """How expected each slice's label is from its neighbours, learned from the data set itself.
+    """How much less likely a slice's label is made by its neighbours, learned from the data set.
 
     Scar runs through neighbouring slices. Among the other slices with the
     same number ``k`` of scar-bearing neighbours, the share that carry a
-    label estimates ``P(label | k)`` (leave-one-out, with a uniform prior:
-    ``(labelled + 1) / (slices + 2)``). A labelled slice scores ``P(label | k)``,
-    an empty one ``1 - P(label | k)``: an empty slice between two scar slices
-    of a data set where such slices nearly always carry scar scores near 0,
-    and so does an isolated label where isolated slices rarely do. Slices
-    without neighbours score 1 (no evidence).
+    label estimates ``P(label | k)``; among all other slices, ``P(label)``
+    (leave-one-out, each with a uniform prior: ``(labelled + 1) / (slices + 2)``).
+    A labelled slice scores ``P(label | k) / P(label)``, an empty one
+    ``(1 - P(label | k)) / (1 - P(label))``, at most 1: neighbours lower the
+    score only where they make what the slice shows unusual. An empty slice
+    between two scar slices of a data set where such slices nearly always
+    carry scar scores near 0, and so does a lone label where isolated slices
+    rarely carry one; where neighbours tell nothing (scar placed at random
+    along the stack) every score stays near 1. Slices without neighbours
+    score 1.
 
     Returns
     -------
@@ -114,6 +118,7 @@ def continuity(areas: np.ndarray, cases: list[str], min_area: float) -> tuple[np
     labelled = areas > 0
     scores = np.ones(len(areas))
     rates = {}
+    total = int(labelled.sum())
     for value in (0, 1, 2):
         members = (k == value) & (count > 0)
         n, hits = int(members.sum()), int(labelled[members].sum())
@@ -121,5 +126,6 @@ def continuity(areas: np.ndarray, cases: list[str], min_area: float) -> tuple[np
             rates[value] = hits / n
         for i in np.flatnonzero(members):
             rate = (hits - labelled[i] + 1) / (n - 1 + 2)
-            scores[i] = rate if labelled[i] else 1.0 - rate
+            base = (total - labelled[i] + 1) / (len(areas) - 1 + 2)
+            scores[i] = min(1.0, rate / base if labelled[i] else (1 - rate) / (1 - base))
     return scores, rates
