@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from napari_yolosam.audit import CASE_COLUMNS, REPORT_COLUMNS, audit, save_audit
+from napari_yolosam.audit import CASE_COLUMNS, REPORT_COLUMNS, AuditConfig, audit, save_audit
 from napari_yolosam.audit.metrics import dice, hd95_and_msd, iou
 from napari_yolosam.labelspec import LabelSpec
 from napari_yolosam.proposals import Proposals, SliceProposal
@@ -270,6 +270,28 @@ def test_slices_that_break_the_run_of_scar_rank_low():
     )
     assert not any(r["flag"] for r in result.rows if r["case"] not in ("c0", "c9"))
     assert result.summary["continuity"]["P(label | 2 scar-bearing neighbours)"] > 0.7
+
+
+def test_flags_relative_to_the_models_common_agreement(phantom):
+    """With weak models every label agrees poorly with its proposal: flags go to the slices far
+    below that common level, not to all of them (the ranking stays the same)."""
+    scar = np.isin(phantom.truth, (3, 4))
+    with_scar = [i for i in range(len(scar)) if scar[i].sum() > 30]
+    weak = [np.roll(s, 3, axis=(0, 1)) for s in scar]  # every proposal off by a few pixels
+    worst = with_scar[0]
+    weak[worst] = np.roll(scar[worst], 40, axis=1)  # one proposal nowhere near its label
+    props = Proposals(phantom.stack.names, [proposal(w) for w in weak], {"probabilities": True})
+    relative = audit(phantom.stack, props)
+    absolute = audit(phantom.stack, props, config=AuditConfig(relative_flag=0))
+    typical = relative.summary["median_labelled_quality"]
+    assert typical < 0.5 and relative.summary["flag_threshold"] == pytest.approx(0.5 * typical)
+    assert absolute.summary["flag_threshold"] == 0.5
+    assert (
+        relative.rows[worst]["flag"]
+        and relative.ranked()[0]["image"] == relative.rows[worst]["image"]
+    )
+    assert 0 < relative.summary["flagged"] < absolute.summary["flagged"]
+    assert [r["image"] for r in relative.ranked()] == [r["image"] for r in absolute.ranked()]
 
 
 def test_bias_on_uniformly_dilated_labels(phantom):

@@ -292,7 +292,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
             propose(stack, segmenter, detector, cache=cache, conf=args.conf, lv_scar=args.lv_scar),
             cli_progress(),
         )
-    config = AuditConfig(flag_quality=args.flag_quality, cleanlab=not args.no_cleanlab)
+    config = AuditConfig(
+        flag_quality=args.flag_quality,
+        relative_flag=args.relative_flag,
+        cleanlab=not args.no_cleanlab,
+    )
     result = audit(stack, proposals, config=config)
     save_audit(result, stack, proposals.masks(), args.out)
     bias = result.summary["bias"]
@@ -487,6 +491,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_detector_prompt_options(p)
     p.add_argument(
         "--flag-quality", type=float, default=0.5, help="flag slices whose quality is below this"
+    )
+    p.add_argument(
+        "--relative-flag",
+        type=float,
+        default=0.5,
+        help="... or below this share of the labelled slices' median quality, where lower "
+        "(weak models agree poorly with every label; 0: off)",
     )
     p.add_argument(
         "--no-cleanlab",

@@ -66,6 +66,8 @@ class AuditConfig:
     """Thresholds of the audit (pixels are at the stack's resolution)."""
 
     flag_quality: float = 0.5
+    # flag below this share of the labelled slices' median quality where that is lower (0: off)
+    relative_flag: float = 0.5
     support: float = 0.2  # a label component is supported if this share of it is proposed
     missed_min_area: int = 10
     # the detector's thresholds (validated per class, or --conf) already chose its boxes;
@@ -224,7 +226,8 @@ def audit(
     q_continuity, continuity_rates = continuity(label_areas, stack.cases, config.consistency_area)
     _, scar_neighbours = neighbours_with_scar(label_areas, stack.cases, config.consistency_area)
     issue_map = np.zeros(stack.shape, bool)
-    rows = []
+    rows: list[dict] = []
+    evidence: list[tuple[dict, set]] = []  # per slice: what was found, and by which source
     for i in range(n):
         sp = proposals.slices[i]
         label, mask = scar[i], sp.mask
@@ -316,18 +319,11 @@ def audit(
                 f"{k} scar-bearing neighbour(s) carry scar"
             )
             sources.add("consistency")
-        if label.any() and quality < config.flag_quality and not found:
-            found["boundary"] = f"outline disagrees (HD95 {hd95:.1f} {units}) with similar areas"
-            sources.add("label-prompted")
         if specks:
             found["specks"] = f"{specks} component(s) under {config.min_component} px"
         if holes:
             found["holes"] = f"{holes} hole pixel(s)"
-        hard = any(k in HARD_ISSUES for k in found)
-        flag = bool(quality < config.flag_quality or hard)
-        issue = next((k for k in ISSUE_TYPES if k in found), "ok") if flag else "ok"
-        if flag and issue == "ok":
-            issue = next(iter(found), "boundary")
+        evidence.append((found, sources))
         r0, c0 = crops[i][0].start or 0, crops[i][1].start or 0
         if pixel_maps[i].size:
             issue_map[i, r0 : r0 + pixel_maps[i].shape[0], c0 : c0 + pixel_maps[i].shape[1]] = (
@@ -347,10 +343,10 @@ def audit(
                 "corrected_dice": dice(label_c, corrected),
                 "corrected_area_diff": float((label_c.sum() - corrected.sum()) * pixel_area),
                 "quality": quality,
-                "flag": flag,
-                "issue": issue,
-                "flagged_by": ",".join(sorted(sources)) if flag else "",
-                "evidence": "; ".join(f"{k}: {v}" for k, v in found.items()),
+                "flag": False,  # set below, once the data set's flag threshold is known
+                "issue": "ok",
+                "flagged_by": "",
+                "evidence": "",
                 "spurious_components": spurious,
                 "missed_components": missed,
                 "missed_confidence": missed_conf,
@@ -364,11 +360,31 @@ def audit(
                 "units": "mm2|mm" if spacing else "px",
             }
         )
+    flag_at, typical = flag_threshold(rows, config)
+    for row, (found, sources) in zip(rows, evidence, strict=True):
+        if row["label_area"] > 0 and row["quality"] < flag_at and not found:
+            found["boundary"] = (
+                f"outline disagrees (HD95 {row['hd95']:.1f} {units}) with similar areas"
+            )
+            sources.add("label-prompted")
+        flag = bool(
+            row["quality"] < flag_at
+            or any(k in HARD_ISSUES for k in found)
+            or row["continuity"] < config.flag_quality
+        )
+        issue = next((k for k in ISSUE_TYPES if k in found), "ok") if flag else "ok"
+        if flag and issue == "ok":
+            issue = next(iter(found), "boundary")
+        row["flag"], row["issue"] = flag, issue
+        row["flagged_by"] = ",".join(sorted(sources)) if flag else ""
+        row["evidence"] = "; ".join(f"{k}: {v}" for k, v in found.items())
     flagged = [r for r in rows if r["flag"]]
     summary = {
         "slices": n,
         "cases": len(set(stack.cases)),
         "flagged": len(flagged),
+        "flag_threshold": flag_at,
+        "median_labelled_quality": typical,
         "issues": {k: sum(r["issue"] == k for r in rows) for k in (*ISSUE_TYPES, "ok")},
         "continuity": {
             f"P(label | {k} scar-bearing neighbours)": rate for k, rate in continuity_rates.items()
@@ -409,6 +425,22 @@ def audit(
     }
     cases = case_rows(rows, scar, proposals.masks(), pixel_area)
     return AuditResult(rows, summary, issue_map, config, cases)
+
+
+def flag_threshold(rows: list[dict], config: AuditConfig) -> tuple[float, float]:
+    """The quality below which a slice is flagged, and the median quality of labelled slices.
+
+    ``config.flag_quality``, or ``config.relative_flag`` times the labelled
+    slices' median quality where that is lower: with weak models every label
+    agrees poorly with its proposal, and that common level is the models',
+    not the labels' (as a common size difference is the bias). The ranking
+    does not depend on it.
+    """
+    labelled = [r["quality"] for r in rows if r["label_area"] > 0]
+    typical = float(np.median(labelled)) if labelled else float("nan")
+    if not labelled or not config.relative_flag:
+        return config.flag_quality, typical
+    return min(config.flag_quality, config.relative_flag * typical), typical
 
 
 def _box_confidence(sp, component: np.ndarray) -> float:
