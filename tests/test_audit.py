@@ -285,7 +285,8 @@ def test_flags_relative_to_the_models_common_agreement(phantom):
     absolute = audit(phantom.stack, props, config=AuditConfig(relative_flag=0))
     typical = relative.summary["median_labelled_quality"]
     assert typical < 0.5 and relative.summary["flag_threshold"] == pytest.approx(0.5 * typical)
-    assert absolute.summary["flag_threshold"] == 0.5
+    assert absolute.summary["flag_threshold"] == 0.5 and not absolute.summary["note"]
+    assert "retrain" in relative.summary["note"]
     assert (
         relative.rows[worst]["flag"]
         and relative.ranked()[0]["image"] == relative.rows[worst]["image"]

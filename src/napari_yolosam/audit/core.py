@@ -416,9 +416,22 @@ def audit(
             else "no consistent size bias",
         },
         "probabilities": bool(has_probs),
-        "note": ""
-        if has_probs
-        else "proposals without probability maps: the audit used the masks alone",
+        "note": "; ".join(
+            text
+            for text, applies in (
+                (
+                    "proposals without probability maps: the audit used the masks alone",
+                    not has_probs,
+                ),
+                (
+                    f"labels and proposals agree at a median quality of {typical:.2f}, so slices "
+                    f"are flagged below {flag_at:.2f}: the ranking holds, but models this weak "
+                    "judge shapes poorly; retrain them on the cleaned labels and audit again",
+                    flag_at < config.flag_quality,
+                ),
+            )
+            if applies
+        ),
         "config": asdict(config),
         "issue_types": ISSUE_TYPES,
         "proposal_settings": {k: v for k, v in proposals.settings.items() if k != "config"},
