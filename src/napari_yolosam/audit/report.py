@@ -34,24 +34,23 @@ def save_audit(
     """Write ``report.csv``, ``cases.csv``, ``report.json`` and ``overview.png`` to ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=REPORT_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    for row in result.rows:
-        writer.writerow({k: _fmt(v) for k, v in row.items()})
-    atomic_write_text(out / "report.csv", buffer.getvalue())
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CASE_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    for row in result.cases:
-        writer.writerow({k: _fmt(v) for k, v in row.items()})
-    atomic_write_text(out / "cases.csv", buffer.getvalue())
+    atomic_write_text(out / "report.csv", _csv(result.rows, REPORT_COLUMNS))
+    atomic_write_text(out / "cases.csv", _csv(result.cases, CASE_COLUMNS))
     summary = {**result.summary, "worst": [r["image"] for r in result.ranked()[:20]]}
     atomic_write_text(out / "report.json", json.dumps(summary, indent=1, default=_json_default))
     atomic_write(
         out / "overview.png", lambda tmp: _overview(result, stack, proposal_masks, tmp, thumbnails)
     )
     return out
+
+
+def _csv(rows: list[dict], columns: tuple[str, ...]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _fmt(v) for k, v in row.items()})
+    return buffer.getvalue()
 
 
 def _json_default(value):
