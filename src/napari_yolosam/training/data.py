@@ -110,10 +110,11 @@ def build_items(
     """Prompt items of the given slices (positives, myocardium, negatives, LV boxes).
 
     One positive per scar region (:func:`scar_regions`: fragments a pixel or
-    two apart are one region; nobody boxes a speck). With ``lv_prompts``, every slice whose labels carry the myocardium also
-    gets a box round the whole LV whose scar target is all of the slice's
-    scar (empty where there is none), so that the LV box a detector finds
-    easily can prompt for scar when scar boxes are missing.
+    two apart are one region; nobody boxes a speck). With ``lv_prompts``,
+    every slice whose labels carry the myocardium also gets a box round the
+    whole LV whose scar target is all of the slice's scar (empty where there
+    is none), so that the LV box a detector finds easily can prompt for scar
+    when scar boxes are missing.
     """
     rng = np.random.default_rng(seed)
     scar = stack.scar()
