@@ -284,15 +284,19 @@ def test_flags_relative_to_the_models_common_agreement(phantom):
     relative = audit(phantom.stack, props)
     absolute = audit(phantom.stack, props, config=AuditConfig(relative_flag=0))
     typical = relative.summary["median_labelled_quality"]
-    assert typical < 0.5 and relative.summary["flag_threshold"] == pytest.approx(0.5 * typical)
-    assert absolute.summary["flag_threshold"] == 0.5 and not absolute.summary["note"]
-    assert "retrain" in relative.summary["note"]
+    assert typical < 0.5 and relative.summary["flag_threshold"] == pytest.approx(typical)
+    assert absolute.summary["flag_threshold"] == 0.5
+    assert "retrain" in relative.summary["note"] and "below 0.50" in absolute.summary["note"]
     assert (
         relative.rows[worst]["flag"]
         and relative.ranked()[0]["image"] == relative.rows[worst]["image"]
     )
     assert 0 < relative.summary["flagged"] < absolute.summary["flagged"]
     assert [r["image"] for r in relative.ranked()] == [r["image"] for r in absolute.ranked()]
+    good = Proposals(phantom.stack.names, [proposal(s) for s in scar], {"probabilities": True})
+    clean = audit(phantom.stack.with_labels(phantom.truth), good).summary
+    assert clean["median_labelled_quality"] >= 0.5, "models that agree: the absolute threshold"
+    assert clean["flag_threshold"] == 0.5 and not clean["note"]
 
 
 def test_bias_on_uniformly_dilated_labels(phantom):

@@ -495,7 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--relative-flag",
         type=float,
-        default=0.5,
+        default=1.0,
         help="... or below this share of the labelled slices' median quality, where lower "
         "(weak models agree poorly with every label; 0: off)",
     )

@@ -67,7 +67,7 @@ class AuditConfig:
 
     flag_quality: float = 0.5
     # flag below this share of the labelled slices' median quality where that is lower (0: off)
-    relative_flag: float = 0.5
+    relative_flag: float = 1.0
     support: float = 0.2  # a label component is supported if this share of it is proposed
     missed_min_area: int = 10
     # the detector's thresholds (validated per class, or --conf) already chose its boxes;
@@ -362,7 +362,11 @@ def audit(
         )
     flag_at, typical = flag_threshold(rows, config)
     for row, (found, sources) in zip(rows, evidence, strict=True):
-        if row["label_area"] > 0 and row["quality"] < flag_at and not found:
+        if (
+            row["label_area"] > 0
+            and row["quality"] < flag_at
+            and not set(found) - {"specks", "holes"}  # nothing else explains the low quality
+        ):
             found["boundary"] = (
                 f"outline disagrees (HD95 {row['hd95']:.1f} {units}) with similar areas"
             )
@@ -424,10 +428,11 @@ def audit(
                     not has_probs,
                 ),
                 (
-                    f"labels and proposals agree at a median quality of {typical:.2f}, so slices "
-                    f"are flagged below {flag_at:.2f}: the ranking holds, but models this weak "
-                    "judge shapes poorly; retrain them on the cleaned labels and audit again",
-                    flag_at < config.flag_quality,
+                    f"labels and proposals agree at a median quality of only {typical:.2f} "
+                    f"(slices flagged below {flag_at:.2f}): weak models or many wrong labels. "
+                    "The ranking holds either way; with weak models, retrain them on the "
+                    "cleaned labels and audit again",
+                    typical < config.flag_quality,
                 ),
             )
             if applies
@@ -446,8 +451,9 @@ def flag_threshold(rows: list[dict], config: AuditConfig) -> tuple[float, float]
     ``config.flag_quality``, or ``config.relative_flag`` times the labelled
     slices' median quality where that is lower: with weak models every label
     agrees poorly with its proposal, and that common level is the models',
-    not the labels' (as a common size difference is the bias). The ranking
-    does not depend on it.
+    not the labels' (as a common size difference is the bias). With models
+    that agree well (median at or above ``flag_quality``) the threshold is
+    ``flag_quality``. The ranking does not depend on it.
     """
     labelled = [r["quality"] for r in rows if r["label_area"] > 0]
     typical = float(np.median(labelled)) if labelled else float("nan")
