@@ -391,6 +391,8 @@ def test_masks_only_proposals_and_cli(phantom_folder, phantom, tmp_path, capsys)
         == 0
     )
     assert "masks alone" in capsys.readouterr().out
+    empty = Proposals(phantom.stack.names, [proposal(np.zeros_like(s)) for s in phantom.truth], {})
+    assert "no slice has a proposal" in audit(phantom.stack, empty).summary["note"]
     rows = list(csv.DictReader(open(tmp_path / "audit/report.csv")))
     assert set(
         [

@@ -428,6 +428,11 @@ def audit(
                     not has_probs,
                 ),
                 (
+                    "no slice has a proposal although labels have scar: check the proposals "
+                    "(mask files must hold binary scar masks, 0 and 1 or 255)",
+                    not proposal_areas.any() and label_areas.any(),
+                ),
+                (
                     f"labels and proposals agree at a median quality of only {typical:.2f} "
                     f"(slices flagged below {flag_at:.2f}): weak models or many wrong labels. "
                     "The ranking holds either way; with weak models, retrain them on the "
