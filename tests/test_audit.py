@@ -222,7 +222,8 @@ def test_continuity_by_hand():
     count, k = neighbours_with_scar(areas, cases, 20)
     assert count.tolist() == [1, 2, 2, 2, 1, 1, 2, 2, 2, 1]
     assert k.tolist() == [1, 0, 2, 0, 1, 0, 1, 0, 1, 0]
-    scores, rates = continuity(areas, cases, 20)
+    scores, rates, with_scar = continuity(areas, cases, 20)
+    assert with_scar.tolist() == k.tolist()
     # P(label) leaving the slice out, uniform prior: 3 labelled of 10
     base_labelled, base_empty = (2 + 1) / (9 + 2), (3 + 1) / (9 + 2)
     # k = 2: only slice 2 (empty); leave-one-out leaves no other slice: prior 1/2

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .metrics import dice
+
 THRESHOLDS = np.round(np.linspace(0.02, 0.98, 49), 3)
 
 
@@ -62,8 +64,6 @@ def explains_bias(
     masks disagree in place, not only in size), the shift would only hide the
     difference, and the audit keeps the proposals as they are.
     """
-    from .metrics import dice
-
     at = {
         t: float(np.median([dice(labels[i], probs[i] > t) for i in np.flatnonzero(usable)]))
         if usable.any()

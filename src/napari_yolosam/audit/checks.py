@@ -90,7 +90,9 @@ def neighbours_with_scar(
     return count, with_scar
 
 
-def continuity(areas: np.ndarray, cases: list[str], min_area: float) -> tuple[np.ndarray, dict]:
+def continuity(
+    areas: np.ndarray, cases: list[str], min_area: float
+) -> tuple[np.ndarray, dict, np.ndarray]:
     """How much less likely a slice's label is made by its neighbours, learned from the data set.
 
     Scar runs through neighbouring slices. Among the other slices with the
@@ -112,6 +114,8 @@ def continuity(areas: np.ndarray, cases: list[str], min_area: float) -> tuple[np
         Per slice, in [0, 1].
     rates : dict
         ``k -> P(label | k)`` over all slices, for the report.
+    k : numpy.ndarray
+        Per slice, its number of scar-bearing neighbours.
     """
     areas = np.asarray(areas, float)
     count, k = neighbours_with_scar(areas, cases, min_area)
@@ -128,4 +132,4 @@ def continuity(areas: np.ndarray, cases: list[str], min_area: float) -> tuple[np
             rate = (hits - labelled[i] + 1) / (n - 1 + 2)
             base = (total - labelled[i] + 1) / (len(areas) - 1 + 2)
             scores[i] = min(1.0, rate / base if labelled[i] else (1 - rate) / (1 - base))
-    return scores, rates
+    return scores, rates, k

@@ -22,7 +22,6 @@ from .checks import (
     continuity,
     enhancement,
     inconsistent_slices,
-    neighbours_with_scar,
     outside_fraction,
     specks_and_holes,
     wall_region,
@@ -210,12 +209,10 @@ def audit(
     shifted = [shift_probability(p, t_star) for p in probs_c]
     # the size difference left after the shift (about 0 when it was applied, the bias when
     # not): a slice is over/under-segmented against the rest of the data set, not absolutely
-    corrected_areas = np.array([float((p > 0.5).sum()) for p in shifted])
-    common = (
-        float(np.nanmedian(relative_difference(label_areas[usable], corrected_areas[usable])))
-        if usable.any()
-        else 0.0
+    corrected_rels = relative_difference(
+        label_areas, np.array([float((p > 0.5).sum()) for p in shifted])
     )
+    common = float(np.nanmedian(corrected_rels[usable])) if usable.any() else 0.0
     common = common if np.isfinite(common) else 0.0
     clean_scores, pixel_maps = (
         _cleanlab_scores(labels_c, shifted)
@@ -223,8 +220,9 @@ def audit(
         else (np.ones(n), [np.ones(p.shape, np.float32) for p in probs_c])
     )
     consistency = inconsistent_slices(label_areas, stack.cases, config.consistency_area)
-    q_continuity, continuity_rates = continuity(label_areas, stack.cases, config.consistency_area)
-    _, scar_neighbours = neighbours_with_scar(label_areas, stack.cases, config.consistency_area)
+    q_continuity, continuity_rates, scar_neighbours = continuity(
+        label_areas, stack.cases, config.consistency_area
+    )
     issue_map = np.zeros(stack.shape, bool)
     rows: list[dict] = []
     evidence: list[tuple[dict, set]] = []  # per slice: what was found, and by which source
@@ -276,9 +274,7 @@ def audit(
         if not label.any() and not mask.any():
             quality = 1.0
         quality = min(quality, float(q_continuity[i]))
-        corrected_rel = relative_difference(
-            np.array([label_c.sum()]), np.array([corrected.sum()])
-        )[0]
+        corrected_rel = corrected_rels[i]
         # -- primary issue, in the fixed order of ISSUE_TYPES
         found: dict[str, str] = {}
         if np.isfinite(out_frac) and out_frac > config.outside_fraction:
