@@ -243,9 +243,12 @@ def test_continuity_by_hand():
     assert continuity(np.array([10.0]), ["x"], 20)[0].tolist() == [1.0], "no neighbours"
 
 
-def test_slices_that_break_the_run_of_scar_rank_low():
+@pytest.mark.parametrize("offset", [0, 3], ids=["agreeing models", "weak models"])
+def test_slices_that_break_the_run_of_scar_rank_low(offset):
     """A slice left empty in a run of scar slices and a lone label in a scar-free case rank
-    below the slices whose labels follow the data set's own continuity."""
+    below the slices whose labels follow the data set's own continuity, also where weak models
+    (proposals a few pixels off) agree poorly with every label: agreement is rated against
+    that common level, so it ranks on one scale with the model-free evidence."""
     rng = np.random.default_rng(3)
     images, labels, props, names = [], [], [], []
     for c in range(10):
@@ -258,7 +261,7 @@ def test_slices_that_break_the_run_of_scar_rank_low():
                 lab[scar] = 3
             images.append(image)
             labels.append(lab)
-            props.append(proposal(np.isin(lab, (3, 4))))
+            props.append(proposal(np.roll(np.isin(lab, (3, 4)), offset, axis=(0, 1))))
             names.append(f"c{c}_slice{k:03d}.png")
     stack = Stack(np.stack(images), np.stack(labels), names=names, spec=LabelSpec.emidec())
     result = audit(stack, Proposals(names, props, {"probabilities": True}))
@@ -269,13 +272,18 @@ def test_slices_that_break_the_run_of_scar_rank_low():
     assert all(
         r["quality"] > lone["quality"] for r in result.rows if r["case"] not in ("c0", "c9")
     )
-    assert not any(r["flag"] for r in result.rows if r["case"] not in ("c0", "c9"))
+    if not offset:
+        assert not any(r["flag"] for r in result.rows if r["case"] not in ("c0", "c9"))
+    else:
+        assert result.summary["agreement_power"] < 1
+        assert max(r["agreement"] for r in result.rows if r["label_area"]) < 0.5
     assert result.summary["continuity"]["P(label | 2 scar-bearing neighbours)"] > 0.7
 
 
-def test_flags_relative_to_the_models_common_agreement(phantom):
-    """With weak models every label agrees poorly with its proposal: flags go to the slices far
-    below that common level, not to all of them (the ranking stays the same)."""
+def test_agreement_rated_against_the_models_common_level(phantom):
+    """With weak models every label agrees poorly with its proposal: quality rates agreement
+    against that common level, so flags go to the slices far below it, not to all of them, and
+    the order by agreement stays the same."""
     scar = np.isin(phantom.truth, (3, 4))
     with_scar = [i for i in range(len(scar)) if scar[i].sum() > 30]
     weak = [np.roll(s, 3, axis=(0, 1)) for s in scar]  # every proposal off by a few pixels
@@ -284,20 +292,28 @@ def test_flags_relative_to_the_models_common_agreement(phantom):
     props = Proposals(phantom.stack.names, [proposal(w) for w in weak], {"probabilities": True})
     relative = audit(phantom.stack, props)
     absolute = audit(phantom.stack, props, config=AuditConfig(relative_flag=0))
-    typical = relative.summary["median_labelled_quality"]
-    assert typical < 0.5 and relative.summary["flag_threshold"] == pytest.approx(typical)
-    assert absolute.summary["flag_threshold"] == 0.5
-    assert "retrain" in relative.summary["note"] and "below 0.50" in absolute.summary["note"]
+    typical = relative.summary["median_labelled_agreement"]
+    power = relative.summary["agreement_power"]
+    assert typical < 0.5 and typical**power == pytest.approx(0.5), "the common level scores 0.5"
+    assert absolute.summary["agreement_power"] == 1.0
+    for result, p in ((relative, power), (absolute, 1.0)):
+        assert result.summary["flag_threshold"] == 0.5
+        for r in result.rows:
+            assert r["quality"] == pytest.approx(min(r["agreement"] ** p, r["continuity"]))
+    assert "retrain" in relative.summary["note"] and "retrain" in absolute.summary["note"]
     assert (
         relative.rows[worst]["flag"]
         and relative.ranked()[0]["image"] == relative.rows[worst]["image"]
     )
     assert 0 < relative.summary["flagged"] < absolute.summary["flagged"]
-    assert [r["image"] for r in relative.ranked()] == [r["image"] for r in absolute.ranked()]
+    by_agreement = sorted(relative.rows, key=lambda r: r["agreement"])
+    assert [r["image"] for r in by_agreement] == [
+        r["image"] for r in sorted(absolute.rows, key=lambda r: r["agreement"])
+    ]
     good = Proposals(phantom.stack.names, [proposal(s) for s in scar], {"probabilities": True})
     clean = audit(phantom.stack.with_labels(phantom.truth), good).summary
-    assert clean["median_labelled_quality"] >= 0.5, "models that agree: the absolute threshold"
-    assert clean["flag_threshold"] == 0.5 and not clean["note"]
+    assert clean["median_labelled_agreement"] >= 0.5, "models that agree: agreement as it is"
+    assert clean["agreement_power"] == 1.0 and not clean["note"]
 
 
 def test_bias_on_uniformly_dilated_labels(phantom):

@@ -496,8 +496,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--relative-flag",
         type=float,
         default=1.0,
-        help="... or below this share of the labelled slices' median quality, where lower "
-        "(weak models agree poorly with every label; 0: off)",
+        help="rate agreement against this share of the labelled slices' median agreement, "
+        "where that is below --flag-quality: it then scores --flag-quality (weak models agree "
+        "poorly with every label; 0: off)",
     )
     p.add_argument(
         "--no-cleanlab",

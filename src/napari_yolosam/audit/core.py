@@ -42,6 +42,7 @@ REPORT_COLUMNS = (
     "corrected_dice",
     "corrected_area_diff",
     "quality",
+    "agreement",
     "flag",
     "issue",
     "flagged_by",
@@ -65,7 +66,8 @@ class AuditConfig:
     """Thresholds of the audit (pixels are at the stack's resolution)."""
 
     flag_quality: float = 0.5
-    # flag below this share of the labelled slices' median quality where that is lower (0: off)
+    # agreement is scaled so that this share of the labelled slices' median agreement, where
+    # lower than flag_quality, scores flag_quality (0: off; see agreement_power)
     relative_flag: float = 1.0
     support: float = 0.2  # a label component is supported if this share of it is proposed
     missed_min_area: int = 10
@@ -270,10 +272,9 @@ def audit(
         )
         total = label_c.sum() + missed_area
         q_missed = 1.0 - (missed_conf * missed_area / total if total else 0.0)
-        quality = float(np.clip(min(q_shape, q_missed) * (0.5 + 0.5 * clean_scores[i]), 0, 1))
+        agreement = float(np.clip(min(q_shape, q_missed) * (0.5 + 0.5 * clean_scores[i]), 0, 1))
         if not label.any() and not mask.any():
-            quality = 1.0
-        quality = min(quality, float(q_continuity[i]))
+            agreement = 1.0
         corrected_rel = corrected_rels[i]
         # -- primary issue, in the fixed order of ISSUE_TYPES
         found: dict[str, str] = {}
@@ -338,8 +339,9 @@ def audit(
                 "area_diff": float((label.sum() - mask.sum()) * pixel_area),
                 "corrected_dice": dice(label_c, corrected),
                 "corrected_area_diff": float((label_c.sum() - corrected.sum()) * pixel_area),
-                "quality": quality,
-                "flag": False,  # set below, once the data set's flag threshold is known
+                "quality": float("nan"),  # set below, on the data set's scale of agreement
+                "agreement": agreement,
+                "flag": False,  # set below, with the data set's scale
                 "issue": "ok",
                 "flagged_by": "",
                 "evidence": "",
@@ -356,8 +358,10 @@ def audit(
                 "units": "mm2|mm" if spacing else "px",
             }
         )
-    flag_at, typical = flag_threshold(rows, config)
+    power, typical = agreement_power(rows, config)
+    flag_at = config.flag_quality
     for row, (found, sources) in zip(rows, evidence, strict=True):
+        row["quality"] = min(row["agreement"] ** power, row["continuity"])
         if (
             row["label_area"] > 0
             and row["quality"] < flag_at
@@ -367,11 +371,7 @@ def audit(
                 f"outline disagrees (HD95 {row['hd95']:.1f} {units}) with similar areas"
             )
             sources.add("label-prompted")
-        flag = bool(
-            row["quality"] < flag_at
-            or any(k in HARD_ISSUES for k in found)
-            or row["continuity"] < config.flag_quality
-        )
+        flag = bool(row["quality"] < flag_at or any(k in HARD_ISSUES for k in found))
         issue = next((k for k in ISSUE_TYPES if k in found), "ok") if flag else "ok"
         if flag and issue == "ok":
             issue = next(iter(found), "boundary")
@@ -384,7 +384,8 @@ def audit(
         "cases": len(set(stack.cases)),
         "flagged": len(flagged),
         "flag_threshold": flag_at,
-        "median_labelled_quality": typical,
+        "median_labelled_agreement": typical,
+        "agreement_power": power,
         "issues": {k: sum(r["issue"] == k for r in rows) for k in (*ISSUE_TYPES, "ok")},
         "continuity": {
             f"P(label | {k} scar-bearing neighbours)": rate for k, rate in continuity_rates.items()
@@ -429,10 +430,10 @@ def audit(
                     not proposal_areas.any() and label_areas.any(),
                 ),
                 (
-                    f"labels and proposals agree at a median quality of only {typical:.2f} "
-                    f"(slices flagged below {flag_at:.2f}): weak models or many wrong labels. "
-                    "The ranking holds either way; with weak models, retrain them on the "
-                    "cleaned labels and audit again",
+                    f"labels and proposals agree at a median of only {typical:.2f}: weak models "
+                    f"or many wrong labels. Quality rates agreement against that common level "
+                    f"(agreement {typical:.2f} scores {flag_at:.2f}); with weak models, retrain "
+                    "them on the cleaned labels and audit again",
                     typical < config.flag_quality,
                 ),
             )
@@ -446,21 +447,23 @@ def audit(
     return AuditResult(rows, summary, issue_map, config, cases)
 
 
-def flag_threshold(rows: list[dict], config: AuditConfig) -> tuple[float, float]:
-    """The quality below which a slice is flagged, and the median quality of labelled slices.
+def agreement_power(rows: list[dict], config: AuditConfig) -> tuple[float, float]:
+    """The power that puts agreement on the data set's scale, and the labelled median agreement.
 
-    ``config.flag_quality``, or ``config.relative_flag`` times the labelled
-    slices' median quality where that is lower: with weak models every label
-    agrees poorly with its proposal, and that common level is the models',
-    not the labels' (as a common size difference is the bias). With models
-    that agree well (median at or above ``flag_quality``) the threshold is
-    ``flag_quality``. The ranking does not depend on it.
+    With weak models every label agrees poorly with its proposal, and that
+    common level is the models', not the labels' (as a common size difference
+    is the bias). ``agreement ** power`` keeps 0, 1 and the order and maps
+    ``config.relative_flag`` times the labelled slices' median agreement to
+    ``config.flag_quality``, so that quality compares with model-free evidence
+    (``continuity``) and one threshold flags every kind. With models that
+    agree well (that level at or above ``flag_quality``) the power is 1.
     """
-    labelled = [r["quality"] for r in rows if r["label_area"] > 0]
+    labelled = [r["agreement"] for r in rows if r["label_area"] > 0]
     typical = float(np.median(labelled)) if labelled else float("nan")
-    if not labelled or not config.relative_flag:
-        return config.flag_quality, typical
-    return min(config.flag_quality, config.relative_flag * typical), typical
+    level = config.relative_flag * typical
+    if not 0 < level < config.flag_quality < 1:
+        return 1.0, typical
+    return float(np.log(config.flag_quality) / np.log(level)), typical
 
 
 def _box_confidence(sp, component: np.ndarray) -> float:
