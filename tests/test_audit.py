@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -172,6 +173,8 @@ def test_each_issue_type(modify, issue):
     result = audit(stack, proposals)
     rows = result.rows
     assert rows[1]["flag"] and rows[1]["issue"] == issue, rows[1]["evidence"]
+    if issue in ("spurious_scar", "missed_scar"):  # each component with size and confidence
+        assert re.search(r"\d+ px, .*(probability there|confidence) 0\.\d\d", rows[1]["evidence"])
     assert rows[1]["quality"] < min(rows[0]["quality"], rows[2]["quality"]) or issue in (
         "outside_myocardium",
         "not_enhanced",

@@ -239,13 +239,14 @@ def audit(
         sources: set[str] = set()
         label_prompted = sp.from_source("label") if "label" in sp.sources else mask
         comps, count = _components(label)
-        spurious, spurious_area = 0, 0
+        spurious, spurious_area, spurious_prob = 0, 0, 0.0
         for c in range(1, count + 1):
             comp = comps == c
             support = (label_prompted & comp).sum() / comp.sum()
             if support < config.support and comp.sum() >= config.min_component:
                 spurious += 1
                 spurious_area += int(comp.sum())
+                spurious_prob += float(sp.probability[comp].sum())
         if sp.sources:
             detector_mask = sp.from_source(*DETECTOR_SOURCES)
         else:  # another model's masks: any proposed scar the label lacks counts as missed
@@ -283,7 +284,8 @@ def audit(
             sources.add("anatomy")
         if spurious and spurious_area >= config.support * max(label.sum(), 1):
             found["spurious_scar"] = (
-                f"{spurious} label component(s), {spurious_area} px, not supported by SAM"
+                f"{spurious} label component(s), {spurious_area} px, not supported by SAM "
+                f"(mean scar probability there {spurious_prob / spurious_area:.2f})"
             )
             sources.add("label-prompted")
         if missed:
