@@ -86,6 +86,8 @@ def _overview(
         if np.isfinite(bias["median_relative_area_difference"] or np.nan)
         else f"label quality: {len(flagged)} of {len(quality)} flagged"
     )
+    at = result.summary["flag_threshold"]
+    ax.axvline(at, color="tab:red", linestyle="--", linewidth=1, label=f"flag threshold {at:.2f}")
     ax.set_xlabel("quality")
     ax.legend()
     for k, row in enumerate(worst):
