@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .bias import relative_difference
+from .metrics import dice, iou
 
 CASE_COLUMNS = (
     "case",
@@ -53,9 +54,7 @@ def case_rows(
     out = []
     for case, idx in order.items():
         label, mask = scar[idx], proposed[idx]
-        inter = float(np.logical_and(label, mask).sum())
         la, pa = float(label.sum()), float(mask.sum())
-        union = la + pa - inter
         hd = [rows[i]["hd95"] for i in idx if np.isfinite(rows[i]["hd95"])]
         quality = [rows[i]["quality"] for i in idx]
         worst = idx[int(np.argmin(quality))]
@@ -71,8 +70,8 @@ def case_rows(
                 "relative_area_diff": float(
                     relative_difference(np.array([la]), np.array([pa]))[0]
                 ),
-                "dice": 1.0 if la + pa == 0 else 2 * inter / (la + pa),
-                "iou": 1.0 if union == 0 else inter / union,
+                "dice": dice(label, mask),
+                "iou": iou(label, mask),
                 "median_hd95": float(np.median(hd)) if hd else float("nan"),
                 "min_quality": float(np.min(quality)),
                 "mean_quality": float(np.mean(quality)),

@@ -58,23 +58,6 @@ def specks_and_holes(scar: np.ndarray, min_size: int) -> tuple[int, int]:
     return int((sizes < min_size).sum()), holes
 
 
-def inconsistent_slices(areas: np.ndarray, cases: list[str], min_area: float) -> list[str]:
-    """Per slice: ``appears``/``vanishes`` when scar is there (absent) while both neighbours of the
-    same case lack (have) it, else ``""``. Slices are in stack order within each case."""
-    out = [""] * len(areas)
-    for i in range(len(areas)):
-        prev_ok = i > 0 and cases[i - 1] == cases[i]
-        next_ok = i + 1 < len(areas) and cases[i + 1] == cases[i]
-        if not (prev_ok and next_ok):
-            continue
-        neighbours = (areas[i - 1], areas[i + 1])
-        if areas[i] >= min_area and max(neighbours) == 0:
-            out[i] = "appears"
-        elif areas[i] == 0 and min(neighbours) >= min_area:
-            out[i] = "vanishes"
-    return out
-
-
 def neighbours_with_scar(
     areas: np.ndarray, cases: list[str], min_area: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -88,6 +71,20 @@ def neighbours_with_scar(
                 count[i] += 1
                 with_scar[i] += int(areas[j] >= min_area)
     return count, with_scar
+
+
+def inconsistent_slices(areas: np.ndarray, cases: list[str], min_area: float) -> list[str]:
+    """Per slice: ``appears``/``vanishes`` when scar is there (absent) while both neighbours of the
+    same case lack (have) it, else ``""``. Slices are in stack order within each case."""
+    areas = np.asarray(areas, float)
+    count, with_scar = neighbours_with_scar(areas, cases, min_area)
+    _, with_any = neighbours_with_scar(areas, cases, np.nextafter(0.0, 1.0))
+    both = count == 2
+    appears = both & (areas >= min_area) & (with_any == 0)
+    vanishes = both & (areas == 0) & (with_scar == 2)
+    return [
+        "appears" if a else "vanishes" if v else "" for a, v in zip(appears, vanishes, strict=True)
+    ]
 
 
 def continuity(

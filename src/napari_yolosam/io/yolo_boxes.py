@@ -43,16 +43,12 @@ def mask_to_boxes(mask: np.ndarray, min_area: int = 0, connectivity: int = 2) ->
         ``(K, 4)`` float boxes ``x0, y0, x1, y1`` in pixels, ends exclusive,
         sorted by ``(y0, x0)``.
     """
-    from skimage.measure import label, regionprops
-
-    components = label(np.asarray(mask) > 0, connectivity=connectivity)
-    boxes = [
-        (p.bbox[1], p.bbox[0], p.bbox[3], p.bbox[2])
-        for p in regionprops(components)
-        if p.area >= max(min_area, 1)
-    ]
-    boxes.sort(key=lambda b: (b[1], b[0]))
-    return np.asarray(boxes, dtype=float).reshape(-1, 4)
+    structure = ndi.generate_binary_structure(2, connectivity)
+    components, count = ndi.label(np.asarray(mask) > 0, structure=structure)
+    if min_area > 1:
+        sizes = np.bincount(components.ravel(), minlength=count + 1)
+        components[sizes[components] < min_area] = 0
+    return regions_to_boxes(components)
 
 
 def boxes_to_yolo(boxes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
