@@ -100,6 +100,9 @@ def main() -> None:
     parser.add_argument("--n-range", type=float, nargs=2, default=(2.0, 6.0))
     parser.add_argument("--folds", type=int, default=2)
     parser.add_argument(
+        "--phantom-cases", type=int, default=12, help="phantom cases (8 slices each)"
+    )
+    parser.add_argument(
         "--max-folds", type=int, help="audit only the first k folds (fewer patients, less time)"
     )
     parser.add_argument(
@@ -115,7 +118,7 @@ def main() -> None:
     out = Path(args.out)
     rng = np.random.default_rng(args.seed)
     if args.data == "phantom":
-        ph = make_phantom(n_slices=8, n_cases=12, shape=(256, 256), seed=args.seed)
+        ph = make_phantom(n_slices=8, n_cases=args.phantom_cases, shape=(256, 256), seed=args.seed)
         stack, truth = ph.stack, ph.truth
     else:
         stack = read_stack(args.emidec, spec=LabelSpec.emidec())
@@ -205,6 +208,7 @@ def main() -> None:
         "minutes": round((time.time() - started) / 60, 1),
         "n_range": list(args.n_range),
         "folds": args.folds,
+        "phantom_cases": args.phantom_cases if args.data == "phantom" else None,
         "segmenter": args.segmenter,
         "lv_scar": args.lv_scar,
         "epochs": args.epochs,

@@ -2,9 +2,11 @@ import numpy as np
 import pytest
 
 from napari_yolosam.embeddings import EmbeddingCache
+from napari_yolosam.io.yolo_boxes import regions_to_boxes
 from napari_yolosam.progress import Stopped, drive
 from napari_yolosam.proposals import label_boxes, prompt_slice, propose
 from napari_yolosam.proposals_io import load_proposals, save_proposals
+from napari_yolosam.regions import scar_regions
 from napari_yolosam.stack import Stack
 from test_embeddings import CountingSegmenter
 
@@ -67,15 +69,20 @@ def test_lv_box_prompts_for_scar_on_request(tiny_segmenter, phantom):
             assert b.scores[k] > 0 and np.isfinite(b.scores[k])
 
 
-def test_several_label_components_give_several_prompts(tiny_segmenter, phantom):
+def test_label_prompts_box_scar_regions_as_in_training(tiny_segmenter, phantom):
     labels = np.zeros(phantom.stack.shape, np.uint8)
     labels[0, 10:20, 10:20] = 3
     labels[0, 60:70, 80:90] = 3
+    labels[0, 60:70, 91:95] = 3  # a fragment one pixel from the last: the same region
+    labels[0, 100, 30] = 3  # a speck: no box, as nobody boxes a speck in training
     stack = phantom.stack.with_labels(labels)
     proposals = drive(propose(stack, tiny_segmenter, None))
     first = proposals.slices[0]
     assert first.sources == ["label", "label"] and first.status == "no_detector"
-    np.testing.assert_allclose(first.boxes[0], [7, 7, 23, 23])  # 3-pixel margin
+    np.testing.assert_allclose(first.boxes, [[10, 10, 20, 20], [80, 60, 95, 70]])  # tight
+    regions, _ = scar_regions(labels[0] == 3)
+    np.testing.assert_allclose(label_boxes(labels[0] == 3), regions_to_boxes(regions))
+    np.testing.assert_allclose(label_boxes(labels[0] == 3, margin=3)[0], [7, 7, 23, 23])
     assert proposals.slices[1].sources == [] and not proposals.slices[1].mask.any()
 
 

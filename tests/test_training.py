@@ -12,6 +12,7 @@ import torch
 from napari_yolosam.checkpoints import read_payload
 from napari_yolosam.phantom import make_phantom
 from napari_yolosam.progress import Stopped, drive
+from napari_yolosam.regions import scar_regions
 from napari_yolosam.segmenter import Segmenter
 from napari_yolosam.training.data import (
     Augmentation,
@@ -19,7 +20,6 @@ from napari_yolosam.training.data import (
     by_slice,
     item_masks,
     make_samples,
-    scar_regions,
     split_cases,
 )
 from napari_yolosam.training.paired import paired_predict_masks

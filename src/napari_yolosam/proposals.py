@@ -1,9 +1,9 @@
-"""Proposals for a stack: YOLO boxes (and label components) as SAM prompts.
+"""Proposals for a stack: YOLO boxes (and the label's scar regions) as SAM prompts.
 
 :func:`propose` is a generator: it yields :class:`~napari_yolosam.progress.Progress`
 after each slice and returns :class:`Proposals`. Every prompt records its
-source: ``detector`` (a YOLO box), ``label`` (a component of the label being
-cleaned, with a margin), ``neighbour`` (a detector box carried from the
+source: ``detector`` (a YOLO box), ``label`` (a scar region of the label being
+cleaned, boxed as in training), ``neighbour`` (a detector box carried from the
 previous slice) or ``user``.
 """
 
@@ -17,8 +17,9 @@ from scipy import ndimage as ndi
 
 from .detector import LV_CLASS, SCAR_CLASS, Detections, Detector
 from .embeddings import EmbeddingCache
-from .io.yolo_boxes import mask_to_boxes
+from .io.yolo_boxes import regions_to_boxes
 from .progress import Progress
+from .regions import scar_regions
 from .segmenter import PromptOutput, Segmenter
 from .stack import Stack
 
@@ -124,9 +125,11 @@ class Proposals:
         )
 
 
-def label_boxes(scar: np.ndarray, margin: int = 3, min_area: int = 1) -> np.ndarray:
-    """One box per connected component of a label's scar, widened by ``margin`` pixels."""
-    boxes = mask_to_boxes(scar, min_area=min_area)
+def label_boxes(scar: np.ndarray, margin: int = 0) -> np.ndarray:
+    """One box per scar region of a label (:func:`~napari_yolosam.regions.scar_regions`,
+    the boxes SAM was trained on: fragments a pixel or two apart are one region, specks
+    get none), widened by ``margin`` pixels."""
+    boxes = regions_to_boxes(scar_regions(scar)[0]).astype(float)
     if len(boxes):
         h, w = scar.shape
         boxes = boxes + np.array([-margin, -margin, margin, margin], dtype=float)
@@ -173,7 +176,7 @@ def propose(
     iou: float = 0.5,
     use_labels: bool = True,
     carry_neighbour: bool = False,
-    box_margin: int = 3,
+    box_margin: int = 0,
     restrict_to_myocardium: bool = True,
     indices: list[int] | None = None,
     lv_scar: bool = False,
@@ -194,12 +197,13 @@ def propose(
         detector's per-class thresholds validated in training
         (:attr:`Detector.thresholds`; 0.25 for a class without one).
     use_labels
-        Prompt SAM with a box round each component of the existing label too.
+        Prompt SAM with a box round each scar region of the existing label too
+        (:func:`label_boxes`: the regions SAM's training boxes are drawn round).
     carry_neighbour
         On a slice where the detector finds nothing, prompt with the previous
         slice's detector boxes (source ``neighbour``).
     box_margin
-        Pixels added round label-component boxes.
+        Pixels added round label-region boxes (0: tight, as in training).
     restrict_to_myocardium
         Keep scar inside the proposed myocardium (detectors with an LV class).
     indices

@@ -22,6 +22,7 @@ from ..checkpoints import read_payload
 from ..embeddings import EmbeddingCache
 from ..io.yolo_boxes import regions_to_boxes
 from ..progress import Progress
+from ..regions import scar_regions
 from ..segmenter import Segmenter
 from ..segmenter.configs import SCRATCH_CONFIGS
 from ..stack import Stack
@@ -31,7 +32,6 @@ from .data import (
     build_items,
     by_slice,
     make_samples,
-    scar_regions,
     shared_images,
     slice_indices,
     split_cases,

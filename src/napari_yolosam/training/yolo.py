@@ -25,8 +25,9 @@ from ..io.atomic import atomic_write, atomic_write_text
 from ..io.yolo_boxes import boxes_to_yolo, format_yolo_lines, regions_to_boxes
 from ..preprocess import to_uint8_rgb
 from ..progress import Progress
+from ..regions import scar_regions
 from ..stack import Stack
-from .data import bbox, scar_regions
+from .data import bbox
 
 DETECTOR_NAME = "detector.pt"
 
@@ -63,7 +64,7 @@ def slice_boxes(
     stack: Stack, index: int, classes: tuple[str, ...]
 ) -> tuple[list[int], np.ndarray]:
     """Classes and ``x0 y0 x1 y1`` boxes of one slice: scar regions (the same as SAM's
-    prompts, :func:`~napari_yolosam.training.data.scar_regions`), and the LV."""
+    prompts, :func:`~napari_yolosam.regions.scar_regions`), and the LV."""
     labels = stack.crop(index, stack.labels[index])
     boxes = [regions_to_boxes(scar_regions(stack.spec.scar_mask(labels))[0])]
     classes_out = [0] * len(boxes[0])
