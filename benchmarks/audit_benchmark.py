@@ -77,7 +77,7 @@ def make_noisy(stack, truth, n_range, rng, local_share: float = 0.3):
 
 
 def main() -> None:
-    from napari_yolosam.audit import audit
+    from napari_yolosam.audit import AuditConfig, audit
     from napari_yolosam.audit.metrics import dice
     from napari_yolosam.detector import Detector
     from napari_yolosam.io import read_stack
@@ -112,6 +112,11 @@ def main() -> None:
     parser.add_argument("--scar-free-share", type=float, default=1.0)
     parser.add_argument(
         "--lv-scar", action="store_true", help="propose scar from the detector's LV box too"
+    )
+    parser.add_argument(
+        "--no-bias-correction",
+        action="store_true",
+        help="audit without the data-set threshold shift (to measure what it does)",
     )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -177,7 +182,10 @@ def main() -> None:
         proposals = drive(
             propose(sub, Segmenter.load(result.segmenter), detector, lv_scar=args.lv_scar)
         )
-        res = audit(sub, proposals)
+        res = audit(
+            sub, proposals, config=AuditConfig(bias_correction=not args.no_bias_correction)
+        )
+        (run / "audit_summary.json").write_text(json.dumps(res.summary, indent=1, default=str))
         rows_out += [
             {**r, "noisy_vs_clean_dice": float(label_dice_all[i]), "fold": f}
             for r, i in zip(res.rows, audit_idx, strict=True)
@@ -211,6 +219,7 @@ def main() -> None:
         "phantom_cases": args.phantom_cases if args.data == "phantom" else None,
         "segmenter": args.segmenter,
         "lv_scar": args.lv_scar,
+        "bias_correction": not args.no_bias_correction,
         "epochs": args.epochs,
         "detector_epochs": args.detector_epochs,
         "noisy_label_dice_median": noisy_median,

@@ -339,6 +339,13 @@ def test_bias_on_uniformly_dilated_labels(phantom):
     assert bias["median_dice_at_fitted"] > bias["median_dice_at_0.5"]
     over = [r for r in result.rows if r["issue"] == "over_segmented"]
     assert len(over) <= 1, "a data-set-wide bias is reported once, not flagged on every slice"
+    # switched off, the bias is still measured and reported, but nothing is shifted
+    plain = audit(stack, props, config=AuditConfig(bias_correction=False)).summary["bias"]
+    assert plain["median_relative_area_difference"] == bias["median_relative_area_difference"]
+    assert plain["meaning"] == "labels larger than proposals"
+    assert plain["threshold"] == 0.5 and not plain["corrected"]
+    assert plain["fitted_threshold"] == bias["fitted_threshold"]
+    assert plain["correction"].startswith("none: switched off (the proposals at")
 
 
 def test_a_size_difference_no_threshold_explains_is_not_corrected(phantom):
@@ -445,10 +452,13 @@ def test_masks_only_proposals_and_cli(phantom_folder, phantom, tmp_path, capsys)
                 "none",
                 "--out",
                 str(tmp_path / "audit2"),
+                "--no-bias-correction",
             ]
         )
         == 0
     )
+    bias = json.loads((tmp_path / "audit2/report.json").read_text())["bias"]
+    assert bias["correction"].startswith("none: switched off") and not bias["corrected"]
 
 
 def test_report_files(phantom, tmp_path):

@@ -296,6 +296,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         flag_quality=args.flag_quality,
         relative_flag=args.relative_flag,
         cleanlab=not args.no_cleanlab,
+        bias_correction=not args.no_bias_correction,
     )
     result = audit(stack, proposals, config=config)
     save_audit(result, stack, proposals.masks(), args.out)
@@ -504,6 +505,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-cleanlab",
         action="store_true",
         help="leave cleanlab's pixel confidence out of the score",
+    )
+    p.add_argument(
+        "--no-bias-correction",
+        action="store_true",
+        help="measure and report the data set's threshold bias, but compare every label with "
+        "the proposals at 0.5 (not at the threshold that matches the labels' median size)",
     )
     p.add_argument(
         "--case-separator",

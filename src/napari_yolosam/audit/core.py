@@ -192,16 +192,14 @@ def audit(
     curves = area_curves(labels_c, probs_c)
     proposal_areas = np.array([float(s.mask.sum()) for s in proposals.slices])
     usable = (label_areas > 0) & (proposal_areas > 0)
-    t_star, bias = (
-        fit_threshold(label_areas, curves, usable)
-        if config.bias_correction and has_probs
-        else (0.5, float("nan"))
-    )
+    # the bias is measured and reported always; the proposals are shifted only when asked
+    # and when the shift explains it
+    t_star, bias = fit_threshold(label_areas, curves, usable) if has_probs else (0.5, float("nan"))
     fitted, dice_at_half, dice_at_fit = t_star, float("nan"), float("nan")
     if fitted != 0.5:
         dice_at_half, dice_at_fit = explains_bias(labels_c, probs_c, usable, fitted)
-        if not dice_at_fit >= dice_at_half:  # no threshold explains it: keep the proposals
-            t_star = 0.5
+    if not (config.bias_correction and dice_at_fit >= dice_at_half):
+        t_star = 0.5  # switched off, or no threshold explains it: keep the proposals
     if not has_probs:
         bias = (
             float(np.nanmedian(relative_difference(label_areas[usable], proposal_areas[usable])))
@@ -402,10 +400,15 @@ def audit(
             "correction": (
                 f"proposals compared at {t_star:.2f}, where their median size matches the labels'"
                 if t_star != 0.5
-                else "none: switched off"
-                if not config.bias_correction
                 else "none: no probability maps to shift"
                 if not has_probs
+                else "none: switched off"
+                + (
+                    f" (the proposals at {fitted:.2f} would match the labels' median size)"
+                    if fitted != 0.5
+                    else ""
+                )
+                if not config.bias_correction
                 else "none: the proposals at 0.50 already match the labels' median size"
                 if fitted == 0.5
                 else f"none: taking the proposals at {fitted:.2f} would match the sizes but "
