@@ -166,6 +166,9 @@ def test_single_2d_slice(make_napari_viewer, phantom, qtbot, tmp_path, monkeypat
     qtbot.waitUntil(lambda: "scar proposal" in viewer.layers, timeout=30000)
     session = flow.review.run_audit(restore=False)
     assert session is not None and len(session.stack) == 1
+    flow.review.bias_shift.value = False
+    assert flow.review.run_audit(restore=False) is not None
+    assert "not shifted: switched off" in flow.review.status.value
     flow.review.current = 0
     flow.review.act("accept")
     assert np.asarray(viewer.layers["labels"].data).shape == phantom.stack.labels[0].shape

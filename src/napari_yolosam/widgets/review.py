@@ -10,7 +10,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem
 
 from .. import layer_names
-from ..audit import audit
+from ..audit import AuditConfig, audit
 from ..paths import cache_dir
 from ..review import ReviewSession
 from ._layers import replace_layers
@@ -60,6 +60,13 @@ class ReviewWidget(Container):
             value=True,
             tooltip="untick to start the review afresh (the autosave is then replaced)",
         )
+        self.bias_shift = CheckBox(
+            text="compare at the data set's bias threshold",
+            value=True,
+            tooltip="where the labels are uniformly larger or smaller than the proposals, "
+            "compare each label with the proposals taken where their median size matches "
+            "(untick where label size varies from case to case; the bias is reported either way)",
+        )
         self.out = FileEdit(
             label="save to", mode="d", tooltip="a new folder for the cleaned labels"
         )
@@ -71,6 +78,7 @@ class ReviewWidget(Container):
             [
                 self.audit_button,
                 self.restore,
+                self.bias_shift,
                 *self.buttons.values(),
                 self.out,
                 self.save_button,
@@ -131,7 +139,8 @@ class ReviewWidget(Container):
         except (MissingLayer, ValueError) as exc:
             self.status.value = str(exc)
             return None
-        result = audit(stack, proposals)
+        config = AuditConfig(bias_correction=bool(self.bias_shift.value))
+        result = audit(stack, proposals, config=config)
         models = {
             "segmenter": getattr(segmenter, "name", None),
             "segmenter_fingerprint": getattr(segmenter, "fingerprint", None),
@@ -153,7 +162,14 @@ class ReviewWidget(Container):
         bias = result.summary["bias"]
         self.status.value = (
             f"{result.summary['flagged']} flagged of {len(stack)}; bias "
-            f"{bias['median_relative_area_difference']:+.2f} ({bias['meaning']})"
+            f"{bias['median_relative_area_difference']:+.2f} ({bias['meaning']}"
+            + (
+                f", proposals compared at {bias['threshold']:.2f})"
+                if bias["corrected"]
+                else ", not shifted: switched off)"
+                if not config.bias_correction
+                else ")"
+            )
             + (f"; restored {len(session.decisions)} decision(s)" if restored else "")
         )
         queue = session.queue()
