@@ -79,4 +79,4 @@ def test_convert_refuses_original_masks(tmp_path, capsys):
         ["phantom", "--out", str(tmp_path / "ph"), "--cases", "1", "--slices", "2", "--size", "64"]
     )
     assert main(["convert", str(tmp_path / "ph"), "--out", str(tmp_path / "ph/masks")]) == 2
-    assert "refusing" in capsys.readouterr().err
+    assert "would write over the input" in capsys.readouterr().err

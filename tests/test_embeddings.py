@@ -87,3 +87,43 @@ def test_image_key_depends_on_content_shape_dtype():
     assert image_key(a) == image_key(a.copy())
     assert image_key(a) != image_key(a.reshape(2, 8))
     assert image_key(a) != image_key(a.astype(np.float64))
+
+
+def test_trunk_features_serve_the_embedding_and_neck_training(phantom, tmp_path):
+    """Trunk features (all of the encoder but its neck) are cached once per slice; the
+    embedding follows from them through the neck; neck training changes the neck only and
+    never runs the trunk again, on disk across caches too."""
+    import torch
+
+    from napari_yolosam.progress import drive
+    from napari_yolosam.training.sam import SamTrainConfig, train_segmenter
+
+    seg = Segmenter.build("tiny", seed=4)
+    seg.random_encoder = False  # stands for a pretrained encoder
+    cache = EmbeddingCache(disk_dir=tmp_path / "cache")
+    image = phantom.stack.images[1]
+    trunk = cache.get(seg, image, "trunk")
+    assert trunk.shape[1] == 192 and cache.stats.encoded == 1
+    embedding = cache.get(seg, image)
+    assert cache.stats.encoded == 1, "the embedding came from the cached trunk"
+    torch.testing.assert_close(embedding, seg.encode(image), atol=2e-2, rtol=2e-2)
+    trunk_before = {
+        k: v.clone() for k, v in seg.model.image_encoder.state_dict().items() if "neck" not in k
+    }
+    neck_before = [p.detach().clone() for p in seg.model.image_encoder.neck.parameters()]
+    config = SamTrainConfig(
+        epochs=1, batch_size=4, mode="neck", val_fraction=0.25, max_steps_per_epoch=2
+    )
+    drive(train_segmenter(phantom.stack, seg, config, tmp_path / "run", cache=cache))
+    state = seg.model.image_encoder.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in trunk_before.items()), "trunk frozen"
+    neck_after = list(seg.model.image_encoder.neck.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(neck_before, neck_after, strict=True)), (
+        "neck trained"
+    )
+    passes = cache.stats.encoded
+    assert passes <= len(phantom.stack), "at most one trunk pass per slice"
+    fresh = EmbeddingCache(disk_dir=tmp_path / "cache")  # a restart: the trunk is on disk
+    tuned = fresh.get(seg, image)
+    assert fresh.stats.encoded == 0 and fresh.stats.disk_hits == 1
+    torch.testing.assert_close(tuned, seg.neck(trunk), atol=2e-2, rtol=2e-2)

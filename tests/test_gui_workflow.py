@@ -15,7 +15,14 @@ def workflow(make_napari_viewer, phantom_folder, monkeypatch, tmp_path):
     monkeypatch.setenv("YOLOSAM_HOME", str(tmp_path / "home"))
     viewer = make_napari_viewer()
     viewer.open(str(phantom_folder), plugin="napari-yolosam")
-    return viewer, Workflow(viewer)
+    flow = Workflow(viewer)
+    from napari_yolosam.defaults import default_segmenter
+
+    # the widgets offer the pretrained default; these tests use the small tiny for speed
+    assert flow.proposals.segmenter_spec.value == default_segmenter()
+    assert flow.finetune.segmenter.value == default_segmenter()
+    flow.proposals.segmenter_spec.value = flow.finetune.segmenter.value = "tiny"
+    return viewer, flow
 
 
 def _ticks(qtbot):

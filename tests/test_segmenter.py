@@ -48,7 +48,10 @@ def test_checkpoint_round_trip_identical(tiny_segmenter, phantom, tmp_path):
         and loaded.fingerprint == tiny_segmenter.fingerprint
     )
     payload = torch.load(path, weights_only=True)
-    assert payload["extra"] == {"epoch": 3} and payload["versions"]["torch"]
+    assert (
+        payload["extra"] == {"epoch": 3, "random_encoder": True} and payload["versions"]["torch"]
+    )
+    assert loaded.random_encoder, "a fresh network stays known as random across save and load"
     # from_spec: a path or a configuration name
     assert Segmenter.from_spec(str(path)).fingerprint == tiny_segmenter.fingerprint
     assert Segmenter.from_spec("tiny").name == "tiny"
@@ -101,7 +104,7 @@ def test_bad_checkpoints_are_refused(tiny_segmenter, tmp_path, case):
 def test_unknown_spec():
     with pytest.raises(CheckpointError, match="not a configuration name"):
         Segmenter.from_spec("vit_q")
-    with pytest.raises(CheckpointError, match="not downloaded yet"):
+    with pytest.raises(CheckpointError, match="has no weights on this machine"):
         Segmenter.from_spec("sam_vit_b")
 
 

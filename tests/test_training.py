@@ -147,6 +147,10 @@ def test_decoder_mode_freezes_encoder_and_uses_cache(train_phantom, tmp_path):
     from napari_yolosam.embeddings import EmbeddingCache
 
     seg = Segmenter.build("tiny", seed=1)
+    with pytest.raises(ValueError, match="random encoder"):
+        SamTrainConfig(mode="decoder").resolved_mode(seg)  # never freeze random weights
+    assert SamTrainConfig(mode="auto").resolved_mode(Segmenter.build("mobile_sam")) == "full"
+    seg.random_encoder = False  # stands for a pretrained encoder (LiteMedSAM is 2 s per slice)
     encoder_before = torch.cat(
         [p.detach().flatten() for p in seg.model.image_encoder.parameters()]
     ).clone()
@@ -402,12 +406,19 @@ def test_points_and_devices(train_phantom, tmp_path):
             assert sample.point_labels[0] == -1
         else:
             assert sample.point_labels[0] == 1
-    config = SamTrainConfig(
-        epochs=1, batch_size=4, points=True, val_fraction=0.25, max_steps_per_epoch=2
-    )
-    before = _params(seg)
-    drive(train_segmenter(stack, seg, config, tmp_path))
-    assert not torch.equal(before, _params(seg))
+    # the +/- click embeddings learn only when clicks are trained (click_share of the steps)
+    for share, learns in ((0.0, False), (1.0, True)):
+        seg = Segmenter.build("tiny")
+        clicks = seg.model.prompt_encoder.point_embeddings
+        before = [clicks[k].weight.detach().clone() for k in (0, 1)]
+        config = SamTrainConfig(
+            epochs=1, batch_size=4, click_share=share, val_fraction=0.25, max_steps_per_epoch=2
+        )
+        drive(train_segmenter(stack, seg, config, tmp_path / str(share)))
+        changed = [
+            not torch.equal(b, clicks[k].weight) for k, b in zip((0, 1), before, strict=True)
+        ]
+        assert changed == [learns, learns]
 
 
 def test_scar_free_share_sets_the_slices_per_epoch(train_phantom, tmp_path):

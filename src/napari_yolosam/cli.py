@@ -10,13 +10,18 @@ from pathlib import Path
 from .cli_options import (
     add_detector_prompt_options,
     add_model_options,
+    add_overwrite_option,
     add_spec_options,
     load_models,
+    output_folder,
     sam_config_from_args,
     spec_from_args,
     write_csv,
 )
+from .defaults import TRAIN_MODES, default_segmenter
 from .io import LABEL_FORMATS, StackError, read_stack, write_labels, write_yolo_labels
+from .io.outputs import check_output
+from .io.writers import default_format
 
 
 def _read(args: argparse.Namespace):
@@ -53,7 +58,13 @@ def cmd_convert(args: argparse.Namespace) -> int:
     stack = _read(args)
     if not stack.has_labels:
         raise StackError(args.path, "has no labels to write")
-    written = write_labels(stack, args.out, fmt=args.format)
+    fmt = args.format or default_format(stack)
+    if fmt != "png" and Path(args.out).suffix.lower() in (".tif", ".tiff", ".gz", ".nii"):
+        check_output(args.out, (args.path, args.labels), args.overwrite)
+        written = write_labels(stack, args.out, fmt=fmt)  # one file, written atomically
+    else:
+        with output_folder(args, args.path, args.labels) as folder:
+            written = write_labels(stack, folder, fmt=fmt)
     print(f"wrote {len(written)} file(s) to {args.out}")
     return 0
 
@@ -62,9 +73,10 @@ def cmd_boxes(args: argparse.Namespace) -> int:
     stack = _read(args)
     if not stack.has_labels:
         raise StackError(args.path, "has no labels to derive boxes from")
-    written = write_yolo_labels(
-        stack.scar(), stack.names, args.out, stack.original_shapes, min_area=args.min_area
-    )
+    with output_folder(args, args.path, args.labels) as folder:
+        written = write_yolo_labels(
+            stack.scar(), stack.names, folder, stack.original_shapes, min_area=args.min_area
+        )
     print(f"wrote {len(written)} YOLO label file(s) to {args.out}")
     return 0
 
@@ -80,7 +92,8 @@ def cmd_phantom(args: argparse.Namespace) -> int:
         seed=args.seed,
         shape=(args.size, args.size),
     )
-    save_phantom(phantom, args.out)
+    with output_folder(args) as folder:
+        save_phantom(phantom, folder)
     print(
         f"wrote {len(phantom.stack)} phantom slices ({len(phantom.corruptions)} corrupted) to {args.out}"
     )
@@ -95,6 +108,7 @@ def cmd_propose(args: argparse.Namespace) -> int:
     from .proposals_io import save_proposals
 
     stack = read_stack(args.images, labels=args.labels, spec=spec_from_args(args))
+    check_output(args.out, (args.images, args.labels), args.overwrite)  # before any model work
     detector, segmenter = load_models(args)
     cache = EmbeddingCache(disk_dir=None if args.no_disk_cache else cache_dir("embeddings"))
     work = propose(
@@ -109,7 +123,8 @@ def cmd_propose(args: argparse.Namespace) -> int:
         lv_scar=args.lv_scar,
     )
     proposals = drive(work, cli_progress())
-    save_proposals(proposals, stack, args.out)
+    with output_folder(args, args.images, args.labels) as folder:
+        save_proposals(proposals, stack, folder)
     statuses = [s.status for s in proposals.slices]
     print(
         f"proposed {len(stack)} slices ({statuses.count('no_detection')} without detection; "
@@ -153,6 +168,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .training.run import train
 
     stack = read_stack(args.data, labels=args.labels, spec=spec_from_args(args))
+    check_output(  # an earlier run is continued with --resume, replaced only with --overwrite
+        args.out,
+        (args.data, args.labels),
+        args.overwrite or args.resume,
+        "--resume or --overwrite",
+    )
     config = sam_config_from_args(args)
     detector = None if args.detector.lower() == "none" else args.detector
     segmenter = None if args.segmenter.lower() == "none" else args.segmenter
@@ -185,7 +206,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .progress import cli_progress
 
     report = run_demo(
-        args.out, QUICK if args.quick else DemoSize(), seed=args.seed, on_progress=cli_progress()
+        args.out,
+        QUICK if args.quick else DemoSize(),
+        seed=args.seed,
+        on_progress=cli_progress(),
+        segmenter=args.segmenter,
     )
     print(json.dumps({k: v for k, v in report.items() if k != "metrics"}, indent=1, default=str))
     return 0
@@ -200,12 +225,14 @@ def cmd_quantify(args: argparse.Namespace) -> int:
         stack = read_stack(args.images, labels=args.labels, spec=spec, series=args.series)
     else:
         stack = read_labels_only(args.labels, spec=spec)
-    slices, cases = quantify_labels(stack, n_sectors=args.sectors)
     out = Path(args.out)
+    slice_path = out.with_name(out.stem + "_slices.csv")
+    for target in (out, slice_path):
+        check_output(target, (args.labels, args.images, args.proposals), args.overwrite)
+    slices, cases = quantify_labels(stack, n_sectors=args.sectors)
     if args.proposals or args.methods:
         cases = _comparison(stack, args, cases)
     write_csv(out, cases, CASE_COLUMNS)
-    slice_path = out.with_name(out.stem + "_slices.csv")
     write_csv(slice_path, slices, SLICE_COLUMNS)
     note = units_note(stack)
     print(
@@ -253,7 +280,8 @@ def cmd_semiauto(args: argparse.Namespace) -> int:
     )
     binary = stack.with_labels(scar.astype(np.uint8), LabelSpec.binary())
     binary.binary_on_disk = 255
-    written = write_labels(binary, args.out, fmt="png")
+    with output_folder(args, args.images, args.labels) as folder:
+        written = write_labels(binary, folder, fmt="png")
     print(
         f"{args.method}: scar in {int(scar.any(axis=(1, 2)).sum())} of {len(stack)} slices -> "
         f"{len(written)} masks in {args.out}"
@@ -270,6 +298,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     )
     if not stack.has_labels:
         raise StackError(args.images, "has no labels to audit (give --labels)")
+    check_output(args.out, (args.images, args.labels, args.proposals), args.overwrite)
     if args.case_separator != "_slice":
         stack.cases = [case_of(name, args.case_separator) for name in stack.names]
     if args.proposals:
@@ -299,7 +328,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
         bias_correction=not args.no_bias_correction,
     )
     result = audit(stack, proposals, config=config)
-    save_audit(result, stack, proposals.masks(), args.out)
+    with output_folder(args, args.images, args.labels, args.proposals) as folder:
+        save_audit(result, stack, proposals.masks(), folder)
     bias = result.summary["bias"]
     print(
         f"audited {len(stack)} slices: {result.summary['flagged']} flagged; bias "
@@ -342,12 +372,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = reader_command("convert", "write a stack's labels to a new folder or file")
     p.add_argument("--out", required=True, help="new folder (png) or file (.tif, .nii.gz)")
     p.add_argument("--format", choices=LABEL_FORMATS, help="default: the stack's own layout")
+    add_overwrite_option(p)
     p.set_defaults(func=cmd_convert)
     p = reader_command("boxes", "write YOLO box labels (one box per scar component)")
     p.add_argument("--out", required=True, help="folder for the .txt files")
     p.add_argument(
         "--min-area", type=int, default=0, help="drop components smaller than this (pixels)"
     )
+    add_overwrite_option(p)
     p.set_defaults(func=cmd_boxes)
 
     p = sub.add_parser(
@@ -376,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="new folder: masks/, probabilities.npz, summary.csv, prompts.json",
     )
     add_spec_options(p)
+    add_overwrite_option(p)
     p.set_defaults(func=cmd_propose)
 
     p = sub.add_parser(
@@ -407,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--mode",
-        choices=["auto", "full", "decoder"],
+        choices=TRAIN_MODES,
         default="auto",
         help="full: train the encoder too; decoder: frozen encoder with cached embeddings",
     )
@@ -428,6 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     add_spec_options(p)
+    add_overwrite_option(p, "run folder (--resume continues it)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(
@@ -452,6 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="case table (CSV); the slice table goes beside it (*_slices.csv)",
     )
     add_spec_options(p)
+    add_overwrite_option(p)
     p.set_defaults(func=cmd_quantify)
 
     p = sub.add_parser("semiauto", help="n-SD, FWHM or Otsu scar inside the labelled myocardium")
@@ -470,6 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", required=True, help="new folder for binary scar masks (0/255 PNG per slice)"
     )
     add_spec_options(p)
+    add_overwrite_option(p)
     p.set_defaults(func=cmd_semiauto)
 
     p = sub.add_parser(
@@ -521,6 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", required=True, help="new folder: report.csv, cases.csv, report.json, overview.png"
     )
     add_spec_options(p)
+    add_overwrite_option(p)
     p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser(
@@ -531,6 +568,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quick", action="store_true", help="a tiny version (seconds; for tests)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--segmenter",
+        default=default_segmenter(),
+        help="segmenter to fine-tune: lite_medsam (pretrained) or tiny (from scratch) "
+        f"(default: {default_segmenter()})",
+    )
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(
@@ -553,6 +596,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=256, help="image side in pixels")
     p.add_argument("--corrupt", type=float, default=0.3, help="fraction of corrupted labels")
     p.add_argument("--seed", type=int, default=0)
+    add_overwrite_option(p)
     p.set_defaults(func=cmd_phantom)
 
     p = sub.add_parser(

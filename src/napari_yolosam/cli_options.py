@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
+from .defaults import default_segmenter
+from .io.outputs import check_output, staged_folder
 from .labelspec import MASK_MODES, LabelSpec
 
 
@@ -38,9 +42,10 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--segmenter",
-        default="tiny",
-        help="segmenter checkpoint, a config (tiny, tiny_hr, vit_b, mobile_sam: fresh weights), "
-        "a downloaded model (sam_vit_b, ...) or medsam:PATH",
+        default=default_segmenter(),
+        help="segmenter: lite_medsam (pretrained, packaged), a checkpoint, a config "
+        "(tiny, tiny_hr, vit_b: fresh weights), a downloaded model (sam_vit_b, mobile_sam, ...) "
+        f"or medsam:PATH (default: {default_segmenter()})",
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps")
     parser.add_argument(
@@ -48,6 +53,24 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="allow an ultralytics .pt detector (it runs code when loaded): trusted files only",
     )
+
+
+def add_overwrite_option(parser: argparse.ArgumentParser, what: str = "output") -> None:
+    """``--overwrite``: replace an existing output (never an input or a data set)."""
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help=f"replace an existing {what} (inputs and data sets are never written; default: refuse)",
+    )
+
+
+@contextlib.contextmanager
+def output_folder(args: argparse.Namespace, *inputs) -> Iterator[Path]:
+    """Check ``--out`` against the inputs and ``--overwrite``, then yield a staged folder that
+    becomes ``--out`` only when the command finishes (a killed run leaves no mix)."""
+    check_output(args.out, inputs, args.overwrite)
+    with staged_folder(args.out) as folder:
+        yield folder
 
 
 def spec_from_args(args: argparse.Namespace) -> LabelSpec:

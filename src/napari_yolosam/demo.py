@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .defaults import default_segmenter
 from .io.atomic import atomic_write_text
 from .phantom import make_phantom
 from .phantom_io import save_phantom
@@ -31,11 +32,16 @@ QUICK = DemoSize(cases=3, slices=3, size=96, sam_epochs=2, detector_epochs=1)
 
 
 def run_demo(
-    out: str | Path, size: DemoSize = DemoSize(), seed: int = 0, on_progress=None
+    out: str | Path,
+    size: DemoSize = DemoSize(),
+    seed: int = 0,
+    on_progress=None,
+    segmenter: str | None = None,
 ) -> dict:
-    """Generate a phantom with noisy labels, train tiny models on the noisy labels, propose on
-    the held-out cases and compare with the truth. Writes ``data/``, ``run/``, ``proposals/``
-    and ``report.json`` under ``out``; returns the report."""
+    """Generate a phantom with noisy labels, train the detector from scratch and fine-tune the
+    segmenter (default: the pretrained default, :func:`~napari_yolosam.defaults.default_segmenter`)
+    on the noisy labels, propose on the held-out cases and compare with the truth. Writes
+    ``data/``, ``run/``, ``proposals/`` and ``report.json`` under ``out``; returns the report."""
     from .detector import Detector
     from .io import read_stack
     from .proposals import propose
@@ -59,7 +65,7 @@ def run_demo(
             stack,
             out / "run",
             detector="yolo11n.yaml",
-            segmenter="tiny",
+            segmenter=segmenter or default_segmenter(),
             epochs=size.sam_epochs,
             detector_epochs=size.detector_epochs,
             sam_config=config,
@@ -81,6 +87,7 @@ def run_demo(
     noisy = stack.scar()
     labelled = drive(propose(stack, segmenter, None, indices=val_idx, use_labels=True))
     report = {
+        "segmenter": segmenter or default_segmenter(),
         "cases": size.cases,
         "slices": len(stack),
         "held_out_cases": result.val_cases,

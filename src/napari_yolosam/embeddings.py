@@ -18,6 +18,10 @@ import numpy as np
 
 from .io.atomic import atomic_write
 
+#: What the cache holds per slice: the image embedding, or the features entering
+#: the encoder's neck (for neck training; the embedding follows from them cheaply).
+KINDS = ("embedding", "trunk")
+
 
 def image_key(image: np.ndarray) -> str:
     """Content hash of a 2D slice (pixels, shape and dtype)."""
@@ -72,37 +76,60 @@ class EmbeddingCache:
         return self._bytes
 
     @staticmethod
-    def key(segmenter, image: np.ndarray) -> str:
-        """Cache key of ``image`` under ``segmenter``."""
-        return f"{segmenter.fingerprint}-{image_key(image)}"
+    def key(segmenter, image: np.ndarray, kind: str = "embedding") -> str:
+        """Cache key of ``image`` under ``segmenter`` (``kind``: ``embedding`` or ``trunk``)."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown cache entry kind {kind!r} ({', '.join(KINDS)})")
+        model = segmenter.fingerprint if kind == "embedding" else segmenter.trunk_fingerprint
+        return f"{model}-{image_key(image)}"
 
-    def get(self, segmenter, image: np.ndarray):
-        """The embedding of ``image`` under ``segmenter`` (torch, float32), encoding only on a miss."""
+    def get(self, segmenter, image: np.ndarray, kind: str = "embedding"):
+        """The embedding (or the trunk features, ``kind="trunk"``) of ``image`` under
+        ``segmenter`` (torch, float32), computed only on a miss.
+
+        A missing embedding whose trunk features are cached comes from the encoder's
+        neck alone (after neck-only training the slow trunk never runs again).
+        """
         import torch
 
-        key = self.key(segmenter, image)
-        array = self._memory.get(key)
-        if array is not None:
-            self._memory.move_to_end(key)
-            self.stats.memory_hits += 1
-        else:
-            array = self._read_disk(key)
-            if array is not None:
-                self.stats.disk_hits += 1
+        key = self.key(segmenter, image, kind)
+        array = self._lookup(key)
+        if array is None:
+            trunk = None
+            if kind == "embedding" and self.contains(segmenter, image, "trunk"):
+                trunk = self.get(segmenter, image, "trunk")
+            if trunk is not None:  # the neck alone: cheap, kept in memory only
+                computed = segmenter.neck(trunk)
             else:
-                embedding = segmenter.encode(image)
+                computed = (
+                    segmenter.encode_trunk(image) if kind == "trunk" else segmenter.encode(image)
+                )
                 self.stats.encoded += 1
-                array = embedding.detach().to("cpu", torch.float16).numpy()
+            array = computed.detach().to("cpu", torch.float16).contiguous().numpy()
+            if trunk is None:
                 self._write_disk(key, array)
             self._remember(key, array)
         return torch.from_numpy(array.astype(np.float32)).to(segmenter.device)
 
-    def contains(self, segmenter, image: np.ndarray) -> bool:
+    def contains(self, segmenter, image: np.ndarray, kind: str = "embedding") -> bool:
         """Whether ``image`` is cached (memory or disk) for ``segmenter``."""
-        key = self.key(segmenter, image)
+        key = self.key(segmenter, image, kind)
         return key in self._memory or (
             self._disk_path(key) is not None and self._disk_path(key).exists()
         )
+
+    def _lookup(self, key: str) -> np.ndarray | None:
+        """A cached entry from memory, else from disk (remembered), else ``None``."""
+        array = self._memory.get(key)
+        if array is not None:
+            self._memory.move_to_end(key)
+            self.stats.memory_hits += 1
+            return array
+        array = self._read_disk(key)
+        if array is not None:
+            self.stats.disk_hits += 1
+            self._remember(key, array)
+        return array
 
     def clear(self) -> None:
         """Drop the memory store (the disk store stays)."""

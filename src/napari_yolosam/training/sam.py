@@ -3,7 +3,9 @@
 Modes: ``full`` trains every weight (the ``tiny`` configuration from
 scratch, or any model on a GPU); ``decoder`` freezes the image encoder and
 takes embeddings from the embedding cache (prompt encoder and mask decoder
-train: workable on a CPU with a pretrained vit_b). With several processes
+train: workable on a CPU with a pretrained LiteMedSAM or vit_b); ``neck``
+also trains the encoder's neck, on cached trunk features (the encoder runs
+once per slice, as in ``decoder``). A random encoder is never frozen. With several processes
 (``torchrun``) the step runs under DistributedDataParallel, each rank on its
 own shard; rank 0 writes the checkpoints.
 """
@@ -19,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..checkpoints import read_payload
+from ..defaults import TRAIN_MODES
 from ..embeddings import EmbeddingCache
 from ..io.yolo_boxes import regions_to_boxes
 from ..progress import Progress
@@ -39,6 +42,8 @@ from .data import (
 from .losses import LossWeights, noise_robust_loss
 
 BEST_NAME = "segmenter.pth"
+#: What each mode feeds the trainable part: images, cached trunk features, cached embeddings.
+INPUTS = {"full": "image", "neck": "trunk", "decoder": "embedding"}
 LAST_NAME = "segmenter_last.pth"
 
 
@@ -55,7 +60,7 @@ class SamTrainConfig:
     iou_weight: float = 0.1
     augmentation: Augmentation = field(default_factory=Augmentation)
     negative_fraction: float = 0.25
-    points: bool = False  # add a positive and a negative click to every box prompt
+    click_share: float = 0.5  # share of steps whose boxes come with a +/- click from the target
     myocardium: bool = True
     scar_free_share: float = 1.0  # share of the scar-free slices drawn each epoch
     lv_prompts: bool = True  # scar from a box round the LV too (labels with myocardium)
@@ -66,11 +71,18 @@ class SamTrainConfig:
     max_steps_per_epoch: int | None = None
 
     def resolved_mode(self, segmenter: Segmenter) -> str:
-        """``full`` or ``decoder``."""
+        """``full`` or ``decoder``: a randomly initialised encoder is always trained (``full``)."""
+        if self.mode not in TRAIN_MODES:
+            raise ValueError(f"unknown training mode {self.mode!r} ({', '.join(TRAIN_MODES)})")
         if self.mode == "auto":
-            return "full" if segmenter.name in SCRATCH_CONFIGS else "decoder"
-        if self.mode not in ("full", "decoder"):
-            raise ValueError(f"unknown training mode {self.mode!r} (full, decoder, auto)")
+            scratch = segmenter.random_encoder or segmenter.name in SCRATCH_CONFIGS
+            return "full" if scratch else "decoder"
+        if self.mode in ("decoder", "neck") and segmenter.random_encoder:
+            raise ValueError(
+                f"{self.mode} training would freeze the random encoder of a fresh "
+                f"{segmenter.name!r}: use a pretrained segmenter (lite_medsam, a downloaded "
+                "model or a checkpoint) or mode 'full'"
+            )
         return self.mode
 
     def to_dict(self) -> dict:
@@ -103,11 +115,16 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def validate(
-    segmenter: Segmenter, stack: Stack, indices: list[int], cache: EmbeddingCache | None = None
+    segmenter: Segmenter,
+    stack: Stack,
+    indices: list[int],
+    cache: EmbeddingCache | None = None,
+    via_trunk: bool = False,
 ) -> dict:
     """Dice with true boxes on ``indices``: scar from a box round each scar region (slices
     with scar; a slice with only specks scores 0), myocardium (where labelled) and scar from
-    the true LV box (slices with scar and myocardium)."""
+    the true LV box (slices with scar and myocardium). ``via_trunk``: embeddings from cached
+    trunk features through the (training) neck, so the trunk runs once per slice."""
     import torch
 
     cache = cache if cache is not None else EmbeddingCache(max_bytes=128 << 20)
@@ -122,7 +139,11 @@ def validate(
             myo = stack.spec.myocardium_mask(labels)
             if not scar.any() and not myo.any():
                 continue
-            embedding = cache.get(segmenter, image)
+            embedding = (
+                segmenter.neck(cache.get(segmenter, image, "trunk"))
+                if via_trunk
+                else cache.get(segmenter, image)
+            )
             if scar.any():  # the boxes training draws: one per scar region
                 boxes = regions_to_boxes(scar_regions(scar)[0]).astype(np.float32)
                 out = segmenter.decode(embedding, image.shape, boxes=boxes) if len(boxes) else None
@@ -192,6 +213,8 @@ def train_segmenter(
     sam = segmenter.model
     for p in sam.image_encoder.parameters():
         p.requires_grad_(mode == "full")
+    for p in sam.image_encoder.neck.parameters():
+        p.requires_grad_(mode in ("full", "neck"))
     trainable = [p for p in sam.parameters() if p.requires_grad]
     torch.manual_seed(config.seed)
     optimizer = torch.optim.AdamW(
@@ -237,7 +260,7 @@ def train_segmenter(
             raise ValueError(
                 f"{resume}: was trained with validation cases {state.get('val_cases')}, not {val_cases}"
             )
-    step_module = PromptedSam(sam, train_encoder=mode == "full").to(device)
+    step_module = PromptedSam(sam, inputs=INPUTS[mode]).to(device)
     model = step_module
     if dist is not None:
         model = DistributedDataParallel(step_module, find_unused_parameters=True)
@@ -273,6 +296,7 @@ def train_segmenter(
         losses = []
         for step in range(steps_per_epoch):
             batch = shard[step * config.batch_size : (step + 1) * config.batch_size]  # slices
+            clicked = bool(rng.random() < config.click_share)  # as an annotator's +/- clicks
             samples = [
                 sample
                 for group in batch
@@ -285,7 +309,7 @@ def train_segmenter(
                     grid,
                     mode == "full",
                     segmenter.preprocess,
-                    config.points,
+                    clicked,
                 )
             ]
             if not samples:
@@ -294,12 +318,13 @@ def train_segmenter(
             if mode == "full":
                 inputs = torch.stack([s.image for s in images]).to(device)
             else:
-                inputs = torch.cat([cache.get(segmenter, s.raw) for s in images]).to(device)
+                kind = INPUTS[mode]
+                inputs = torch.cat([cache.get(segmenter, s.raw, kind) for s in images]).to(device)
             image_index = torch.as_tensor(image_index, device=device)
             boxes = torch.as_tensor(np.stack([s.box for s in samples]), device=device)
             targets = torch.stack([s.target for s in samples]).to(device)
             clicks = None
-            if config.points:
+            if clicked:
                 clicks = (
                     torch.as_tensor(np.stack([s.points for s in samples]), device=device),
                     torch.as_tensor(np.stack([s.point_labels for s in samples]), device=device),
@@ -327,6 +352,7 @@ def train_segmenter(
             loss.backward()
             optimizer.step()
             scheduler.step()
+            segmenter.random_encoder &= mode != "full"  # trained now, whatever it started as
             global_step += 1
             losses.append(loss.item())
             yield Progress(
@@ -350,7 +376,7 @@ def train_segmenter(
             dist.all_reduce(t)
             train_loss = float(t) / world
         metrics = (
-            validate(segmenter, stack, val_idx, cache if mode != "full" else None)
+            validate(segmenter, stack, val_idx, cache if mode != "full" else None, mode == "neck")
             if rank == 0
             else {}
         )

@@ -17,6 +17,7 @@ from magicgui.widgets import (
     SpinBox,
 )
 
+from ..defaults import default_segmenter
 from ..io import read_stack
 from ..paths import cache_dir
 from ..training.run import RunResult, train
@@ -51,9 +52,10 @@ class FinetuneWidget(Container):
         )
         self.segmenter = ComboBox(
             label="segmenter from",
-            choices=["tiny", "tiny_hr", "vit_b", "mobile_sam"],
-            value="tiny",
-            tooltip="a configuration or checkpoint path to start from (type a path)",
+            choices=list(dict.fromkeys([default_segmenter(), "tiny", "tiny_hr", "mobile_sam"])),
+            value=default_segmenter(),
+            tooltip="pretrained lite_medsam (its encoder stays frozen), tiny / tiny_hr from "
+            "scratch, a downloaded model, or a checkpoint path to start from (type a path)",
         )
         self.segmenter.native.setEditable(True)
         self.detector = ComboBox(

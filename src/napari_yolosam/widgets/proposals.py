@@ -16,6 +16,7 @@ from magicgui.widgets import (
 )
 
 from .. import layer_names
+from ..defaults import default_segmenter
 from ..embeddings import EmbeddingCache
 from ..model_store import KNOWN_MODELS
 from ..proposals import Proposals, SliceProposal, prompt_slice, propose
@@ -50,8 +51,8 @@ class ProposalsWidget(Container):
         )
         self.segmenter_spec = LineEdit(
             label="segmenter",
-            value="tiny",
-            tooltip="a checkpoint path, a configuration ("
+            value=default_segmenter(),
+            tooltip="lite_medsam (pretrained, packaged), a checkpoint path, a configuration ("
             + ", ".join(sorted(SEGMENTER_CONFIGS))
             + ") or a downloaded model ("
             + ", ".join(sorted(KNOWN_MODELS))

