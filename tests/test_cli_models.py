@@ -165,3 +165,16 @@ def test_offline_switch_and_unreachable(monkeypatch, tmp_path):
     with pytest.raises(model_store.DownloadError, match="Google Drive"):
         model_store.download("medsam")
     assert np.all([row["path"] is None for row in model_store.list_models()])
+
+
+def test_download_fetches_http_only(online, tmp_path, capsys):
+    """A local file's path with its hash is never saved as a checkpoint (file://, ftp:, ...)."""
+    secret = tmp_path / "passwd"
+    secret.write_text("root:x:0:0")
+    digest = hashlib.sha256(secret.read_bytes()).hexdigest()
+    for url in (secret.as_uri(), f"ftp://127.0.0.1/{secret.name}", str(secret)):
+        with pytest.raises(model_store.DownloadError, match="not an http"):
+            model_store.download("sam_vit_b", url=url, sha256=digest)
+    argv = ["models", "download", "sam_vit_b", "--url", secret.as_uri(), "--sha256", digest]
+    assert main(argv) == 2 and "not an http" in capsys.readouterr().err
+    assert not list(model_store.weights_dir().iterdir())

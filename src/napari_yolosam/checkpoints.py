@@ -76,10 +76,12 @@ def read_payload(path: str | Path):
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(path, "checkpoint file does not exist")
+    if path.stat().st_size == 0:
+        raise CheckpointError(path, "is empty (0 bytes): an interrupted copy or download?")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001
-        reason = str(exc).splitlines()[0][:300]
+        reason = (str(exc).splitlines() or ["no message"])[0][:300]
         raise CheckpointError(
             path, f"cannot be loaded safely as a checkpoint ({type(exc).__name__}: {reason})"
         ) from exc

@@ -146,6 +146,7 @@ def download(
         Offline mode, unknown model, no address or checksum, network error, or
         a digest mismatch. The partial file is removed in every case.
     """
+    import urllib.parse
     import urllib.request
 
     if os.environ.get("YOLOSAM_OFFLINE") == "1":
@@ -157,6 +158,8 @@ def download(
     expected = (sha256 or model.sha256 or "").lower()
     if not url:
         raise DownloadError(f"{name}: {model.note or 'no download address'}")
+    if urllib.parse.urlsplit(url).scheme.lower() not in ("http", "https"):
+        raise DownloadError(f"{name}: {url} is not an http(s) address; only those are fetched")
     if not expected:
         raise DownloadError(f"{name}: {model.note or 'no checksum known'}")
     target = weights_dir() / model.filename

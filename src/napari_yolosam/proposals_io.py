@@ -110,16 +110,10 @@ def load_proposals(path: str | Path, stack: Stack) -> Proposals:
     full = stack.shape[1:]
     probs = None
     if (path / "probabilities.npz").exists():
-        with np.load(path / "probabilities.npz", allow_pickle=False) as data:
-            if list(data["names"]) != list(stack.names):
-                raise StackError(path / "probabilities.npz", "slice names differ from the stack's")
-            probs = data["probabilities"].astype(np.float32)
-    details = {}
-    settings: dict = {}
+        probs = _read_probabilities(path / "probabilities.npz", stack)
+    settings, details = {}, {}
     if (path / "prompts.json").exists():
-        loaded = json.loads((path / "prompts.json").read_text())
-        settings = loaded.get("settings", {})
-        details = {d["image"]: d for d in loaded.get("slices", [])}
+        settings, details = _read_prompts(path / "prompts.json")
     slices = []
     for i, name in enumerate(stack.names):
         stem = Path(name).stem
@@ -134,20 +128,66 @@ def load_proposals(path: str | Path, stack: Stack) -> Proposals:
         mask = np.zeros(full, bool)
         mask[: raw.shape[0], : raw.shape[1]] = raw >= (128 if raw.max(initial=0) > 1 else 1)
         prob = probs[i] if probs is not None else mask.astype(np.float32)
-        d = details.get(name, {})
-        boxes = np.asarray(d.get("boxes", []), np.float32).reshape(-1, 4)
-        scores = np.array([np.nan if s is None else s for s in d.get("scores", [])], np.float32)
+        boxes, scores, iou, sources, status = _prompt_fields(path, details.get(name, {}))
         slices.append(
             SliceProposal(
-                mask,
-                prob,
-                boxes,
-                scores,
-                np.asarray(d.get("iou", []), np.float32),
-                list(d.get("sources", [])),
-                np.zeros((0, *full), bool),
-                d.get("status", "external"),
+                mask, prob, boxes, scores, iou, sources, np.zeros((0, *full), bool), status
             )
         )
     settings = {**settings, "probabilities": probs is not None, "source": str(path)}
     return Proposals(list(stack.names), slices, settings)
+
+
+def _read_probabilities(file: Path, stack: Stack) -> np.ndarray:
+    """``(N, H, W)`` float32 probabilities of ``probabilities.npz``, checked against the stack."""
+    import zipfile
+
+    try:
+        with np.load(file, allow_pickle=False) as data:
+            names = [str(n) for n in data["names"]]
+            probs = data["probabilities"].astype(np.float32)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise StackError(file, f"cannot be read as proposal probabilities ({reason})") from exc
+    if names != list(stack.names):
+        raise StackError(file, "slice names differ from the stack's")
+    if probs.shape != stack.shape:
+        raise StackError(file, f"holds probabilities of shape {probs.shape}, not {stack.shape}")
+    return probs
+
+
+def _read_prompts(file: Path) -> tuple[dict, dict]:
+    """``settings`` and the per-slice prompt records (by image name) of ``prompts.json``."""
+    try:
+        loaded = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StackError(file, f"is not readable JSON ({exc})") from exc
+    slices = loaded.get("slices", []) if isinstance(loaded, dict) else None
+    settings = loaded.get("settings", {}) if isinstance(loaded, dict) else None
+    if not isinstance(settings, dict) or not isinstance(slices, list):
+        raise StackError(file, 'is not a prompts file ({"settings": {...}, "slices": [...]})')
+    if not all(isinstance(d, dict) and isinstance(d.get("image"), str) for d in slices):
+        raise StackError(file, "has a slice record without an image name")
+    return settings, {d["image"]: d for d in slices}
+
+
+def _prompt_fields(folder: Path, record: dict):
+    """Boxes, scores, IoU, sources and status of one slice's prompt record, checked."""
+    try:
+        boxes = np.asarray(record.get("boxes", []), np.float32).reshape(-1, 4)
+        scores = np.array(
+            [np.nan if s is None else s for s in record.get("scores", [])], np.float32
+        )
+        iou = np.asarray(record.get("iou", []), np.float32).reshape(-1)
+        sources = [str(s) for s in record.get("sources", [])]
+    except (TypeError, ValueError) as exc:
+        raise StackError(
+            folder / "prompts.json", f"slice {record.get('image')}: malformed prompts ({exc})"
+        ) from exc
+    if not len(boxes) == len(scores) == len(sources):
+        raise StackError(
+            folder / "prompts.json",
+            f"slice {record.get('image')}: {len(boxes)} boxes, {len(scores)} scores and "
+            f"{len(sources)} sources do not match",
+        )
+    return boxes, scores, iou, sources, str(record.get("status", "external"))

@@ -153,6 +153,7 @@ def train(
             seed=config.seed,
             resume=resume,
             best_by=detector_best_by,
+            trust=trust_detector,
         )
         det_path = (yield from _recording(work, history, out / "metrics.csv")).path
     if segmenter is not None:

@@ -245,9 +245,10 @@ def train_segmenter(
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps, 1))
     start_epoch, best, history = 0, -1.0, []
     if resume is not None:
-        extra = read_payload(resume).get("extra", {})
-        state = extra.get("training")
-        if not state:
+        payload = read_payload(resume)
+        extra = payload.get("extra") if isinstance(payload, dict) else None
+        state = extra.get("training") if isinstance(extra, dict) else None
+        if not isinstance(state, dict) or not state:
             raise ValueError(f"{resume}: holds no training state to resume from (use {LAST_NAME})")
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])

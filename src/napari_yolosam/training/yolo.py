@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .._ultralytics import keep_torch_threads
+from ..checkpoints import CheckpointError
 from ..detector import LV_CLASS, SCAR_CLASS, Detector
 from ..io.atomic import atomic_write, atomic_write_text
 from ..io.yolo_boxes import boxes_to_yolo, format_yolo_lines, regions_to_boxes
@@ -198,6 +199,7 @@ def train_detector(
     resume: bool = False,
     patience: int = 100,
     best_by: str = "scar_AP50",
+    trust: bool = False,
 ) -> Generator[Progress, None, DetectorTrainResult]:
     """Train ``detector`` on the scar (and LV) boxes of ``stack``; save ``out_dir/detector.pt``.
 
@@ -209,7 +211,10 @@ def train_detector(
     of best F1 on the validation slices (:attr:`Detector.thresholds`).
     ``resume`` continues ultralytics' own ``last.pt`` of an earlier run in
     ``out_dir`` (its epoch, optimiser and schedule); the best epoch is then
-    the best since the resume.
+    the best since the resume. ``last.pt`` is a full pickle that ultralytics
+    unpickles (it can run code, and cannot be read weights-only), so resuming
+    it needs ``trust`` (``--trust-detector``): a crafted file in a shared run
+    folder is never loaded otherwise.
     """
     out_dir = Path(out_dir)
     epoch_score({}, None, best_by)  # an unknown criterion fails before any work
@@ -299,6 +304,13 @@ def train_detector(
     if resume:
         if not last.exists():
             raise ValueError(f"{last}: no earlier detector run to resume")
+        if not trust:
+            raise CheckpointError(
+                last,
+                "resuming the detector unpickles ultralytics' last.pt, which can run code: "
+                "pass --trust-detector (trust=True) only for a run folder that is yours, or "
+                "--detector none to resume the segmenter alone",
+            )
         args = {"resume": str(last)}
 
     def run() -> None:
