@@ -13,7 +13,9 @@ from .cli_options import (
     add_overwrite_option,
     add_spec_options,
     load_models,
+    non_negative_int,
     output_folder,
+    positive_int,
     sam_config_from_args,
     spec_from_args,
     write_csv,
@@ -377,7 +379,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = reader_command("boxes", "write YOLO box labels (one box per scar component)")
     p.add_argument("--out", required=True, help="folder for the .txt files")
     p.add_argument(
-        "--min-area", type=int, default=0, help="drop components smaller than this (pixels)"
+        "--min-area",
+        type=non_negative_int,
+        default=0,
+        help="drop components smaller than this (pixels)",
     )
     add_overwrite_option(p)
     p.set_defaults(func=cmd_boxes)
@@ -423,11 +428,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run folder")
     add_model_options(p)
     p.add_argument(
-        "--epochs", type=int, default=20, help="segmenter epochs (and detector epochs by default)"
+        "--epochs",
+        type=positive_int,
+        default=20,
+        help="segmenter epochs (and detector epochs by default)",
     )
-    p.add_argument("--detector-epochs", type=int, help="detector epochs (default: --epochs)")
     p.add_argument(
-        "--batch", type=int, default=8, help="segmenter slices per step (with all their prompts)"
+        "--detector-epochs", type=positive_int, help="detector epochs (default: --epochs)"
+    )
+    p.add_argument(
+        "--batch",
+        type=positive_int,
+        default=8,
+        help="segmenter slices per step (with all their prompts)",
     )
     p.add_argument(
         "--scar-free-share",
@@ -444,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="full: train the encoder too; decoder: frozen encoder with cached embeddings",
     )
-    p.add_argument("--imgsz", type=int, default=256, help="detector input size")
+    p.add_argument("--imgsz", type=positive_int, default=256, help="detector input size")
     p.add_argument(
         "--detector-best-by",
         choices=["scar_AP50", "mAP50", "fitness"],
@@ -474,7 +487,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--images", help="the images (DICOM/TIFF/NIfTI give the spacing)")
     p.add_argument("--series", help=argparse.SUPPRESS)
-    p.add_argument("--sectors", type=int, default=6, help="myocardial sectors for transmurality")
+    p.add_argument(
+        "--sectors", type=positive_int, default=6, help="myocardial sectors for transmurality"
+    )
     p.add_argument(
         "--proposals", help="proposals folder to compare with (output of yolosam propose)"
     )
@@ -498,7 +513,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--n", type=float, default=5.0, help="n of mean + n SD of remote myocardium (2..8)"
     )
     p.add_argument(
-        "--min-size", type=int, default=0, help="drop components smaller than this (pixels)"
+        "--min-size",
+        type=non_negative_int,
+        default=0,
+        help="drop components smaller than this (pixels)",
     )
     p.add_argument("--fill-holes", action="store_true")
     p.add_argument(
@@ -591,9 +609,9 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="new folder: images/, masks/ (noisy), truth/, corruptions.json",
     )
-    p.add_argument("--cases", type=int, default=4)
-    p.add_argument("--slices", type=int, default=8, help="slices per case")
-    p.add_argument("--size", type=int, default=256, help="image side in pixels")
+    p.add_argument("--cases", type=positive_int, default=4)
+    p.add_argument("--slices", type=positive_int, default=8, help="slices per case")
+    p.add_argument("--size", type=positive_int, default=256, help="image side in pixels")
     p.add_argument("--corrupt", type=float, default=0.3, help="fraction of corrupted labels")
     p.add_argument("--seed", type=int, default=0)
     add_overwrite_option(p)

@@ -12,6 +12,26 @@ from .io.outputs import check_output, staged_folder
 from .labelspec import MASK_MODES, LabelSpec
 
 
+def _int_at_least(text: str, lowest: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < lowest:
+        raise argparse.ArgumentTypeError(f"must be at least {lowest}, not {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1 (epochs, batch, sectors, sizes, counts)."""
+    return _int_at_least(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer of at least 0 (minimum sizes in pixels)."""
+    return _int_at_least(text, 0)
+
+
 def add_spec_options(parser: argparse.ArgumentParser) -> None:
     """Label-specification options shared by every command that reads labels."""
     group = parser.add_argument_group("label values")

@@ -176,6 +176,8 @@ def quantify_masks(
 
 def quantify_labels(stack: Stack, n_sectors: int = 6) -> tuple[list[dict], list[dict]]:
     """Quantify the stack's own labels."""
+    if n_sectors < 1:
+        raise ValueError(f"n_sectors must be at least 1, not {n_sectors}")
     if not stack.has_labels:
         raise ValueError("the stack has no labels to quantify")
     if not stack.spec.has_myocardium:

@@ -80,13 +80,33 @@ def read_stack(
     StackError
         With the offending file and the problem, for any unusable input.
     """
-    from .dicom import looks_like_dicom_folder, read_dicom
-
     path = Path(path)
     if not path.exists():
         raise StackError(path, "does not exist")
     if labels is not None and not Path(labels).exists():
         raise StackError(labels, "does not exist")
+    stack = _read_any(path, labels, spec, series)
+    _check_finite(stack, path)
+    return stack
+
+
+def _check_finite(stack: Stack, path: Path) -> None:
+    """NaN or infinite pixels would silently change every threshold: refuse them, by name."""
+    import numpy as np
+
+    bad = ~np.isfinite(stack.images)
+    if bad.any():
+        counts = bad.reshape(len(stack), -1).sum(axis=1)
+        where = [f"{stack.names[i]} ({int(counts[i])} px)" for i in np.flatnonzero(counts)[:5]]
+        raise StackError(
+            path, f"images hold NaN or infinite pixels: {', '.join(where)}; fix or mask them first"
+        )
+
+
+def _read_any(path: Path, labels, spec: LabelSpec | None, series: str | None) -> Stack:
+    """Dispatch on the kind of input (folder, DICOM, TIFF, NIfTI, 2D image)."""
+    from .dicom import looks_like_dicom_folder, read_dicom
+
     if path.is_dir():
         if (path / "dicom").is_dir() and not (path / "images").is_dir():
             masks = (

@@ -74,7 +74,9 @@ def _describe(path: Path, ds) -> _Slice:
         position=_floats(getattr(ds, "ImagePositionPatient", None) or [], 3),
         orientation=_floats(getattr(ds, "ImageOrientationPatient", None) or [], 6),
         shape=(rows, cols),
-        spacing=None if spacing is None or np.any(spacing <= 0) else (spacing[0], spacing[1]),
+        spacing=None
+        if spacing is None or not np.all(np.isfinite(spacing)) or np.any(spacing <= 0)
+        else (spacing[0], spacing[1]),
         thickness=thickness if thickness and thickness > 0 else None,
     )
 

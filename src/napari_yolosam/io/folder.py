@@ -77,7 +77,7 @@ def read_masks_for(
                 f"mask shape {array.shape} differs from its image's shape {tuple(shapes[index])}",
             )
         raw[index] = array
-    binary, on_disk = decide_binary(list(raw.values()), spec)
+    binary, on_disk = decide_binary(list(raw.values()), spec, [matched[i] for i in raw])
     decoded_spec = spec.as_binary() if binary else spec
     labels = np.zeros((len(names), *padded_shape), dtype=np.uint8)
     decoded = {i: decode_mask(a, decoded_spec, binary, matched[i]) for i, a in raw.items()}

@@ -114,26 +114,56 @@ def read_raw_mask(path: Path) -> np.ndarray:
     return array
 
 
-def decide_binary(raw_masks: Sequence[np.ndarray], spec: LabelSpec) -> tuple[bool, int | None]:
+def _looks(values: np.ndarray, spec: LabelSpec) -> str:
+    """What one mask's values look like: ``either`` (0/1), ``multiclass`` (values known to the
+    spec), ``binary`` (0..255: reaches the threshold above every known value) or ``other``."""
+    maximum = int(values.max(initial=0))
+    if maximum <= 1:
+        return "either"
+    if set(int(v) for v in values) <= set(spec.known_values):
+        return "multiclass"
+    if maximum >= spec.threshold and maximum > max(spec.known_values):
+        return "binary"
+    return "other"
+
+
+def decide_binary(
+    raw_masks: Sequence[np.ndarray], spec: LabelSpec, names: Sequence | None = None
+) -> tuple[bool, int | None]:
     """Whether a set of raw masks is binary under ``spec``, and scar's value on disk.
 
     Returns ``(is_binary, value_on_disk)``; ``value_on_disk`` is 255 for 0..255
-    (soft) masks, 1 for 0/1 masks and ``None`` for multiclass maps.
+    (soft) masks, 1 for 0/1 masks and ``None`` for multiclass maps. In ``auto``
+    mode each mask votes; multi-class maps mixed with masks that reach 0..255
+    (stray values, another tool's output) are an error naming those files,
+    never a silent switch of the whole set to binary.
     """
     if spec.mode == "multiclass":
         return False, None
-    nonzero: set[int] = set()
-    maximum = 0
-    for mask in raw_masks:
-        values = np.unique(mask)
-        nonzero.update(int(v) for v in values if v != 0)
-        maximum = max(maximum, int(values.max(initial=0)))
+    uniques = [np.unique(mask) for mask in raw_masks]
     if spec.mode == "binary":
-        return True, 1 if maximum <= 1 else 255
-    if nonzero <= {1}:
-        return True, 1
-    if maximum >= spec.threshold and maximum > max(spec.known_values):
+        return True, 1 if max((int(u.max(initial=0)) for u in uniques), default=0) <= 1 else 255
+    looks = [_looks(u, spec) for u in uniques]
+    multi = [i for i, kind in enumerate(looks) if kind == "multiclass"]
+    binary = [i for i, kind in enumerate(looks) if kind == "binary"]
+    if multi and binary:
+        names = list(names) if names is not None else [f"mask {i}" for i in range(len(looks))]
+        odd = binary if len(binary) <= len(multi) else multi
+        listed = ", ".join(
+            f"{Path(str(names[i])).name} ({sorted(int(v) for v in uniques[i])[-3:]})"
+            for i in odd[:5]
+        )
+        raise StackError(
+            Path(str(names[odd[0]])),
+            f"{len(multi)} mask(s) are multi-class label maps (values {list(spec.known_values)}) "
+            f"but {len(binary)} reach values outside them, up to 255: {listed}"
+            + (" ..." if len(odd) > 5 else "")
+            + "; fix those files, or set --mask-mode binary or multiclass",
+        )
+    if binary:
         return True, 255
+    if all(kind == "either" for kind in looks):
+        return True, 1
     return False, None
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..labelspec import LabelSpec
 from ..stack import Stack
-from .errors import StackError
+from .errors import StackError, check_size
 from .images import decide_binary, decode_mask
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -24,7 +24,10 @@ def _load(path: Path):
 
     try:
         img = nib.load(str(path))
+        check_size(path, img.shape)
         data = np.asanyarray(img.dataobj)
+    except StackError:
+        raise
     except Exception as exc:  # noqa: BLE001
         raise StackError(path, f"cannot be read as NIfTI ({type(exc).__name__}: {exc})") from exc
     data = np.squeeze(data)
@@ -35,6 +38,20 @@ def _load(path: Path):
     return img, data
 
 
+def _stored_zooms(path: Path, img) -> list[float]:
+    """Voxel sizes as the file stores them. nibabel's loaded header turns a stored 0 into
+    1 mm; a 0 (or missing) size must stay unknown, never become an invented 1 mm."""
+    from nibabel.openers import ImageOpener
+
+    try:
+        with ImageOpener(str(path)) as handle:
+            stored = type(img.header).from_fileobj(handle, check=False)
+        zooms = [float(z) for z in stored.get_zooms()[:3]]
+    except Exception:  # noqa: BLE001 - a header nibabel read once reads again; else trust it
+        zooms = [float(z) for z in img.header.get_zooms()[:3]]
+    return [z if np.isfinite(z) and z > 0 else 0.0 for z in zooms]
+
+
 def read_nifti(
     path: str | Path, labels: str | Path | None = None, spec: LabelSpec | None = None
 ) -> Stack:
@@ -42,7 +59,7 @@ def read_nifti(
     path = Path(path)
     spec = spec or LabelSpec()
     img, data = _load(path)
-    zooms = [float(z) for z in img.header.get_zooms()[:3]] + [0.0] * 3
+    zooms = _stored_zooms(path, img) + [0.0] * 3
     images = np.transpose(data, (2, 1, 0)).astype(np.float32)
     spacing = (zooms[1], zooms[0]) if zooms[0] > 0 and zooms[1] > 0 else None
     thickness = zooms[2] if zooms[2] > 0 else None
@@ -64,7 +81,9 @@ def read_nifti(
             raw = raw.astype(np.int64)
         if raw.min(initial=0) < 0:
             raise StackError(labels, "label volume holds negative values")
-        binary, on_disk = decide_binary([raw], spec)
+        binary, on_disk = decide_binary(
+            list(raw), spec, [f"{labels} slice {k}" for k in range(len(raw))]
+        )
         spec = spec.as_binary() if binary else spec
         label_map = decode_mask(raw, spec, binary, labels)
     return Stack(

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..labelspec import LabelSpec
 from ..stack import Stack
-from .errors import StackError
+from .errors import StackError, check_size
 from .images import decide_binary, decode_mask, to_gray
 
 _UNIT_TO_MM = {
@@ -29,6 +29,7 @@ def _read_tiff_array(path: Path) -> tuple[np.ndarray, tuple | None, float | None
 
     try:
         with tifffile.TiffFile(path) as tif:
+            check_size(path, tif.series[0].shape if tif.series else ())
             array = tif.asarray()
             spacing = thickness = None
             meta = tif.imagej_metadata or {}
@@ -45,6 +46,8 @@ def _read_tiff_array(path: Path) -> tuple[np.ndarray, tuple | None, float | None
                         spacing = (yd / yn * scale, xd / xn * scale)
                 if meta.get("spacing"):
                     thickness = float(meta["spacing"]) * scale
+    except StackError:
+        raise
     except Exception as exc:  # noqa: BLE001
         raise StackError(path, f"cannot be read as a TIFF ({type(exc).__name__}: {exc})") from exc
     return array, spacing, thickness
@@ -87,7 +90,9 @@ def read_tiff(
             )
         if np.issubdtype(raw.dtype, np.floating):
             raise StackError(labels, "label TIFF holds floating-point values; expected integers")
-        binary, on_disk = decide_binary([raw], spec)
+        binary, on_disk = decide_binary(
+            list(raw), spec, [f"{labels} slice {k}" for k in range(len(raw))]
+        )
         spec = spec.as_binary() if binary else spec
         label_map = decode_mask(raw, spec, binary, labels)
     return Stack(

@@ -23,7 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     import torch.distributed as dist
 
-    from ..cli_options import add_spec_options, sam_config_from_args, spec_from_args
+    from ..cli_options import (
+        add_spec_options,
+        positive_int,
+        sam_config_from_args,
+        spec_from_args,
+    )
     from ..defaults import TRAIN_MODES, default_segmenter
     from ..io import read_stack
     from ..progress import cli_progress, drive
@@ -35,8 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--segmenter", default=default_segmenter())
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--batch", type=int, default=8, help="per-process batch size")
+    parser.add_argument("--epochs", type=positive_int, default=20)
+    parser.add_argument("--batch", type=positive_int, default=8, help="per-process batch size")
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--mode", default="auto", choices=TRAIN_MODES)
     parser.add_argument("--val-fraction", type=float, default=0.2)

@@ -70,6 +70,13 @@ class SamTrainConfig:
     loss_grid: int = 256
     max_steps_per_epoch: int | None = None
 
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if not 0 <= self.click_share <= 1 or not 0 <= self.scar_free_share <= 1:
+            raise ValueError("click_share and scar_free_share lie in 0..1")
+
     def resolved_mode(self, segmenter: Segmenter) -> str:
         """``full`` or ``decoder``: a randomly initialised encoder is always trained (``full``)."""
         if self.mode not in TRAIN_MODES:
