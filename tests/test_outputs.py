@@ -20,7 +20,17 @@ def _digest(folder: Path) -> dict:
 @pytest.mark.parametrize(
     "argv",
     [
-        ["propose", "--images", "{S}", "--out", "{S}", "--segmenter", "tiny", "--detector", "none"],
+        [
+            "propose",
+            "--images",
+            "{S}",
+            "--out",
+            "{S}",
+            "--segmenter",
+            "tiny",
+            "--detector",
+            "none",
+        ],
         ["propose", "--images", "{S}", "--out", "{S}/masks", "--segmenter", "tiny"],
         ["quantify", "--labels", "{S}/masks", "--out", "{S}/masks/x.png"],
         ["audit", "--images", "{S}", "--out", "{S}/masks", "--segmenter", "tiny"],

@@ -22,7 +22,9 @@ def _multiclass_folder(root, stray_in=None):
         if k == stray_in:
             labels[:4, :4] = 255  # one 4x4 patch of another tool's value
         name = f"Case_P{k // 2:03d}_slice{k:03d}.png"
-        Image.fromarray(rng.integers(0, 255, (64, 64), dtype=np.uint8)).save(root / "images" / name)
+        Image.fromarray(rng.integers(0, 255, (64, 64), dtype=np.uint8)).save(
+            root / "images" / name
+        )
         Image.fromarray(labels).save(root / "masks" / name)
     return root
 

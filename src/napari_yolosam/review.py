@@ -1,9 +1,10 @@
 """A review session (Qt-free): the queue of flagged slices, decisions, undo/redo, autosave,
 and saving the cleaned set.
 
-Every decision is appended to an autosave log (one JSON line) and the edited
-labels are written atomically beside it, so a crash or a closed viewer
-loses nothing; :meth:`ReviewSession.restore` picks the session up again.
+Every decision, undo and redo commits the whole session (labels, decisions,
+undo/redo history) as one atomic state (:mod:`.review_store`), so a crash or a
+closed viewer loses nothing and never leaves a log that disagrees with the
+labels; :meth:`ReviewSession.restore` picks the session up again.
 The original labels are never written: :meth:`save_cleaned` writes a new
 folder in the stack's own layout with ``decisions.jsonl`` and ``summary.json``.
 """
@@ -18,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from . import review_store as store
 from .audit.metrics import dice
-from .io.atomic import atomic_write, atomic_write_text
+from .io.atomic import atomic_write_text
 from .io.writers import write_labels
 from .stack import Stack
 
@@ -54,6 +56,9 @@ def stack_key(stack: Stack) -> str:
 class ReviewSession:
     """Review of a stack's labels against proposals, slice by slice.
 
+    ``fresh`` (the default) moves an earlier autosave in ``autosave_dir`` aside
+    (:attr:`archived`) instead of mixing two sessions; :meth:`restore` continues it.
+
     Parameters
     ----------
     stack
@@ -76,6 +81,7 @@ class ReviewSession:
         rows: list[dict],
         autosave_dir: str | Path | None = None,
         models: dict | None = None,
+        fresh: bool = True,
     ) -> None:
         if not stack.has_labels:
             raise ValueError("a review needs labels")
@@ -90,6 +96,9 @@ class ReviewSession:
         self._redo: list[tuple[Decision, np.ndarray]] = []
         self.reviewed: set[int] = set()
         self.autosave_dir = None if autosave_dir is None else Path(autosave_dir)
+        self._seq = 0
+        #: Where an earlier autosave of this stack went when this fresh session started.
+        self.archived = store.archive(self.autosave_dir) if fresh and self.autosave_dir else None
 
     # -- the queue ---------------------------------------------------------------
     def queue(self) -> list[int]:
@@ -219,25 +228,17 @@ class ReviewSession:
     def _autosave(self, decision: Decision | None, undone: Decision | None = None) -> None:
         if self.autosave_dir is None:
             return
-        self.autosave_dir.mkdir(parents=True, exist_ok=True)
-        log = self.autosave_dir / "decisions.jsonl"
-        entry = (
-            decision.to_json()
-            if decision
-            else json.dumps({"undo": undone.image, "time": time.time()})
+        self._seq += 1
+        entry = decision.__dict__ if decision else {"undo": undone.image, "time": time.time()}
+        state = store.SavedState(
+            self.labels,
+            self.reviewed,
+            [d.__dict__ for d in self.decisions],
+            [(d.__dict__, a) for d, a in self._undo],
+            [(d.__dict__, a) for d, a in self._redo],
+            self._seq,
         )
-        with open(log, "a", encoding="utf-8") as handle:
-            handle.write(entry + "\n")
-            handle.flush()
-        atomic_write(
-            self.autosave_dir / "labels.npz",
-            lambda tmp: np.savez_compressed(
-                tmp,
-                labels=self.labels,
-                reviewed=np.array(sorted(self.reviewed), int),
-                key=np.array(stack_key(self.stack)),
-            ),
-        )
+        store.save_state(self.autosave_dir, stack_key(self.stack), state, entry)
 
     @staticmethod
     def autosave_for(stack: Stack, root: str | Path) -> Path:
@@ -253,31 +254,22 @@ class ReviewSession:
         autosave_dir: str | Path,
         models: dict | None = None,
     ) -> ReviewSession | None:
-        """The session autosaved in ``autosave_dir`` for this stack, or ``None`` if there is none."""
+        """The session autosaved in ``autosave_dir`` for this stack (labels, decisions and
+        undo/redo history), or ``None`` if there is none."""
         autosave_dir = Path(autosave_dir)
-        saved = autosave_dir / "labels.npz"
-        if not saved.exists():
+        saved = store.load_state(autosave_dir, stack_key(stack), stack.shape)
+        if saved is None:
             return None
-        with np.load(saved, allow_pickle=False) as data:
-            if str(data["key"]) != stack_key(stack) or data["labels"].shape != stack.shape:
-                return None
-            labels, reviewed = data["labels"], data["reviewed"]
-        session = cls(stack, proposal_masks, rows, autosave_dir, models)
-        session.labels = labels.astype(stack.labels.dtype)
-        session.reviewed = {int(i) for i in reviewed}
-        for line in (
-            (autosave_dir / "decisions.jsonl").read_text().splitlines()
-            if (autosave_dir / "decisions.jsonl").exists()
-            else []
-        ):
-            entry = json.loads(line)
-            if "undo" in entry:
-                for k in range(len(session.decisions) - 1, -1, -1):
-                    if session.decisions[k].image == entry["undo"]:
-                        del session.decisions[k]
-                        break
-            else:
-                session.decisions.append(Decision(**entry))
+        session = cls(stack, proposal_masks, rows, autosave_dir, models, fresh=False)
+        session.labels = saved.labels.astype(stack.labels.dtype)
+        session.reviewed = saved.reviewed
+        session.decisions = [Decision(**d) for d in saved.decisions]
+        by_time = {(d.image, d.time): d for d in session.decisions}
+        session._undo = [
+            (by_time.get((d["image"], d["time"])) or Decision(**d), a) for d, a in saved.undo
+        ]
+        session._redo = [(Decision(**d), a) for d, a in saved.redo]
+        session._seq = saved.seq
         return session
 
     def save_cleaned(self, out: str | Path) -> list[Path]:
