@@ -176,6 +176,7 @@ def main() -> None:
                     epochs=args.epochs,
                     detector_epochs=args.detector_epochs,
                     sam_config=config,
+                    overwrite=True,  # a benchmark's own run folder
                 ),
                 cli_progress(f"fold {f} "),
             )

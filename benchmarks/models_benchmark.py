@@ -146,7 +146,16 @@ def train_detector(train_stack, run: Path, epochs: int):
         return None, 0.0
     started = time.time()
     if not (run / "detector.pt").exists():
-        drive(train(train_stack, run, segmenter=None, detector_epochs=epochs, epochs=epochs))
+        drive(
+            train(
+                train_stack,
+                run,
+                segmenter=None,
+                detector_epochs=epochs,
+                epochs=epochs,
+                overwrite=True,
+            )
+        )
     return Detector.load(run / "detector.pt"), round((time.time() - started) / 60, 1)
 
 

@@ -91,6 +91,7 @@ def learning(args) -> dict:
             epochs=args.epochs,
             detector_epochs=args.detector_epochs,
             sam_config=config,
+            overwrite=True,  # a benchmark's own run folder
         ),
         cli_progress(),
     )

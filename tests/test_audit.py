@@ -467,15 +467,16 @@ def test_report_files(phantom, tmp_path):
         phantom.stack.names, [proposal(s) for s in truth_scar], {"probabilities": True}
     )
     result = audit(phantom.stack, props)
-    save_audit(result, phantom.stack, props.masks(), tmp_path)
+    out = tmp_path / "audit"
+    save_audit(result, phantom.stack, props.masks(), out)
     assert result.issue_map.shape == phantom.stack.shape and result.issue_map.dtype == bool
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
+    assert sorted(p.name for p in out.iterdir()) == [
         "cases.csv",
         "overview.png",
         "report.csv",
         "report.json",
     ]
-    cases = list(csv.DictReader(open(tmp_path / "cases.csv")))
+    cases = list(csv.DictReader(open(out / "cases.csv")))
     assert list(cases[0]) == list(CASE_COLUMNS)
     assert [c["case"] for c in cases] == list(dict.fromkeys(phantom.stack.cases))
 

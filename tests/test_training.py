@@ -353,6 +353,10 @@ def test_train_then_propose_cli(tmp_path, capsys):
     )
     run = tmp_path / "run"
     assert (run / "detector.pt").exists() and (run / "segmenter.pth").exists()
+    from napari_yolosam.defaults import default_segmenter
+
+    tuned = Segmenter.load(run / "segmenter.pth")  # the default: pretrained, decoder fine-tuned
+    assert tuned.name == default_segmenter() and not tuned.random_encoder
     rows = (run / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("model,epoch") and any(r.startswith("detector,1") for r in rows)
     assert any(r.startswith("segmenter,1") for r in rows)
@@ -378,7 +382,7 @@ def test_train_then_propose_cli(tmp_path, capsys):
 def test_demo_quick(tmp_path):
     from napari_yolosam.demo import QUICK, run_demo
 
-    report = run_demo(tmp_path / "demo", QUICK)
+    report = run_demo(tmp_path / "demo", QUICK, segmenter="tiny")  # tiny: seconds
     assert (tmp_path / "demo/report.json").exists() and (
         tmp_path / "demo/proposals/summary.csv"
     ).exists()

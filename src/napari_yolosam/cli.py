@@ -125,8 +125,7 @@ def cmd_propose(args: argparse.Namespace) -> int:
         lv_scar=args.lv_scar,
     )
     proposals = drive(work, cli_progress())
-    with output_folder(args, args.images, args.labels) as folder:
-        save_proposals(proposals, stack, folder)
+    save_proposals(proposals, stack, args.out, overwrite=args.overwrite)
     statuses = [s.status for s in proposals.slices]
     print(
         f"proposed {len(stack)} slices ({statuses.count('no_detection')} without detection; "
@@ -193,6 +192,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             resume=args.resume,
             trust_detector=args.trust_detector,
             detector_best_by=args.detector_best_by,
+            overwrite=args.overwrite,
         ),
         cli_progress(),
     )
@@ -213,6 +213,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         seed=args.seed,
         on_progress=cli_progress(),
         segmenter=args.segmenter,
+        overwrite=args.overwrite,
     )
     print(json.dumps({k: v for k, v in report.items() if k != "metrics"}, indent=1, default=str))
     return 0
@@ -330,8 +331,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         bias_correction=not args.no_bias_correction,
     )
     result = audit(stack, proposals, config=config)
-    with output_folder(args, args.images, args.labels, args.proposals) as folder:
-        save_audit(result, stack, proposals.masks(), folder)
+    save_audit(result, stack, proposals.masks(), args.out, overwrite=args.overwrite)
     bias = result.summary["bias"]
     print(
         f"audited {len(stack)} slices: {result.summary['flagged']} flagged; bias "
@@ -592,6 +592,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="segmenter to fine-tune: lite_medsam (pretrained) or tiny (from scratch) "
         f"(default: {default_segmenter()})",
     )
+    add_overwrite_option(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(

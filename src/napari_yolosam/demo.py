@@ -10,6 +10,7 @@ import numpy as np
 
 from .defaults import default_segmenter
 from .io.atomic import atomic_write_text
+from .io.outputs import check_output
 from .phantom import make_phantom
 from .phantom_io import save_phantom
 from .progress import Progress, drive
@@ -37,6 +38,7 @@ def run_demo(
     seed: int = 0,
     on_progress=None,
     segmenter: str | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Generate a phantom with noisy labels, train the detector from scratch and fine-tune the
     segmenter (default: the pretrained default, :func:`~napari_yolosam.defaults.default_segmenter`)
@@ -49,6 +51,7 @@ def run_demo(
     from .segmenter import Segmenter
     from .training.run import train
 
+    check_output(out, (), overwrite)
     out = Path(out)
     phantom = make_phantom(
         n_slices=size.slices,
@@ -70,6 +73,7 @@ def run_demo(
             detector_epochs=size.detector_epochs,
             sam_config=config,
             detector_imgsz=size.size,
+            overwrite=True,  # `out` was checked
         ),
         on_progress,
     )
@@ -82,7 +86,7 @@ def run_demo(
         ),
         on_progress,
     )
-    save_proposals(proposals, stack, out / "proposals")
+    save_proposals(proposals, stack, out / "proposals", overwrite=True)  # `out` was checked
     truth = np.isin(phantom.truth, (3, 4))
     noisy = stack.scar()
     labelled = drive(propose(stack, segmenter, None, indices=val_idx, use_labels=True))

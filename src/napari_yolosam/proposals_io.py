@@ -12,6 +12,7 @@ import numpy as np
 from .io.atomic import atomic_write, atomic_write_text
 from .io.errors import StackError
 from .io.images import list_image_files, read_raw_mask
+from .io.outputs import check_output, staged_folder
 from .proposals import SCAR_BOX_SOURCES, Proposals, SliceProposal
 from .stack import Stack
 
@@ -34,10 +35,23 @@ def _png(path: Path, array: np.ndarray) -> None:
     atomic_write(path, lambda tmp: Image.fromarray(array).save(tmp, format="PNG"))
 
 
-def save_proposals(proposals: Proposals, stack: Stack, out: str | Path) -> Path:
+def save_proposals(
+    proposals: Proposals, stack: Stack, out: str | Path, overwrite: bool = False
+) -> Path:
     """Write ``masks/`` (0/255 PNG per slice, original names and sizes), ``myocardium/``
-    (if proposed), ``probabilities.npz`` (float16), ``summary.csv`` and ``prompts.json``."""
-    out = Path(out)
+    (if proposed), ``probabilities.npz`` (float16), ``summary.csv`` and ``prompts.json``.
+
+    The folder is built beside ``out`` and moved into place when complete (never
+    a mix of two runs); ``out`` must not hold the stack's data, and an existing
+    ``out`` is replaced only with ``overwrite``.
+    """
+    check_output(out, (stack.source, stack.label_source), overwrite)
+    with staged_folder(out) as folder:
+        _write_proposals(proposals, stack, folder)
+    return Path(out)
+
+
+def _write_proposals(proposals: Proposals, stack: Stack, out: Path) -> None:
     rows, prompts = [], []
     myocardium = proposals.myocardium()
     for i, (name, sp) in enumerate(zip(stack.names, proposals.slices, strict=True)):
@@ -92,7 +106,6 @@ def save_proposals(proposals: Proposals, stack: Stack, out: str | Path) -> Path:
         out / "prompts.json",
         json.dumps({"settings": proposals.settings, "slices": prompts}, indent=1),
     )
-    return out
 
 
 def load_proposals(path: str | Path, stack: Stack) -> Proposals:

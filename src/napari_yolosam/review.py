@@ -22,6 +22,7 @@ import numpy as np
 from . import review_store as store
 from .audit.metrics import dice
 from .io.atomic import atomic_write_text
+from .io.outputs import check_output, staged_folder
 from .io.writers import write_labels
 from .stack import Stack
 
@@ -272,10 +273,17 @@ class ReviewSession:
         session._seq = saved.seq
         return session
 
-    def save_cleaned(self, out: str | Path) -> list[Path]:
-        """Write the cleaned labels (stack layout, new folder), ``decisions.jsonl`` and ``summary.json``."""
-        out = Path(out)
-        written = write_labels(self.stack, out / "masks", labels=self.labels)
+    def save_cleaned(self, out: str | Path, overwrite: bool = False) -> list[Path]:
+        """Write the cleaned labels (stack layout), ``decisions.jsonl`` and ``summary.json`` to
+        ``out``, built beside it and moved into place when complete; an existing ``out`` is
+        replaced only with ``overwrite``, and never where it would hold the stack's data."""
+        check_output(out, (self.stack.source, self.stack.label_source), overwrite)
+        with staged_folder(out) as folder:
+            self._write_cleaned(folder)
+        return sorted(p for p in Path(out).rglob("*") if p.is_file())
+
+    def _write_cleaned(self, out: Path) -> None:
+        write_labels(self.stack, out / "masks", labels=self.labels)
         atomic_write_text(
             out / "decisions.jsonl", "".join(d.to_json() + "\n" for d in self.decisions)
         )
@@ -295,4 +303,3 @@ class ReviewSession:
             "source_labels": str(self.stack.label_source),
         }
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
-        return [*written, out / "decisions.jsonl", out / "summary.json"]

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io.atomic import atomic_write, atomic_write_text
+from ..io.outputs import check_output, staged_folder
 from ..stack import Stack
 from .cases import CASE_COLUMNS
 from .core import REPORT_COLUMNS, AuditResult
@@ -30,10 +31,18 @@ def save_audit(
     proposal_masks: np.ndarray,
     out: str | Path,
     thumbnails: int = 8,
+    overwrite: bool = False,
 ) -> Path:
-    """Write ``report.csv``, ``cases.csv``, ``report.json`` and ``overview.png`` to ``out``."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    """Write ``report.csv``, ``cases.csv``, ``report.json`` and ``overview.png`` to ``out``,
+    built beside it and moved into place when complete; an existing ``out`` is replaced
+    only with ``overwrite``, and never where it would hold the stack's data."""
+    check_output(out, (stack.source, stack.label_source), overwrite)
+    with staged_folder(out) as folder:
+        _write_audit(result, stack, proposal_masks, folder, thumbnails)
+    return Path(out)
+
+
+def _write_audit(result, stack, proposal_masks, out: Path, thumbnails: int) -> None:
     atomic_write_text(out / "report.csv", _csv(result.rows, REPORT_COLUMNS))
     atomic_write_text(out / "cases.csv", _csv(result.cases, CASE_COLUMNS))
     summary = {**result.summary, "worst": [r["image"] for r in result.ranked()[:20]]}
@@ -41,7 +50,6 @@ def save_audit(
     atomic_write(
         out / "overview.png", lambda tmp: _overview(result, stack, proposal_masks, tmp, thumbnails)
     )
-    return out
 
 
 def _csv(rows: list[dict], columns: tuple[str, ...]) -> str:

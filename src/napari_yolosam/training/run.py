@@ -12,6 +12,7 @@ from pathlib import Path
 from ..defaults import default_segmenter
 from ..detector import Detector
 from ..io.atomic import atomic_write_text
+from ..io.outputs import check_output
 from ..progress import Progress
 from ..segmenter import Segmenter
 from ..stack import Stack
@@ -110,6 +111,7 @@ def train(
     resume: bool = False,
     trust_detector: bool = False,
     detector_best_by: str = "scar_AP50",
+    overwrite: bool = False,
 ) -> Generator[Progress, None, RunResult]:
     """Train the detector (unless ``None``) then the segmenter (unless ``None``) on ``stack``.
 
@@ -117,8 +119,13 @@ def train(
     never by slice) and both models use the same split. With ``resume`` the
     segmenter continues from ``RUN/segmenter_last.pth`` and the detector from
     ultralytics' ``last.pt`` of the same run. The detector's saved epoch is
-    chosen by ``detector_best_by`` (see :data:`.yolo.BEST_BY`).
+    chosen by ``detector_best_by`` (see :data:`.yolo.BEST_BY`). A run folder with files in
+    it is continued only with ``resume`` and replaced only with ``overwrite``; the data
+    set's own folders are never used.
     """
+    check_output(
+        out, (stack.source, stack.label_source), overwrite or resume, "--resume or --overwrite"
+    )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     config = sam_config or SamTrainConfig(epochs=epochs)
