@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..io import write_labels
 from ..io.nifti import is_nifti
+from ..io.outputs import check_output
 from .layers import stack_from_layer
 
 
@@ -23,4 +24,7 @@ def write_labels_layer(path: str, data, meta: dict) -> list[str]:
         fmt = "nifti"
     else:
         fmt = "png"
+    # napari's save dialog has asked before replacing an existing path; inputs and data
+    # sets are refused all the same
+    check_output(target, (stack.source, stack.label_source), overwrite=True)
     return [str(p) for p in write_labels(stack, target, fmt=fmt)]
