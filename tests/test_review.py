@@ -59,11 +59,13 @@ def test_queue_decisions_undo_redo_and_save(phantom_folder, phantom, tmp_path):
 def test_union_and_intersection(phantom_folder, phantom):
     stack = read_stack(phantom_folder)
     prop = np.zeros(stack.shape, bool)
-    prop[0, 60:70, 60:70] = True
+    prop[0, :, : stack.shape[2] // 2] = stack.spec.myocardium_mask(stack.labels[0])[
+        :, : stack.shape[2] // 2
+    ]  # half of the myocardium
     session = ReviewSession(stack, prop, _rows(stack, [0]))
     session.decide(0, "union")
     scar = stack.spec.scar_mask(session.labels[0])
-    assert scar[60:70, 60:70].all() and (scar | prop[0]).sum() == scar.sum()
+    assert prop[0].any() and (scar | prop[0]).sum() == scar.sum()
     session.undo()
     session.decide(0, "intersection")
     assert not (stack.spec.scar_mask(session.labels[0]) & ~prop[0]).any()
@@ -87,3 +89,42 @@ def test_restore_after_a_crash(phantom_folder, phantom, tmp_path):
     assert restored.queue() == [4] and [d.action for d in restored.decisions] == ["accept"]
     other = read_stack(phantom_folder).subset([0, 1])
     assert ReviewSession.restore(other, truth_scar[:2], _rows(other, []), autosave) is None
+
+
+def test_accept_changes_scar_only_on_multiclass_labels(tmp_path):
+    """EMIDEC-style labels (1 blood pool, 2 myocardium, 3 scar, 4 no-reflow): accepting a
+    proposal shifted by 6 px keeps no-reflow, blood pool, background and the myocardium's
+    extent; scar outside the myocardium is left out unless the annotator allows it."""
+    from napari_yolosam.labelspec import LabelSpec
+    from napari_yolosam.stack import Stack
+
+    yy, xx = np.mgrid[:96, :96]
+    r = np.hypot(yy - 48, xx - 48)
+    labels = np.zeros((96, 96), np.uint8)
+    labels[r < 30] = 2
+    labels[r < 20] = 1
+    wedge = (r >= 20) & (r < 30) & (xx > 58)
+    labels[wedge] = 3
+    labels[wedge & (r < 24) & (np.abs(yy - 48) < 4)] = 4
+    stack = Stack(
+        images=np.zeros((1, 96, 96), np.float32),
+        labels=labels[None].copy(),
+        names=["Case_P001_slice000.png"],
+        spec=LabelSpec.emidec(),
+    )
+    proposal = np.roll(stack.scar(), 6, axis=2)  # into the background on the right
+    session = ReviewSession(stack, proposal, _rows(stack, [0]))
+    decision = session.decide(0, "accept")
+    new = session.labels[0]
+    assert (new == 4).sum() == (labels == 4).sum() > 0, "no-reflow kept"
+    assert (new == 1).sum() == (labels == 1).sum() and (new == 0).sum() == (labels == 0).sum()
+    assert np.isin(new, (2, 3, 4)).sum() == np.isin(labels, (2, 3, 4)).sum(), "myocardium kept"
+    assert not (np.isin(new, (3, 4)) & ~np.isin(labels, (2, 3, 4))).any(), "scar inside"
+    assert decision.after["outside_myocardium_px"] > 0
+    assert decision.after["outside_myocardium"] == "left out"
+    session.undo()
+    allowed = session.decide(0, "accept", allow_outside=True)
+    assert allowed.after["outside_myocardium"] == "kept"
+    assert (np.isin(session.labels[0], (3, 4)) & (labels == 0)).sum() == allowed.after[
+        "outside_myocardium_px"
+    ] - (proposal[0] & (labels == 1)).sum()

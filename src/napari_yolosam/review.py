@@ -140,17 +140,32 @@ class ReviewSession:
             else self.stack.spec.scar[0]
         )
 
-    def _with_scar(self, index: int, scar: np.ndarray) -> np.ndarray:
-        """Slice ``index``'s labels with the scar replaced by ``scar`` (anatomy kept)."""
+    def _with_scar(
+        self, index: int, scar: np.ndarray, allow_outside: bool = False
+    ) -> tuple[np.ndarray, int]:
+        """Slice ``index``'s labels with the scar replaced by ``scar``, and the number of
+        ``scar`` pixels outside the labelled myocardium.
+
+        Only scar changes: pixels that leave the scar become healthy myocardium, new
+        ones take the scar value; no-reflow stays (it changes only by a hand edit),
+        and so do blood pool, background and the myocardium's extent. Scar outside the
+        myocardium is left out unless ``allow_outside`` (the annotator confirmed it).
+        Label sets without myocardium take ``scar`` as it is.
+        """
         spec = self.stack.spec
         labels = self.labels[index].copy()
         old = spec.scar_mask(labels)
-        healthy = (
-            spec.myocardium[0] if spec.myocardium and spec.myocardium[0] not in spec.scar else 0
-        )
-        labels[old] = healthy
-        labels[scar] = self._scar_value()
-        return labels
+        if not spec.has_myocardium:
+            labels[old & ~scar] = 0
+            labels[scar] = self._scar_value()
+            return labels, 0
+        myocardium = spec.myocardium_mask(labels)
+        outside = int((scar & ~myocardium).sum())
+        target = scar if allow_outside else scar & myocardium
+        healthy = next((v for v in spec.myocardium if v not in spec.scar), 0)
+        labels[old & ~target & ~spec.no_reflow_mask(labels)] = healthy
+        labels[target & ~old] = self._scar_value()
+        return labels, outside
 
     def _metrics(self, index: int, labels: np.ndarray) -> dict:
         scar = self.stack.spec.scar_mask(labels)
@@ -159,37 +174,47 @@ class ReviewSession:
             "dice_vs_proposal": dice(scar, self.proposals[index]),
         }
 
-    def decide(self, index: int, action: str, edited: np.ndarray | None = None) -> Decision:
+    def decide(
+        self,
+        index: int,
+        action: str,
+        edited: np.ndarray | None = None,
+        allow_outside: bool = False,
+    ) -> Decision:
         """Apply a decision to slice ``index`` and mark it reviewed.
 
         ``accept``: the proposal becomes the scar; ``keep``: the label stays;
         ``union`` / ``intersection`` of label and proposal; ``edit``: the
-        slice's labels become ``edited`` (hand-painted in napari).
+        slice's labels become ``edited`` (hand-painted in napari). Accept, union
+        and intersection change scar only and keep it inside the labelled
+        myocardium unless ``allow_outside``; the decision records how many
+        proposed pixels lay outside (``after["outside_myocardium_px"]``).
         """
         if action not in ACTIONS:
             raise ValueError(f"unknown action {action!r}; choose from {ACTIONS}")
         current = self.labels[index]
         scar = self.stack.spec.scar_mask(current)
         proposal = self.proposals[index]
-        if action == "accept":
-            new = self._with_scar(index, proposal)
+        combined = {"accept": proposal, "union": scar | proposal, "intersection": scar & proposal}
+        outside = 0
+        if action in combined:
+            new, outside = self._with_scar(index, combined[action], allow_outside)
         elif action == "keep":
             new = current.copy()
-        elif action == "union":
-            new = self._with_scar(index, scar | proposal)
-        elif action == "intersection":
-            new = self._with_scar(index, scar & proposal)
         else:
             if edited is None or edited.shape != current.shape:
                 raise ValueError("an edit needs the slice's edited labels of the same shape")
             new = np.asarray(edited, current.dtype)
+        after = {**self._metrics(index, new), "outside_myocardium_px": outside}
+        if outside:
+            after["outside_myocardium"] = "kept" if allow_outside else "left out"
         decision = Decision(
             index,
             self.stack.names[index],
             action,
             time.time(),
             self._metrics(index, current),
-            self._metrics(index, new),
+            after,
             dict(self.models),
         )
         self._undo.append((decision, current.copy()))

@@ -278,7 +278,10 @@ class ReviewWidget(Container):
         following = session.next_slice(None)
         if following is not None:
             self.go_to(following)
-        self.status.value = f"{decision.image}: {action}; {len(session.queue())} left"
+        outside = decision.after.get("outside_myocardium_px", 0)
+        self.status.value = f"{decision.image}: {action}; {len(session.queue())} left" + (
+            f"; {outside} proposed px outside the myocardium left out" if outside else ""
+        )
         return decision
 
     def _sync_labels(self, index: int) -> None:
