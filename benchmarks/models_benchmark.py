@@ -198,6 +198,8 @@ def main() -> None:
     parser.add_argument("--n-range", type=float, nargs=2, default=(2.0, 6.0))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cases", type=int, help="only the first N patients (a smoke run)")
+    parser.add_argument("--max-folds", type=int, default=2, help="judge only the first k folds")
+    parser.add_argument("--tag", default="", help="suffix of the report's file name")
     parser.add_argument(
         "--reuse", action="store_true", help="judge the models already trained in OUT again"
     )
@@ -223,7 +225,7 @@ def main() -> None:
     embed_minutes = round((time.time() - started) / 60, 1)
     report = {"args": vars(args), "embedding_minutes": embed_minutes, "folds": []}
     rows: dict[str, list] = {}
-    for f, audit_cases in enumerate(folds):
+    for f, audit_cases in enumerate(folds[: args.max_folds]):
         train_idx = [i for i, c in enumerate(stack.cases) if c not in audit_cases]
         audit_idx = [i for i, c in enumerate(stack.cases) if c in audit_cases]
         run, train_stack = out / f"fold{f}", noisy_stack.subset(train_idx)
@@ -243,7 +245,7 @@ def main() -> None:
     report["audit"] = {k: audit_scores(v) for k, v in rows.items() if v}
     report["minutes"] = round((time.time() - started) / 60, 1)
     out.mkdir(parents=True, exist_ok=True)
-    name = "benchmark-reuse.json" if args.reuse else "benchmark.json"
+    name = f"benchmark{'-reuse' if args.reuse else ''}{args.tag}.json"
     (out / name).write_text(json.dumps(report, indent=1, default=float))
     print(json.dumps(report["audit"], indent=1))
 

@@ -128,7 +128,9 @@ def test_tiny_sam_learns_on_phantom(tmp_path):
     val_idx = [i for i, c in enumerate(phantom.stack.cases) if c in val_cases]
     seg = Segmenter.build("tiny", seed=0)
     before = validate(seg, phantom.stack, val_idx)
-    config = SamTrainConfig(epochs=14, batch_size=8, lr=1e-3, val_cases=tuple(val_cases), seed=0)
+    config = SamTrainConfig(  # boxes alone (clicks: test_points_and_devices)
+        epochs=14, batch_size=8, lr=1e-3, val_cases=tuple(val_cases), seed=0, click_share=0.0
+    )
     result = drive(train_segmenter(phantom.stack, seg, config, tmp_path))
     last = result.history[-1]
     print(

@@ -60,7 +60,7 @@ class SamTrainConfig:
     iou_weight: float = 0.1
     augmentation: Augmentation = field(default_factory=Augmentation)
     negative_fraction: float = 0.25
-    click_share: float = 0.5  # share of steps whose boxes come with a +/- click from the target
+    click_share: float = 0.25  # share of steps whose boxes come with a +/- click from the target
     myocardium: bool = True
     scar_free_share: float = 1.0  # share of the scar-free slices drawn each epoch
     lv_prompts: bool = True  # scar from a box round the LV too (labels with myocardium)
@@ -280,6 +280,7 @@ def train_segmenter(
     for epoch in range(start_epoch, config.epochs):
         started = time.time()
         rng = np.random.default_rng([config.seed, epoch, rank])
+        click_rng = np.random.default_rng([config.seed, epoch, rank, 7])  # its own stream
         items = build_items(
             stack,
             train_idx,
@@ -304,7 +305,7 @@ def train_segmenter(
         losses = []
         for step in range(steps_per_epoch):
             batch = shard[step * config.batch_size : (step + 1) * config.batch_size]  # slices
-            clicked = bool(rng.random() < config.click_share)  # as an annotator's +/- clicks
+            clicked = bool(click_rng.random() < config.click_share)  # as an annotator's clicks
             samples = [
                 sample
                 for group in batch
