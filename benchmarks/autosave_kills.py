@@ -124,7 +124,13 @@ def main() -> None:
 
     out = Path(args.out)
     data = save_phantom(make_phantom(n_slices=6, n_cases=3, shape=(128, 128)), out / "data")
-    results = [trial(data, out / f"autosave{k}", seed=k) for k in range(args.trials)]
+    results = []
+    for k in range(args.trials):  # one line per trial, so that a cut-short run still reports
+        results.append(trial(data, out / f"autosave{k}", seed=k))
+        print(
+            json.dumps({"trial": k, "consistent": results[-1][0], "detail": results[-1][1]}),
+            flush=True,
+        )
     good = sum(ok for ok, _ in results)
     failures = [why for ok, why in results if not ok]
     print(json.dumps({"trials": len(results), "consistent": good, "failures": failures[:10]}))

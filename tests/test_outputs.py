@@ -100,3 +100,22 @@ def test_a_killed_result_leaves_the_old_folder_and_is_cleaned_next_time(tmp_path
     with staged_folder(out) as folder:
         (folder / "summary.csv").write_text("new")
     assert (out / "summary.csv").read_text() == "new" and not stale.exists()
+
+
+def test_half_written_files_of_a_killed_run_are_removed_next_time(tmp_path):
+    from napari_yolosam.embeddings import EmbeddingCache
+    from napari_yolosam.io.atomic import remove_partials
+
+    run = tmp_path / "run"
+    run.mkdir()
+    stale = run / ".segmenter_last.k3j2.part.pth"
+    stale.write_bytes(b"\0" * 4096)  # a SIGKILL during torch.save leaves this
+    (run / "segmenter_last.pth").write_bytes(b"kept")
+    assert remove_partials(run) == [stale] and not stale.exists()
+    assert (run / "segmenter_last.pth").read_bytes() == b"kept"
+    cache = tmp_path / "cache" / "abc"
+    cache.mkdir(parents=True)
+    (cache / ".x.1234.part.npy").write_bytes(b"\0" * 10)
+    (cache / "x.npy").write_bytes(b"\0" * 10)
+    EmbeddingCache(disk_dir=tmp_path / "cache")
+    assert sorted(p.name for p in cache.iterdir()) == ["x.npy"]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io.atomic import atomic_write
+from .io.atomic import atomic_write, remove_partials
 
 #: What the cache holds per slice: the image embedding, or the features entering
 #: the encoder's neck (for neck training; the embedding follows from them cheaply).
@@ -63,6 +63,8 @@ class EmbeddingCache:
         self.max_bytes = int(max_bytes)
         self.disk_dir = None if disk_dir is None else Path(disk_dir)
         self.max_disk_bytes = int(max_disk_bytes)
+        if self.disk_dir is not None:
+            remove_partials(self.disk_dir, recursive=True)  # left by a killed writer
         self._memory: OrderedDict[str, np.ndarray] = OrderedDict()
         self._bytes = 0
         self.stats = CacheStats()

@@ -42,6 +42,19 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
+def remove_partials(folder: str | Path, recursive: bool = False) -> list[Path]:
+    """Delete the temporary files a killed :func:`atomic_path` left in ``folder``
+    (``.NAME.XXXX.partSUFFIX``); returns what was removed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    pattern = "**/.*.part*" if recursive else ".*.part*"
+    stale = [p for p in folder.glob(pattern) if p.is_file() and ".part" in p.name]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     """Call ``write(tmp_path)`` and move the result onto ``path`` atomically."""
     with atomic_path(path) as tmp:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..defaults import default_segmenter
 from ..detector import Detector
-from ..io.atomic import atomic_write_text
+from ..io.atomic import atomic_write_text, remove_partials
 from ..io.outputs import check_output
 from ..progress import Progress
 from ..segmenter import Segmenter
@@ -128,6 +128,7 @@ def train(
     )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    remove_partials(out)  # half-written checkpoints of a killed run
     config = sam_config or SamTrainConfig(epochs=epochs)
     sam_device = torch_device(device)
     train_cases, val_cases = split_cases(
