@@ -67,8 +67,10 @@ def consistent(data: Path, autosave: Path) -> tuple[bool, str]:
     from napari_yolosam import review_store
 
     stack, session = session_for(data, autosave, fresh=False)
-    if session is None:
-        return False, "nothing restored"
+    if session is None:  # killed before the first commit: nothing saved, nothing logged
+        logged = review_store.read_log(autosave / review_store.LOG)
+        state = (autosave / review_store.STATE).exists()
+        return not logged and not state, "no decision committed before the kill"
     last = {}
     for decision in session.decisions:
         last[decision.slice] = decision

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io.atomic import atomic_write, atomic_write_text
+from .io.atomic import atomic_write, atomic_write_text, remove_partials
 
 STATE = "state.npz"
 LOG = "decisions.jsonl"
@@ -76,6 +76,7 @@ def save_state(folder: Path, key: str, state: SavedState, entry: dict) -> None:
 def load_state(folder: Path, key: str, shape: tuple[int, ...]) -> SavedState | None:
     """The autosaved state of the stack ``key`` in ``folder`` (``None``: none, or another
     stack's); the readable log is rewritten to match it."""
+    remove_partials(folder)  # a state half-written when the session was killed
     if not (folder / STATE).exists():
         return _load_legacy(folder, key, shape)
     with np.load(folder / STATE, allow_pickle=False) as data:
