@@ -97,6 +97,16 @@ def read_metrics(path: Path) -> list[dict]:
         ]
 
 
+def _run_folder(out: str | Path, stack: Stack, reuse: bool) -> Path:
+    """The checked run folder (an earlier run only with resume/overwrite), without the
+    half-written files a killed run left."""
+    check_output(out, (stack.source, stack.label_source), reuse, "--resume or --overwrite")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    remove_partials(out)
+    return out
+
+
 def train(
     stack: Stack,
     out: str | Path,
@@ -123,12 +133,7 @@ def train(
     it is continued only with ``resume`` and replaced only with ``overwrite``; the data
     set's own folders are never used.
     """
-    check_output(
-        out, (stack.source, stack.label_source), overwrite or resume, "--resume or --overwrite"
-    )
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    remove_partials(out)  # half-written checkpoints of a killed run
+    out = _run_folder(out, stack, overwrite or resume)
     config = sam_config or SamTrainConfig(epochs=epochs)
     sam_device = torch_device(device)
     train_cases, val_cases = split_cases(
