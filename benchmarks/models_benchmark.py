@@ -74,9 +74,35 @@ def run_propose(stack, segmenter, detector, cache, **kwargs):
     return drive(propose(stack, segmenter, detector, cache=cache, **kwargs))
 
 
-def judge(stack, expert, segmenter, detector, cache) -> tuple[dict, dict]:
-    """Every figure of one fold's audit half for one segmenter; per-slice rows for the audit."""
+def audit_rows(stack, expert, proposals, label_dice, has_expert) -> tuple[dict, dict]:
+    """The audit of ``proposals``: figures on flagged slices and per-slice rows for AUROC."""
     from napari_yolosam.audit import audit
+    from napari_yolosam.audit.metrics import dice
+
+    noisy = stack.scar()
+    result = audit(stack, proposals)
+    quality = np.array([r["quality"] for r in result.rows])
+    flagged = np.array([bool(r["flag"]) for r in result.rows])
+    offered = np.array([dice(proposals.slices[k].mask, expert[k]) for k in range(len(stack))])
+    # judge only what can be judged: a slice where expert and label are both empty has no error
+    judged = flagged & (has_expert | noisy.any(axis=(1, 2)))
+    figures = {
+        "flagged": int(flagged.sum()),
+        "flagged_offered_dice": mean(offered[judged]),
+        "flagged_label_dice": mean(label_dice[judged]),
+        "median_labelled_agreement": result.summary["median_labelled_agreement"],
+    }
+    rows = {"quality": quality, "label_dice": label_dice, "labelled": noisy.any(axis=(1, 2))}
+    return figures, {"rows": rows, "judged": judged}
+
+
+def judge(stack, expert, segmenter, detector, cache, intensity: bool) -> tuple[dict, dict]:
+    """Every figure of one fold's audit half for one segmenter; per-slice rows for the audit.
+
+    With ``intensity`` the end-to-end and audited proposals are measured
+    twice: as before, and with SAM prompted by the myocardium's enhanced
+    regions too (``propose(intensity=True)``), so the table shows what it adds.
+    """
     from napari_yolosam.audit.metrics import dice
 
     noisy = stack.scar()
@@ -86,41 +112,35 @@ def judge(stack, expert, segmenter, detector, cache) -> tuple[dict, dict]:
         "sam_expert_boxes": expert_box_dice(segmenter, stack, expert, cache),
         "labels_dice": mean(label_dice[has_expert]),
     }
-    label_only = run_propose(stack, segmenter, None, cache)
-    figures["label_prompted_dice"] = proposal_dice(label_only, expert)
-    anatomy = None
+    candidates = {"label_prompted": run_propose(stack, segmenter, None, cache)}
+    figures["label_prompted_dice"] = proposal_dice(candidates["label_prompted"], expert)
+    variants = [False, True] if intensity else [False]
     if detector is not None:
         blind = stack.with_labels(None)
-        figures["end_to_end"] = proposal_dice(
-            run_propose(blind, segmenter, detector, cache), expert
-        )
+        for extra in variants:
+            tag = "_intensity" if extra else ""
+            figures["end_to_end" + tag] = proposal_dice(
+                run_propose(blind, segmenter, detector, cache, intensity=extra), expert
+            )
         figures["end_to_end_lv"] = proposal_dice(
             run_propose(blind, segmenter, detector, cache, lv_scar=True), expert
         )
         # scar from the detector's LV box alone: independent of the label and of scar boxes
-        anatomy = run_propose(blind, segmenter, detector, cache, lv_scar=True, scar_boxes=False)
-        figures["end_to_end_anatomy"] = proposal_dice(anatomy, expert)
-    proposals = run_propose(stack, segmenter, detector, cache)  # what `yolosam audit` proposes
-    result = audit(stack, proposals)
-    quality = np.array([r["quality"] for r in result.rows])
-    flagged = np.array([bool(r["flag"]) for r in result.rows])
-    offered = np.array([dice(proposals.slices[k].mask, expert[k]) for k in range(len(stack))])
-    # judge only what can be judged: a slice where expert and label are both empty has no error
-    judged = flagged & (has_expert | noisy.any(axis=(1, 2)))
-    for name, candidate in (("label_prompted", label_only), ("anatomy", anatomy)):
-        if candidate is not None:
-            scores = [dice(candidate.slices[k].mask, expert[k]) for k in range(len(stack))]
-            figures[f"flagged_{name}_dice"] = mean(np.array(scores)[judged])
-    figures.update(
-        {
-            "flagged": int(flagged.sum()),
-            "flagged_offered_dice": mean(offered[judged]),
-            "flagged_label_dice": mean(label_dice[judged]),
-            "median_labelled_agreement": result.summary["median_labelled_agreement"],
-        }
-    )
-    rows = {"quality": quality, "label_dice": label_dice, "labelled": noisy.any(axis=(1, 2))}
-    return figures, rows
+        candidates["anatomy"] = run_propose(
+            blind, segmenter, detector, cache, lv_scar=True, scar_boxes=False
+        )
+        figures["end_to_end_anatomy"] = proposal_dice(candidates["anatomy"], expert)
+    rows = {}
+    for extra in variants:  # what `yolosam audit` proposes, and judges the labels with
+        tag = "_intensity" if extra else ""
+        proposals = run_propose(stack, segmenter, detector, cache, intensity=extra)
+        audited, rows[tag] = audit_rows(stack, expert, proposals, label_dice, has_expert)
+        figures.update({k + tag: v for k, v in audited.items()})
+    judged = rows[""]["judged"]
+    for name, candidate in candidates.items():
+        scores = [dice(candidate.slices[k].mask, expert[k]) for k in range(len(stack))]
+        figures[f"flagged_{name}_dice"] = mean(np.array(scores)[judged])
+    return figures, {tag: value["rows"] for tag, value in rows.items()}
 
 
 def audit_scores(rows: list[dict]) -> dict:
@@ -201,6 +221,12 @@ def main() -> None:
     parser.add_argument("--max-folds", type=int, default=2, help="judge only the first k folds")
     parser.add_argument("--tag", default="", help="suffix of the report's file name")
     parser.add_argument(
+        "--intensity", action="store_true", help="measure intensity-region prompts too"
+    )
+    parser.add_argument(
+        "--skip-zero-shot", action="store_true", help="judge fine-tuned models only"
+    )
+    parser.add_argument(
         "--reuse", action="store_true", help="judge the models already trained in OUT again"
     )
     args = parser.parse_args()
@@ -232,13 +258,14 @@ def main() -> None:
         detector, detector_minutes = train_detector(train_stack, run, args.detector_epochs)
         sub, expert = noisy_stack.subset(audit_idx), expert_all[audit_idx]
         fold = {"fold": f, "detector_minutes": detector_minutes}
-        models = {"zero_shot": (pretrained, {})}
+        models = {} if args.skip_zero_shot else {"zero_shot": (pretrained, {})}
         for mode in args.modes:
             models[mode] = fine_tune(train_stack, run, mode, args, cache)
         for key, (model, info) in models.items():
-            fold[key], fold_rows = judge(sub, expert, model, detector, cache)
+            fold[key], fold_rows = judge(sub, expert, model, detector, cache, args.intensity)
             fold[key].update({k: v for k, v in info.items() if k != "history"})
-            rows.setdefault(key, []).append(fold_rows)
+            for tag, tag_rows in fold_rows.items():
+                rows.setdefault(key + tag, []).append(tag_rows)
             print(key, json.dumps(fold[key]), flush=True)
         fold["encoder_passes"] = cache.stats.encoded
         report["folds"].append(fold)

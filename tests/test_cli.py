@@ -80,3 +80,15 @@ def test_convert_refuses_original_masks(tmp_path, capsys):
     )
     assert main(["convert", str(tmp_path / "ph"), "--out", str(tmp_path / "ph/masks")]) == 2
     assert "would write over the input" in capsys.readouterr().err
+
+
+def test_embed_encodes_each_slice_once_and_skips_cached_ones(phantom_folder, tmp_path, capsys):
+    cache = tmp_path / "cache"
+    args = ["embed", "--images", str(phantom_folder), "--segmenter", "tiny", "--cache", str(cache)]
+    assert main([*args, "--first", "2"]) == 0
+    n = len(read_stack(phantom_folder))
+    assert f"{n} slices: {n} encoded now, 0 already cached" in capsys.readouterr().out
+    files = sorted(cache.glob("*/*.npy"))
+    assert len(files) == n and all(np.load(f).dtype == np.float16 for f in files)
+    assert main(args) == 0
+    assert f"0 encoded now, {n} already cached" in capsys.readouterr().out

@@ -127,3 +127,74 @@ def test_trunk_features_serve_the_embedding_and_neck_training(phantom, tmp_path)
     tuned = fresh.get(seg, image)
     assert fresh.stats.encoded == 0 and fresh.stats.disk_hits == 1
     torch.testing.assert_close(tuned, seg.neck(trunk), atol=2e-2, rtol=2e-2)
+
+
+def test_slice_order_starts_in_view_and_goes_outward():
+    from napari_yolosam.embeddings import slice_order
+
+    assert slice_order(5, 2) == [2, 3, 1, 4, 0]
+    assert slice_order(4, 0) == [0, 1, 2, 3]
+    assert slice_order(3, 9) == [2, 1, 0]
+    assert slice_order(0, 0) == []
+
+
+def test_one_encoder_pass_per_slice_through_the_whole_workflow(
+    tiny_segmenter, tiny_detector, phantom, tmp_path
+):
+    """embed (slice in view first) -> propose -> audit -> review prompts -> decoder fine-tuning
+    -> proposals with the tuned decoder -> a restart: one encoder pass per slice, never more."""
+    from napari_yolosam.audit import audit
+    from napari_yolosam.embeddings import embed_stack
+    from napari_yolosam.progress import drive
+    from napari_yolosam.proposals import prompt_slice, propose
+    from napari_yolosam.training.sam import SamTrainConfig, train_segmenter
+
+    seg = Segmenter.build("tiny", seed=5)
+    seg.random_encoder = False  # stands for a pretrained encoder: decoder-only fine-tuning
+    stack = phantom.stack
+    n = len(stack)
+    cache = EmbeddingCache(disk_dir=tmp_path / "cache")
+    work = embed_stack(seg, list(stack.images), cache, first=3)
+    first = next(work)
+    assert first.message == "3" and first.values["encoded"] == 1
+    assert cache.contains(seg, stack.images[3]) and not cache.contains(seg, stack.images[0])
+    assert drive(work) == n, "every slice encoded once, the one in view first"
+    proposals = drive(propose(stack, seg, tiny_detector, cache=cache, conf=0.001))
+    audit(stack, proposals)
+    box = np.array([[20, 20, 90, 90]], np.float32)
+    prompt_slice(seg, cache, stack.images[2], boxes=box)
+    config = SamTrainConfig(
+        epochs=1, batch_size=4, mode="decoder", val_fraction=0.25, max_steps_per_epoch=2
+    )
+    drive(train_segmenter(stack, seg, config, tmp_path / "run", cache=cache))
+    drive(propose(stack, seg, tiny_detector, cache=cache, conf=0.001))
+    assert cache.stats.encoded == n, "one encoder pass per slice"
+    restarted = EmbeddingCache(disk_dir=tmp_path / "cache")
+    assert drive(embed_stack(seg, list(stack.images), restarted)) == 0
+    assert restarted.stats.disk_hits == n
+    other = Segmenter.build("tiny", seed=6)  # another model: its own embeddings
+    assert drive(embed_stack(other, list(stack.images), restarted)) == n
+
+
+def test_threads_wait_for_a_slice_being_encoded(tiny_segmenter, phantom):
+    import threading
+    import time
+
+    class Slow(CountingSegmenter):
+        def encode(self, image):
+            time.sleep(0.3)
+            return super().encode(image)
+
+    seg = Slow(tiny_segmenter)
+    cache = EmbeddingCache()
+    image = phantom.stack.images[0]
+    results = []
+    threads = [
+        threading.Thread(target=lambda: results.append(cache.get(seg, image))) for _ in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seg.calls == 1 and cache.stats.encoded == 1 and len(results) == 3
+    assert all(np.array_equal(r.numpy(), results[0].numpy()) for r in results)

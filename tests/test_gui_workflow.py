@@ -210,3 +210,29 @@ def test_confidence_is_validated_by_default(workflow, qtbot, monkeypatch):
     qtbot.waitUntil(lambda: len(seen) == 2, timeout=60000)
     assert seen == [None, 0.3]
     qtbot.waitUntil(lambda: not widget.worker.is_running, timeout=60000)
+
+
+def test_embed_stack_in_the_background_slice_in_view_first(workflow, qtbot):
+    from napari_yolosam.widgets._stack_from_layers import stack_from_viewer
+
+    viewer, flow = workflow
+    widget = flow.proposals
+    widget.detector_spec.value = "none"
+    stack = stack_from_viewer(viewer)
+    n = len(stack)
+    viewer.dims.set_current_step(0, 5)
+    _, segmenter = widget.models()
+    encode, order = segmenter.encode, []
+    segmenter.encode = lambda image: (order.append(image), encode(image))[1]
+    timer, ticks = _ticks(qtbot)
+    widget.embed()
+    qtbot.waitUntil(lambda: "embedded" in widget.status.value, timeout=60000)
+    timer.stop()
+    assert ticks["n"] > 3, "the event loop kept running while embedding"
+    assert len(order) == n and np.array_equal(order[0], stack.images[5]), "slice in view first"
+    assert np.array_equal(order[1], stack.images[6]), "then its neighbours"
+    assert widget.cache.stats.encoded == n and f"{n} slice(s) encoded" in widget.status.value
+    assert len(list(widget.cache.disk_dir.glob("*/*.npy"))) == n, "kept on disk"
+    widget.propose(current_only=True)
+    qtbot.waitUntil(lambda: "scar proposal" in viewer.layers, timeout=60000)
+    assert widget.cache.stats.encoded == n, "proposals read the embeddings: no second pass"

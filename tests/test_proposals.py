@@ -189,3 +189,45 @@ def test_neighbour_box_carried(tiny_segmenter, tiny_detector, phantom, monkeypat
         "neighbour"
     ]
     assert proposals.slices[2].sources == [], "only a real detection is carried on"
+
+
+def test_intensity_boxes_find_enhanced_myocardium(phantom):
+    from napari_yolosam.proposals import intensity_boxes
+
+    stack = phantom.stack
+    truth = phantom.truth
+    for i in range(len(stack)):
+        labels = truth[i]
+        myo = stack.spec.myocardium_mask(labels)
+        scar = stack.spec.scar_mask(labels)
+        boxes = intensity_boxes(stack.images[i], myo, stack.spec.blood_pool_mask(labels))
+        if scar.sum() >= 50:  # a bright scar in a nulled myocardium is boxed
+            covered = np.zeros_like(scar)
+            for x0, y0, x1, y1 in boxes.astype(int):
+                covered[y0 : y1 + 1, x0 : x1 + 1] = True
+            assert (covered & scar).sum() >= 0.8 * scar.sum(), i
+    assert intensity_boxes(stack.images[0], np.zeros(stack.shape[1:], bool)).shape == (0, 4)
+
+
+def test_intensity_prompts_come_from_the_image_not_the_label(tiny_segmenter, phantom):
+    from napari_yolosam.proposals import INDEPENDENT_SOURCES, intensity_boxes
+
+    # the label's scar erased: label prompts vanish, intensity prompts remain
+    labels = phantom.truth.copy()
+    labels[np.isin(labels, (3, 4))] = 2
+    stack = phantom.stack.with_labels(labels)
+    plain = drive(propose(stack, tiny_segmenter, None, indices=[0, 1]))
+    found = drive(propose(stack, tiny_segmenter, None, indices=[0, 1], intensity=True))
+    assert "intensity" in INDEPENDENT_SOURCES
+    for i in (0, 1):
+        assert plain.slices[i].sources == []
+        sp = found.slices[i]
+        expected = intensity_boxes(stack.images[i], stack.myocardium()[i], labels[i] == 1)
+        assert sp.sources == ["intensity"] * len(expected)
+        np.testing.assert_allclose(sp.boxes, expected)
+        # scar is kept to the label's myocardium (dilated 2 px), not the model's
+        from scipy import ndimage as ndi
+
+        allowed = ndi.binary_dilation(stack.myocardium()[i], iterations=2)
+        assert not (sp.mask & ~allowed).any()
+    assert found.settings["intensity"] is True and plain.settings["intensity"] is False

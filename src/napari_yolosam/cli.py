@@ -96,6 +96,26 @@ def cmd_phantom(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_embed(args: argparse.Namespace) -> int:
+    from .embeddings import EmbeddingCache, embed_stack
+    from .paths import cache_dir
+    from .progress import cli_progress, drive
+    from .segmenter import Segmenter
+
+    stack = read_stack(args.images, spec=spec_from_args(args))
+    segmenter = Segmenter.from_spec(args.segmenter, device=args.device)
+    folder = Path(args.cache) if args.cache else cache_dir("embeddings")
+    cache = EmbeddingCache(disk_dir=folder)
+    images = [stack.crop(i, stack.images[i]) for i in range(len(stack))]
+    work = embed_stack(segmenter, images, cache, args.first, names=stack.names)
+    passes = drive(work, cli_progress())
+    print(
+        f"{len(stack)} slices: {passes} encoded now, {len(stack) - passes} already cached "
+        f"({segmenter.name}; cache {folder})"
+    )
+    return 0
+
+
 def cmd_propose(args: argparse.Namespace) -> int:
     from .embeddings import EmbeddingCache
     from .paths import cache_dir
@@ -117,6 +137,7 @@ def cmd_propose(args: argparse.Namespace) -> int:
         use_labels=not args.no_label_prompts,
         carry_neighbour=args.carry_neighbour,
         lv_scar=args.lv_scar,
+        intensity=args.intensity,
     )
     proposals = drive(work, cli_progress())
     save_proposals(proposals, stack, args.out, overwrite=args.overwrite)
@@ -315,7 +336,15 @@ def cmd_audit(args: argparse.Namespace) -> int:
         detector, segmenter = load_models(args)
         cache = EmbeddingCache(disk_dir=cache_dir("embeddings"))
         proposals = drive(
-            propose(stack, segmenter, detector, cache=cache, conf=args.conf, lv_scar=args.lv_scar),
+            propose(
+                stack,
+                segmenter,
+                detector,
+                cache=cache,
+                conf=args.conf,
+                lv_scar=args.lv_scar,
+                intensity=args.intensity,
+            ),
             cli_progress(),
         )
     config = AuditConfig(

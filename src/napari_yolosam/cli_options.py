@@ -150,7 +150,7 @@ def write_csv(path: str | Path, rows: list[dict], columns) -> None:
 
 
 def add_detector_prompt_options(parser: argparse.ArgumentParser) -> None:
-    """``--conf`` (detector thresholds) and ``--lv-scar`` (scar from the LV box too)."""
+    """``--conf`` (detector thresholds), ``--lv-scar`` and ``--intensity`` (more scar prompts)."""
     parser.add_argument(
         "--conf",
         type=float,
@@ -161,4 +161,10 @@ def add_detector_prompt_options(parser: argparse.ArgumentParser) -> None:
         "--lv-scar",
         action="store_true",
         help="prompt SAM for scar with the detector's LV box too (segmenters trained with LV boxes)",
+    )
+    parser.add_argument(
+        "--intensity",
+        action="store_true",
+        help="prompt SAM for scar with a box round each enhanced region of the myocardium too "
+        "(mean + 2 SD of the remote myocardium; the label's myocardium, else the proposed one)",
     )

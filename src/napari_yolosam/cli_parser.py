@@ -71,6 +71,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_command("cmd_boxes"))
 
     p = sub.add_parser(
+        "embed",
+        help="encode every slice once into the embedding cache (before proposing or review)",
+        description="Encode every slice of a stack with the segmenter's encoder and keep the "
+        "embeddings (float16) in the cache that propose, audit, review prompts and fine-tuning "
+        "read; slices already cached are skipped.",
+    )
+    p.add_argument("--images", required=True, help="any input the readers take")
+    p.add_argument("--series", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--segmenter",
+        default=default_segmenter(),
+        help=f"segmenter whose encoder runs (default: {default_segmenter()})",
+    )
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps (default: cpu)")
+    p.add_argument(
+        "--first", type=non_negative_int, default=0, help="slice encoded first (default: 0)"
+    )
+    p.add_argument(
+        "--cache",
+        help="cache folder (default: the user cache's embeddings/, which the other commands read)",
+    )
+    add_spec_options(p)
+    p.set_defaults(func=_command("cmd_embed"))
+
+    p = sub.add_parser(
         "propose",
         help="propose scar masks with YOLO boxes and SAM",
         description="Propose a scar mask for every slice: YOLO boxes (and label components) prompt SAM.",

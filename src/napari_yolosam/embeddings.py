@@ -5,18 +5,25 @@ fingerprint (architecture, preprocessing and encoder weights) and the
 preprocessing, so a changed image or model never reuses a stale embedding.
 Embeddings are stored as float16; memory use is bounded (least recently
 used entries are dropped first), and the disk store is bounded too.
+
+The cache is shared between threads (a background :func:`embed_stack` and
+the viewer's proposals): a slice being encoded by one thread is waited for
+by another, never encoded twice.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .io.atomic import atomic_write, remove_partials
+from .progress import Progress
 
 #: What the cache holds per slice: the image embedding, or the features entering
 #: the encoder's neck (for neck training; the embedding follows from them cheaply).
@@ -67,6 +74,9 @@ class EmbeddingCache:
             remove_partials(self.disk_dir, recursive=True)  # left by a killed writer
         self._memory: OrderedDict[str, np.ndarray] = OrderedDict()
         self._bytes = 0
+        self._disk_bytes: int | None = None  # measured on the first write
+        self._lock = threading.Lock()
+        self._pending: dict[str, threading.Event] = {}
         self.stats = CacheStats()
 
     def __len__(self) -> int:
@@ -90,35 +100,61 @@ class EmbeddingCache:
         ``segmenter`` (torch, float32), computed only on a miss.
 
         A missing embedding whose trunk features are cached comes from the encoder's
-        neck alone (after neck-only training the slow trunk never runs again).
+        neck alone (after neck-only training the slow trunk never runs again). A
+        slice another thread is encoding is waited for, not encoded again.
         """
         import torch
 
         key = self.key(segmenter, image, kind)
-        array = self._lookup(key)
-        if array is None:
-            trunk = None
-            if kind == "embedding" and self.contains(segmenter, image, "trunk"):
-                trunk = self.get(segmenter, image, "trunk")
-            if trunk is not None:  # the neck alone: cheap, kept in memory only
-                computed = segmenter.neck(trunk)
-            else:
-                computed = (
-                    segmenter.encode_trunk(image) if kind == "trunk" else segmenter.encode(image)
-                )
-                self.stats.encoded += 1
-            array = computed.detach().to("cpu", torch.float16).contiguous().numpy()
-            if trunk is None:
-                self._write_disk(key, array)
-            self._remember(key, array)
+        while True:
+            with self._lock:
+                array = self._lookup(key)
+                event = self._pending.get(key) if array is None else None
+                owner = array is None and event is None
+                if owner:
+                    event = self._pending[key] = threading.Event()
+            if array is not None:
+                break
+            if not owner:
+                event.wait()
+                continue
+            try:
+                array = self._compute(segmenter, image, kind, key)
+            finally:
+                with self._lock:
+                    self._pending.pop(key).set()
+            break
         return torch.from_numpy(array.astype(np.float32)).to(segmenter.device)
+
+    def _compute(self, segmenter, image: np.ndarray, kind: str, key: str) -> np.ndarray:
+        """Encode one slice (or run the neck on its cached trunk), store and return it."""
+        import torch
+
+        trunk = None
+        if kind == "embedding" and self.contains(segmenter, image, "trunk"):
+            trunk = self.get(segmenter, image, "trunk")
+        if trunk is not None:  # the neck alone: cheap, kept in memory only
+            computed = segmenter.neck(trunk)
+        else:
+            computed = (
+                segmenter.encode_trunk(image) if kind == "trunk" else segmenter.encode(image)
+            )
+        array = computed.detach().to("cpu", torch.float16).contiguous().numpy()
+        if trunk is None:
+            self._write_disk(key, array)
+        with self._lock:
+            if trunk is None:
+                self.stats.encoded += 1
+            self._remember(key, array)
+        return array
 
     def contains(self, segmenter, image: np.ndarray, kind: str = "embedding") -> bool:
         """Whether ``image`` is cached (memory or disk) for ``segmenter``."""
         key = self.key(segmenter, image, kind)
-        return key in self._memory or (
-            self._disk_path(key) is not None and self._disk_path(key).exists()
-        )
+        with self._lock:
+            if key in self._memory:
+                return True
+        return self._disk_path(key) is not None and self._disk_path(key).exists()
 
     def _lookup(self, key: str) -> np.ndarray | None:
         """A cached entry from memory, else from disk (remembered), else ``None``."""
@@ -135,8 +171,9 @@ class EmbeddingCache:
 
     def clear(self) -> None:
         """Drop the memory store (the disk store stays)."""
-        self._memory.clear()
-        self._bytes = 0
+        with self._lock:
+            self._memory.clear()
+            self._bytes = 0
 
     # -- internals -----------------------------------------------------------
     def _remember(self, key: str, array: np.ndarray) -> None:
@@ -171,9 +208,16 @@ class EmbeddingCache:
         if path is None:
             return
         atomic_write(path, lambda tmp: np.save(tmp, array, allow_pickle=False))
-        self._trim_disk()
+        with self._lock:
+            if self._disk_bytes is None:
+                self._disk_bytes = sum(p.stat().st_size for p in self.disk_dir.glob("*/*.npy"))
+            else:
+                self._disk_bytes += path.stat().st_size
+            if self._disk_bytes > self.max_disk_bytes:
+                self._trim_disk()
 
     def _trim_disk(self) -> None:
+        """Remove the oldest files until the store is within its bound (under the lock)."""
         files = sorted(self.disk_dir.glob("*/*.npy"), key=lambda p: p.stat().st_mtime)
         total = sum(p.stat().st_size for p in files)
         for path in files:
@@ -181,3 +225,44 @@ class EmbeddingCache:
                 break
             total -= path.stat().st_size
             path.unlink(missing_ok=True)
+        self._disk_bytes = total
+
+
+def embed_stack(
+    segmenter,
+    images: Sequence[np.ndarray],
+    cache: EmbeddingCache,
+    first: int = 0,
+    kind: str = "embedding",
+    names: Sequence[str] | None = None,
+) -> Generator[Progress, None, int]:
+    """Encode every slice once, the slice ``first`` first and then outward from it.
+
+    What the viewer shows is ready after one encoder pass and its neighbours
+    next, while the rest of the stack follows in the background; slices
+    already cached (in memory or on disk) cost nothing. Yields
+    :class:`~napari_yolosam.progress.Progress` after each slice (close the
+    generator to stop) and returns the number of encoder passes it made.
+    """
+    n = len(images)
+    order = slice_order(n, first)
+    before = cache.stats.encoded
+    for done, i in enumerate(order, start=1):
+        cache.get(segmenter, images[i], kind)
+        yield Progress(
+            done,
+            n,
+            "embed",
+            names[i] if names is not None else str(i),
+            {"encoded": cache.stats.encoded - before},
+        )
+    return cache.stats.encoded - before
+
+
+def slice_order(n: int, first: int) -> list[int]:
+    """``first``, then its neighbours outward: ``first, first+1, first-1, first+2, ...``."""
+    first = min(max(int(first), 0), max(n - 1, 0))
+    order = [first] if n else []
+    for step in range(1, n):
+        order += [i for i in (first + step, first - step) if 0 <= i < n]
+    return order

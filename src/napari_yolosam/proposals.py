@@ -23,11 +23,15 @@ from .regions import scar_regions
 from .segmenter import PromptOutput, Segmenter
 from .stack import Stack
 
-SOURCES = ("detector", "label", "neighbour", "lv", "user")
+SOURCES = ("detector", "label", "neighbour", "lv", "intensity", "user")
 #: Sources of scar boxes from the detector (its own, or carried from a neighbouring slice).
 SCAR_BOX_SOURCES = ("detector", "neighbour")
 #: Every prompt the detector drove: scar boxes and the LV box (``lv_scar``).
 DETECTOR_SOURCES = (*SCAR_BOX_SOURCES, "lv")
+#: Prompts that do not come from the label being judged: the detector's and the image's.
+INDEPENDENT_SOURCES = (*DETECTOR_SOURCES, "intensity")
+#: n of the n-SD rule that finds the enhanced regions :func:`intensity_boxes` boxes.
+INTENSITY_N = 2.0
 
 
 @dataclass
@@ -150,21 +154,128 @@ def segment_slice(
     prompts: list[tuple[np.ndarray, float, str]],
     lv_box: np.ndarray | None = None,
     restrict_to_myocardium: bool = True,
+    myocardium: np.ndarray | None = None,
 ) -> tuple[PromptOutput, np.ndarray | None]:
-    """SAM masks for scar prompts ``(box, score, source)`` and the myocardium from an LV box."""
+    """SAM masks for scar prompts ``(box, score, source)`` and the myocardium from an LV box.
+
+    Scar is kept inside ``myocardium`` (dilated by 2 px) when given, else inside
+    the myocardium SAM proposes from ``lv_box``; the second is returned.
+    """
     boxes = np.array([p[0] for p in prompts], np.float32).reshape(-1, 4)
     output = segmenter.decode(embedding, shape, boxes=boxes, target="scar")
-    myocardium = None
-    if lv_box is not None:
-        myocardium = segmenter.decode(
-            embedding, shape, boxes=lv_box[None], target="myocardium"
-        ).masks[0]
-        if restrict_to_myocardium and myocardium.any() and len(output.masks):
-            allowed = ndi.binary_dilation(myocardium, iterations=2)
-            output = PromptOutput(
-                output.masks & allowed, np.where(allowed, output.logits, -20.0), output.iou
-            )
-    return output, myocardium
+    proposed = model_myocardium(segmenter, embedding, shape, lv_box)
+    allowed = proposed if myocardium is None else myocardium
+    if restrict_to_myocardium and allowed is not None and allowed.any() and len(output.masks):
+        allowed = ndi.binary_dilation(allowed, iterations=2)
+        output = PromptOutput(
+            output.masks & allowed, np.where(allowed, output.logits, -20.0), output.iou
+        )
+    return output, proposed
+
+
+def model_myocardium(
+    segmenter: Segmenter, embedding, shape: tuple[int, int], lv_box: np.ndarray | None
+) -> np.ndarray | None:
+    """The myocardium SAM segments from the detector's LV box (``None`` without one)."""
+    if lv_box is None:
+        return None
+    return segmenter.decode(embedding, shape, boxes=lv_box[None], target="myocardium").masks[0]
+
+
+def intensity_boxes(
+    image: np.ndarray, myocardium: np.ndarray, blood_pool: np.ndarray | None = None
+) -> np.ndarray:
+    """Boxes round the enhanced regions of the myocardium: candidates for SAM, not scar.
+
+    Enhanced = brighter than mean + :data:`INTENSITY_N` SD of the remote
+    myocardium (:func:`~napari_yolosam.semiauto.nsd`, remote chosen
+    automatically), boxed as labels are (:func:`label_boxes`). The threshold is
+    the most sensitive of the usual n-SD ones: it proposes where to look, and
+    the scar inside each box is SAM's. Independent of the label's scar.
+    """
+    from .semiauto import nsd
+
+    if not myocardium.any():
+        return np.zeros((0, 4), np.float32)
+    return label_boxes(nsd(image, myocardium, INTENSITY_N, blood_pool=blood_pool).mask)
+
+
+@dataclass
+class _Anatomy:
+    """The label's anatomy of a stack (``None`` where the labels carry none)."""
+
+    myocardium: np.ndarray | None = None
+    blood_pool: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, stack: Stack, use: bool) -> _Anatomy:
+        if not (use and stack.has_labels and stack.spec.has_myocardium):
+            return cls()
+        labels = stack.labels
+        return cls(stack.spec.myocardium_mask(labels), stack.spec.blood_pool_mask(labels))
+
+    def at(self, stack: Stack, i: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        if self.myocardium is None or not self.myocardium[i].any():
+            return None, None
+        blood = None if self.blood_pool is None else stack.crop(i, self.blood_pool[i])
+        return stack.crop(i, self.myocardium[i]), blood
+
+
+def _detector_prompts(
+    found: Detections,
+    scar_index: int,
+    lv_index: int | None,
+    previous: Detections | None,
+    options: dict,
+) -> tuple[list, np.ndarray | None, str, Detections]:
+    """Scar prompts, LV box and status from one slice's detections."""
+    scar_found = found.of_class(scar_index if options["scar_boxes"] else -1)
+    status = "ok" if len(scar_found) else "no_detection"
+    prompts = [
+        (b, float(s), "detector") for b, s in zip(scar_found.boxes, scar_found.scores, strict=True)
+    ]
+    if not len(scar_found) and options["carry_neighbour"] and previous is not None:
+        prompts += [
+            (b, float(s), "neighbour")
+            for b, s in zip(previous.boxes, previous.scores, strict=True)
+        ]
+    lv_box = None
+    if lv_index is not None:
+        lv = found.of_class(lv_index)
+        if len(lv):
+            best = int(np.argmax(lv.scores))
+            lv_box = lv.boxes[best]
+            if options["lv_scar"]:
+                prompts.append((lv_box, float(lv.scores[best]), "lv"))
+    return prompts, lv_box, status, scar_found
+
+
+def _propose_slice(
+    image: np.ndarray,
+    prompts: list,
+    lv_box: np.ndarray | None,
+    anatomy: tuple[np.ndarray | None, np.ndarray | None],
+    segmenter: Segmenter,
+    cache: EmbeddingCache,
+    options: dict,
+) -> tuple[PromptOutput, np.ndarray | None, list]:
+    """SAM's scar for one slice: the given prompts plus, with ``intensity``, enhanced regions."""
+    shape = image.shape
+    label_myo, blood = anatomy
+    if not (prompts or lv_box is not None or (options["intensity"] and label_myo is not None)):
+        empty = np.zeros((0, *shape), np.float32)
+        return PromptOutput(empty.astype(bool), empty, np.zeros(0, np.float32)), None, prompts
+    embedding = cache.get(segmenter, image)
+    proposed = model_myocardium(segmenter, embedding, shape, lv_box)
+    myocardium = label_myo if label_myo is not None else proposed
+    if options["intensity"] and myocardium is not None:
+        prompts = prompts + [
+            (b, float("nan"), "intensity") for b in intensity_boxes(image, myocardium, blood)
+        ]
+    output, _ = segment_slice(
+        segmenter, embedding, shape, prompts, None, options["restrict_to_myocardium"], myocardium
+    )
+    return output, proposed, prompts
 
 
 def propose(
@@ -181,6 +292,7 @@ def propose(
     indices: list[int] | None = None,
     lv_scar: bool = False,
     scar_boxes: bool = True,
+    intensity: bool = False,
 ) -> Generator[Progress, None, Proposals]:
     """Propose scar masks for the slices of ``stack``.
 
@@ -199,14 +311,16 @@ def propose(
         (:attr:`Detector.thresholds`; 0.25 for a class without one).
     use_labels
         Prompt SAM with a box round each scar region of the existing label too
-        (:func:`label_boxes`: the regions SAM's training boxes are drawn round).
+        (:func:`label_boxes`: the regions SAM's training boxes are drawn round),
+        and take the myocardium from labels that carry one.
     carry_neighbour
         On a slice where the detector finds nothing, prompt with the previous
         slice's detector boxes (source ``neighbour``).
     box_margin
         Pixels added round label-region boxes (0: tight, as in training).
     restrict_to_myocardium
-        Keep scar inside the proposed myocardium (detectors with an LV class).
+        Keep scar inside the myocardium: the label's where it carries one
+        (``use_labels``), else the one SAM proposes from the detector's LV box.
     indices
         Slices to propose (default: all); the others get empty proposals.
     lv_scar
@@ -217,6 +331,10 @@ def propose(
     scar_boxes
         Prompt SAM with the detector's scar boxes (``False`` with ``lv_scar``: scar
         from the anatomy alone, independent of a weak scar class and of the label).
+    intensity
+        Prompt SAM with a box round each enhanced region of the myocardium
+        (:func:`intensity_boxes`, source ``intensity``): prompts that come from
+        the image and the anatomy, not from the label's scar or the detector's.
 
     Yields
     ------
@@ -228,60 +346,65 @@ def propose(
     Proposals
     """
     cache = EmbeddingCache(max_bytes=256 << 20) if cache is None else cache
+    options = {
+        "conf": conf,
+        "iou": iou,
+        "use_labels": use_labels,
+        "carry_neighbour": carry_neighbour,
+        "box_margin": box_margin,
+        "restrict_to_myocardium": restrict_to_myocardium,
+        "lv_scar": lv_scar,
+        "scar_boxes": scar_boxes,
+        "intensity": intensity,
+    }
     n = len(stack)
     indices = list(range(n)) if indices is None else [int(i) for i in indices]
+    slices: list[SliceProposal | None] = [None] * n
+    steps = _slice_steps(stack, segmenter, detector, cache, options)
+    for done, i in enumerate(indices, start=1):
+        slices[i] = steps(i)
+        yield Progress(
+            done,
+            len(indices),
+            "propose",
+            stack.names[i],
+            {"prompts": len(slices[i].sources), "encoded": cache.stats.encoded},
+        )
     full = stack.shape[1:]
-    scar_labels = stack.scar() if (use_labels and stack.has_labels) else None
+    slices = [s if s is not None else SliceProposal.empty(full) for s in slices]
+    return Proposals(list(stack.names), slices, _settings(segmenter, detector, options))
+
+
+def _slice_steps(stack, segmenter, detector, cache, options):
+    """The per-slice proposal as a function of the slice index (keeps the previous detections)."""
+    full = stack.shape[1:]
+    use_labels = options["use_labels"] and stack.has_labels
+    scar_labels = stack.scar() if use_labels else None
+    anatomy = _Anatomy.of(stack, use_labels)
     scar_index = lv_index = None
     if detector is not None:
         scar_index = detector.class_index(SCAR_CLASS)
-        if scar_index is None:
-            scar_index = 0
+        scar_index = 0 if scar_index is None else scar_index
         lv_index = detector.class_index(LV_CLASS)
-    slices: list[SliceProposal | None] = [None] * n
-    previous: Detections | None = None
-    for done, i in enumerate(indices, start=1):
+    state: dict = {"previous": None}
+
+    def step(i: int) -> SliceProposal:
         image = stack.crop(i, stack.images[i])
-        shape = image.shape
-        prompts: list[tuple[np.ndarray, float, str]] = []
-        status = "no_detector"
-        lv_box = None
+        prompts, lv_box, status = [], None, "no_detector"
         if detector is not None:
-            found = detector.predict([image], conf=conf, iou=iou)[0]
-            scar_found = found.of_class(scar_index if scar_boxes else -1)
-            status = "ok" if len(scar_found) else "no_detection"
-            prompts += [
-                (b, float(s), "detector")
-                for b, s in zip(scar_found.boxes, scar_found.scores, strict=True)
-            ]
-            if not len(scar_found) and carry_neighbour and previous is not None and len(previous):
-                prompts += [
-                    (b, float(s), "neighbour")
-                    for b, s in zip(previous.boxes, previous.scores, strict=True)
-                ]
-            previous = scar_found
-            if lv_index is not None:
-                lv = found.of_class(lv_index)
-                if len(lv):
-                    best = int(np.argmax(lv.scores))
-                    lv_box = lv.boxes[best]
-                    if lv_scar:
-                        prompts.append((lv_box, float(lv.scores[best]), "lv"))
+            found = detector.predict([image], conf=options["conf"], iou=options["iou"])[0]
+            prompts, lv_box, status, state["previous"] = _detector_prompts(
+                found, scar_index, lv_index, state["previous"], options
+            )
         if scar_labels is not None:
             own = stack.crop(i, scar_labels[i])
-            prompts += [(b, float("nan"), "label") for b in label_boxes(own, box_margin)]
-        if prompts or lv_box is not None:
-            embedding = cache.get(segmenter, image)
-            output, myocardium = segment_slice(
-                segmenter, embedding, shape, prompts, lv_box, restrict_to_myocardium
-            )
-        else:
-            empty = np.zeros((0, *shape), np.float32)
-            output, myocardium = (
-                PromptOutput(empty.astype(bool), empty, np.zeros(0, np.float32)),
-                None,
-            )
-        slices[i] = SliceProposal(
+            prompts += [
+                (b, float("nan"), "label") for b in label_boxes(own, options["box_margin"])
+            ]
+        output, myocardium, prompts = _propose_slice(
+            image, prompts, lv_box, anatomy.at(stack, i), segmenter, cache, options
+        )
+        return SliceProposal(
             mask=_pad(output.union, full),
             probability=_pad(output.probability, full),
             boxes=np.array([p[0] for p in prompts], np.float32).reshape(-1, 4),
@@ -292,32 +415,23 @@ def propose(
             status=status,
             myocardium=None if myocardium is None else _pad(myocardium, full),
         )
-        yield Progress(
-            done,
-            len(indices),
-            "propose",
-            stack.names[i],
-            {"prompts": len(prompts), "encoded": cache.stats.encoded},
-        )
-    for i in range(n):
-        if slices[i] is None:
-            slices[i] = SliceProposal.empty(full)
-    settings = {
+
+    return step
+
+
+def _settings(segmenter: Segmenter, detector: Detector | None, options: dict) -> dict:
+    """What made the proposals (saved with them)."""
+    conf = options["conf"]
+    if conf is None and detector is not None:  # the detector's own, per class
+        conf = dict(zip(detector.names, detector.class_thresholds().tolist(), strict=True))
+    return {
         "segmenter": segmenter.name,
         "segmenter_fingerprint": segmenter.fingerprint,
         "detector": None if detector is None else detector.config,
         "detector_fingerprint": None if detector is None else detector.fingerprint,
-        "conf": conf  # one for all, or the detector's own per class
-        if conf is not None or detector is None
-        else dict(zip(detector.names, detector.class_thresholds().tolist(), strict=True)),
-        "iou": iou,
-        "use_labels": use_labels,
-        "carry_neighbour": carry_neighbour,
-        "box_margin": box_margin,
-        "lv_scar": lv_scar,
-        "scar_boxes": scar_boxes,
+        **options,
+        "conf": conf,
     }
-    return Proposals(list(stack.names), slices, settings)  # type: ignore[arg-type]
 
 
 def prompt_slice(

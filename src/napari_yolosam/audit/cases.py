@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from .bias import relative_difference
-from .metrics import dice, iou
 
 CASE_COLUMNS = (
     "case",
@@ -36,7 +35,8 @@ def case_rows(
     rows
         The audit's per-slice rows (``case``, ``quality``, ``flag``, ``hd95``, ``image``, ``units``).
     scar, proposed
-        ``(N, H, W)`` label and proposal masks of the same slices.
+        Label and proposal masks of the same slices (``(N, H, W)`` arrays or lists of
+        slices: nothing is stacked).
     pixel_area
         mm^2 per pixel (1 when the spacing is unknown: areas in pixels).
 
@@ -53,8 +53,10 @@ def case_rows(
         order.setdefault(row["case"], []).append(i)
     out = []
     for case, idx in order.items():
-        label, mask = scar[idx], proposed[idx]
-        la, pa = float(label.sum()), float(mask.sum())
+        la = float(sum(int(scar[i].sum()) for i in idx))
+        pa = float(sum(int(proposed[i].sum()) for i in idx))
+        both = float(sum(int((scar[i] & proposed[i]).sum()) for i in idx))
+        union = la + pa - both
         hd = [rows[i]["hd95"] for i in idx if np.isfinite(rows[i]["hd95"])]
         quality = [rows[i]["quality"] for i in idx]
         worst = idx[int(np.argmin(quality))]
@@ -62,7 +64,7 @@ def case_rows(
             {
                 "case": case,
                 "slices": len(idx),
-                "labelled_slices": int(label.any(axis=(1, 2)).sum()),
+                "labelled_slices": int(sum(bool(scar[i].any()) for i in idx)),
                 "flagged": int(sum(rows[i]["flag"] for i in idx)),
                 "label_area": la * pixel_area,
                 "proposal_area": pa * pixel_area,
@@ -70,8 +72,8 @@ def case_rows(
                 "relative_area_diff": float(
                     relative_difference(np.array([la]), np.array([pa]))[0]
                 ),
-                "dice": dice(label, mask),
-                "iou": iou(label, mask),
+                "dice": 2 * both / (la + pa) if la + pa else 1.0,
+                "iou": both / union if union else 1.0,
                 "median_hd95": float(np.median(hd)) if hd else float("nan"),
                 "min_quality": float(np.min(quality)),
                 "mean_quality": float(np.mean(quality)),

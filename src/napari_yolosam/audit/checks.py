@@ -25,9 +25,15 @@ def wall_region(myocardium: np.ndarray, scar: np.ndarray) -> np.ndarray:
     healthy = myocardium & ~scar
     if not healthy.any():
         return myocardium
-    labels, _ = ndi.label(myocardium, structure=EIGHT)
-    keep = np.unique(labels[healthy])
-    return np.isin(labels, keep[keep > 0])
+    rows, cols = np.flatnonzero(myocardium.any(1)), np.flatnonzero(myocardium.any(0))
+    window = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+    labels, count = ndi.label(myocardium[window], structure=EIGHT)
+    keep = np.zeros(count + 1, bool)
+    keep[labels[healthy[window]]] = True
+    keep[0] = False
+    wall = np.zeros_like(myocardium, dtype=bool)
+    wall[window] = keep[labels]
+    return wall
 
 
 def enhancement(

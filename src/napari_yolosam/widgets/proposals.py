@@ -17,8 +17,9 @@ from magicgui.widgets import (
 
 from .. import layer_names
 from ..defaults import default_segmenter
-from ..embeddings import EmbeddingCache
+from ..embeddings import EmbeddingCache, embed_stack
 from ..model_store import KNOWN_MODELS
+from ..paths import cache_dir
 from ..proposals import Proposals, SliceProposal, prompt_slice, propose
 from ..segmenter import SEGMENTER_CONFIGS
 from ._layers import replace_layers
@@ -87,11 +88,22 @@ class ProposalsWidget(Container):
             tooltip="prompt SAM for scar with the detector's LV box as well "
             "(segmenters trained with LV boxes: yolosam train does so)",
         )
+        self.intensity = CheckBox(
+            text="scar from enhanced regions too",
+            value=False,
+            tooltip="prompt SAM with a box round each region of the myocardium brighter than "
+            "mean + 2 SD of the remote myocardium (needs the label's or the proposed myocardium)",
+        )
         self.slice_button = PushButton(
             text="Propose this slice", tooltip="YOLO + SAM on the slice shown"
         )
         self.all_button = PushButton(
             text="Propose all slices", tooltip="YOLO + SAM on every slice, in the background"
+        )
+        self.embed_button = PushButton(
+            text="Embed stack",
+            tooltip="encode every slice once in the background (the slice shown first, then its "
+            "neighbours); proposals and prompts then run at decoder speed. Kept on disk.",
         )
         self.prompt_button = PushButton(
             text="Add prompt layers",
@@ -111,22 +123,26 @@ class ProposalsWidget(Container):
                 self.device,
                 self.conf,
                 self.lv_scar,
+                self.intensity,
                 self.slice_button,
                 self.all_button,
+                self.embed_button,
                 self.prompt_button,
                 self.cancel_button,
                 self.progress,
                 self.status,
             ]
         )
-        self.cache = EmbeddingCache()
+        self.cache = EmbeddingCache(disk_dir=cache_dir("embeddings"))  # shared with the CLI
         self.detector = self.segmenter = None
         self._loaded = (None, None, None)
         self.proposals: Proposals | None = None
         self.worker = self._stop = None
+        self.embed_worker = self._embed_stop = None
         self.after_propose: list = []  # one-shot callbacks once "propose all" has finished
         self.slice_button.changed.connect(lambda: self.propose(current_only=True))
         self.all_button.changed.connect(lambda: self.propose(current_only=False))
+        self.embed_button.changed.connect(self.embed)
         self.prompt_button.changed.connect(self.add_prompt_layers)
         self.cancel_button.changed.connect(self.cancel)
 
@@ -178,6 +194,7 @@ class ProposalsWidget(Container):
             conf=float(self.conf.value) or None,
             indices=indices,
             lv_scar=bool(self.lv_scar.value),
+            intensity=bool(self.intensity.value),
         )
         self.progress.max = len(indices or stack.names)
         self.progress.value = 0
@@ -198,6 +215,36 @@ class ProposalsWidget(Container):
             desc="proposing",
         )
         return self.worker
+
+    def embed(self):
+        """Encode the stack in a worker, the slice shown first; returns the worker."""
+        try:
+            stack = stack_from_viewer(self.viewer)
+            _, segmenter = self.models()
+        except (MissingLayer, ValueError) as exc:
+            self.status.value = str(exc)
+            return None
+        images = [stack.crop(i, stack.images[i]) for i in range(len(stack))]
+        work = embed_stack(segmenter, images, self.cache, self.current_slice(), names=stack.names)
+        self.progress.max, self.progress.value = len(images), 0
+        self.status.value = "embedding (the slice shown first) ..."
+
+        def done(passes: int | None) -> None:
+            self.status.value = (
+                "embedding cancelled"
+                if passes is None
+                else f"embedded: {passes} slice(s) encoded, {len(images) - passes} from the cache"
+            )
+
+        self.embed_worker, self._embed_stop = start(
+            work,
+            on_event=lambda e: setattr(self.progress, "value", e.step),
+            on_done=done,
+            on_error=self._fail,
+            total=len(images),
+            desc="embedding",
+        )
+        return self.embed_worker
 
     def merge(self, result: Proposals, indices: list[int] | None) -> None:
         """Keep ``result`` for the given slices (all when ``None``) and show the proposal layers."""
@@ -256,9 +303,10 @@ class ProposalsWidget(Container):
         replace_layers(self.viewer, layers)
 
     def cancel(self) -> None:
-        """Ask the running work to stop after the current slice."""
-        if self._stop is not None:
-            self._stop.set()
+        """Ask the running work (proposals, embedding) to stop after the current slice."""
+        for stop in (self._stop, self._embed_stop):
+            if stop is not None:
+                stop.set()
 
     def _fail(self, exc: Exception) -> None:
         from napari.utils.notifications import show_error
