@@ -92,3 +92,35 @@ def test_embed_encodes_each_slice_once_and_skips_cached_ones(phantom_folder, tmp
     assert len(files) == n and all(np.load(f).dtype == np.float16 for f in files)
     assert main(args) == 0
     assert f"0 encoded now, {n} already cached" in capsys.readouterr().out
+
+
+def test_training_defaults_have_one_source():
+    """yolosam train, the DDP launcher and SamTrainConfig read the same defaults."""
+    from napari_yolosam.cli_parser import build_parser
+    from napari_yolosam.training.ddp import ddp_parser
+    from napari_yolosam.training.sam import SamTrainConfig
+
+    config = SamTrainConfig()
+    expected = (
+        config.epochs,
+        config.batch_size,
+        config.lr,
+        config.mode,
+        config.val_fraction,
+        config.seed,
+        config.scar_free_share,
+    )
+    for args in (
+        build_parser().parse_args(["train", "--data", "d", "--out", "o"]),
+        ddp_parser().parse_args(["--data", "d", "--out", "o"]),
+    ):
+        got = (
+            args.epochs,
+            args.batch,
+            args.lr,
+            args.mode,
+            args.val_fraction,
+            args.seed,
+            args.scar_free_share,
+        )
+        assert got == expected

@@ -21,6 +21,10 @@ def workflow(make_napari_viewer, phantom_folder, monkeypatch, tmp_path):
     # the widgets offer the pretrained default; these tests use the small tiny for speed
     assert flow.proposals.segmenter_spec.value == default_segmenter()
     assert flow.finetune.segmenter.value == default_segmenter()
+    from napari_yolosam.training.sam import SamTrainConfig
+
+    config = SamTrainConfig()  # the widget's defaults are the core's
+    assert (flow.finetune.lr.value, flow.finetune.epochs.value) == (config.lr, config.epochs)
     flow.proposals.segmenter_spec.value = flow.finetune.segmenter.value = "tiny"
     return viewer, flow
 

@@ -441,3 +441,34 @@ def test_scar_free_share_sets_the_slices_per_epoch(train_phantom, tmp_path):
         steps[share] = sum(e.stage == "segmenter" for e in events)
     assert steps[0.0] == -(-with_scar // 2)
     assert steps[1.0] == -(-len(groups) // 2)
+
+
+def test_train_reads_the_embeddings_the_viewer_and_embed_wrote(train_phantom, tmp_path):
+    """train() (the fine-tuning widget's path) takes embeddings from the shared disk cache:
+    slices embedded before are never encoded again (no embedding file is rewritten)."""
+    from napari_yolosam.embeddings import EmbeddingCache, embed_stack
+    from napari_yolosam.paths import cache_dir
+    from napari_yolosam.training.run import train
+
+    seg = Segmenter.build("tiny", seed=2)
+    seg.random_encoder = False  # stands for a pretrained encoder
+    checkpoint = seg.save(tmp_path / "pretrained.pth")
+    stack = train_phantom.stack
+    shared = EmbeddingCache(disk_dir=cache_dir("embeddings"))
+    loaded = Segmenter.load(checkpoint)
+    assert drive(embed_stack(loaded, list(stack.images), shared)) == len(stack)
+    files = {p: p.stat().st_ino for p in shared.disk_dir.glob("*/*.npy")}
+    written = {p: p.stat().st_mtime_ns for p in files}
+    mine = [p for p in files if p.parent.name == loaded.fingerprint[:24]]
+    assert len(mine) == len(stack)
+    config = SamTrainConfig(
+        epochs=1, batch_size=4, mode="decoder", val_fraction=0.25, max_steps_per_epoch=2
+    )
+    drive(
+        train(stack, tmp_path / "run", detector=None, segmenter=str(checkpoint), sam_config=config)
+    )
+    after = {p: p.stat().st_ino for p in shared.disk_dir.glob("*/*.npy")}
+    assert all(after[p] == files[p] for p in mine), "no slice encoded again"
+    read = [p for p in mine if p.stat().st_mtime_ns > written[p]]  # a read touches the file
+    assert read, "the training slices' embeddings came from the shared cache"
+    assert set(after) == set(files), "and nothing else encoded"

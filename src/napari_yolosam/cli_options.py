@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from .defaults import default_segmenter
+from .defaults import TRAIN_MODES, TRAINING, default_segmenter
 from .io.outputs import check_output, staged_folder
 from .labelspec import MASK_MODES, LabelSpec
 
@@ -102,6 +102,56 @@ def spec_from_args(args: argparse.Namespace) -> LabelSpec:
         no_reflow=args.mvo_values,
         mode=args.mask_mode,
         threshold=args.mask_threshold,
+    )
+
+
+def add_train_options(parser: argparse.ArgumentParser) -> None:
+    """The segmenter's training options, shared by ``yolosam train`` and the DDP launcher;
+    defaults from :data:`~napari_yolosam.defaults.TRAINING`."""
+    parser.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=TRAINING.epochs,
+        help=f"segmenter epochs (and detector epochs by default; default {TRAINING.epochs})",
+    )
+    parser.add_argument(
+        "--batch",
+        type=positive_int,
+        default=TRAINING.batch_size,
+        help=f"segmenter slices per step, with all their prompts (default {TRAINING.batch_size})",
+    )
+    parser.add_argument(
+        "--scar-free-share",
+        type=float,
+        default=TRAINING.scar_free_share,
+        help="share of the slices without scar the segmenter sees each epoch "
+        f"(0..1, default {TRAINING.scar_free_share})",
+    )
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=TRAINING.lr,
+        help=f"segmenter learning rate (AdamW, cosine schedule; default {TRAINING.lr:g})",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=TRAIN_MODES,
+        default=TRAINING.mode,
+        help="full: train the encoder too; neck: the encoder's neck on cached trunk features; "
+        "decoder: frozen encoder, cached embeddings; auto: full for a random encoder, else "
+        f"decoder (default {TRAINING.mode})",
+    )
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        default=TRAINING.val_fraction,
+        help=f"share of cases held out for validation (default {TRAINING.val_fraction})",
+    )
+    parser.add_argument(
+        "--val-cases", help="comma-separated validation cases (instead of a random share)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=TRAINING.seed, help=f"random seed (default {TRAINING.seed})"
     )
 
 

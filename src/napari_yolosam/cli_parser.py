@@ -15,10 +15,11 @@ from .cli_options import (
     add_model_options,
     add_overwrite_option,
     add_spec_options,
+    add_train_options,
     non_negative_int,
     positive_int,
 )
-from .defaults import TRAIN_MODES, default_segmenter
+from .defaults import TRAINING, default_segmenter
 from .io import LABEL_FORMATS
 
 
@@ -135,37 +136,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--series", help=argparse.SUPPRESS)
     p.add_argument("--out", required=True, help="run folder")
     add_model_options(p)
-    p.add_argument(
-        "--epochs",
-        type=positive_int,
-        default=20,
-        help="segmenter epochs (and detector epochs by default)",
-    )
+    add_train_options(p)
     p.add_argument(
         "--detector-epochs", type=positive_int, help="detector epochs (default: --epochs)"
     )
     p.add_argument(
-        "--batch",
+        "--imgsz",
         type=positive_int,
-        default=8,
-        help="segmenter slices per step (with all their prompts)",
+        default=TRAINING.detector_imgsz,
+        help=f"detector input size (default {TRAINING.detector_imgsz})",
     )
-    p.add_argument(
-        "--scar-free-share",
-        type=float,
-        default=1.0,
-        help="share of the slices without scar the segmenter sees each epoch (0..1)",
-    )
-    p.add_argument(
-        "--lr", type=float, default=3e-4, help="segmenter learning rate (AdamW, cosine schedule)"
-    )
-    p.add_argument(
-        "--mode",
-        choices=TRAIN_MODES,
-        default="auto",
-        help="full: train the encoder too; decoder: frozen encoder with cached embeddings",
-    )
-    p.add_argument("--imgsz", type=positive_int, default=256, help="detector input size")
     p.add_argument(
         "--detector-best-by",
         choices=["scar_AP50", "mAP50", "fitness"],
@@ -173,13 +153,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="which detector epoch is saved: best scar AP50 (default), best mAP50 of all "
         "classes, or ultralytics' fitness",
     )
-    p.add_argument(
-        "--val-fraction", type=float, default=0.2, help="share of cases held out for validation"
-    )
-    p.add_argument(
-        "--val-cases", help="comma-separated validation cases (instead of a random share)"
-    )
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     add_spec_options(p)
     add_overwrite_option(p, "run folder (--resume continues it)")

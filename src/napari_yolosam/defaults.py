@@ -7,12 +7,31 @@ its defaults without loading a model.
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass
 
 #: Segmenter training modes: ``full`` (every weight); ``neck`` (the encoder's neck,
 #: prompt encoder and mask decoder, on cached trunk features); ``decoder`` (frozen
 #: encoder, cached embeddings); ``auto`` (full for a random or scratch-sized encoder,
 #: else decoder).
 TRAIN_MODES = ("auto", "full", "neck", "decoder")
+
+
+@dataclass(frozen=True)
+class TrainDefaults:
+    """Segmenter training defaults: :class:`~napari_yolosam.training.sam.SamTrainConfig`,
+    ``yolosam train``, the DDP launcher and the fine-tuning widget all read these."""
+
+    epochs: int = 20
+    batch_size: int = 8
+    lr: float = 3e-4
+    mode: str = "auto"
+    val_fraction: float = 0.2
+    seed: int = 0
+    scar_free_share: float = 1.0
+    detector_imgsz: int = 256
+
+
+TRAINING = TrainDefaults()
 
 
 def lite_medsam_available() -> bool:

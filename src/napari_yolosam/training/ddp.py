@@ -18,38 +18,35 @@ import os
 from pathlib import Path
 
 
+def ddp_parser() -> argparse.ArgumentParser:
+    """The launcher's options: the data, the run folder and ``yolosam train``'s training options."""
+    from ..cli_options import add_spec_options, add_train_options
+    from ..defaults import default_segmenter
+
+    parser = argparse.ArgumentParser(prog="napari_yolosam.training.ddp", description=__doc__)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--segmenter", default=default_segmenter())
+    add_train_options(parser)
+    parser.add_argument("--max-steps-per-epoch", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--report-dir", help=argparse.SUPPRESS)  # tests: per-rank weight checksums
+    add_spec_options(parser)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point for one process of a ``torchrun`` launch."""
     import torch
     import torch.distributed as dist
 
-    from ..cli_options import (
-        add_spec_options,
-        positive_int,
-        sam_config_from_args,
-        spec_from_args,
-    )
-    from ..defaults import TRAIN_MODES, default_segmenter
+    from ..cli_options import sam_config_from_args, spec_from_args
     from ..io import read_stack
     from ..progress import cli_progress, drive
     from ..segmenter import Segmenter
     from .run import write_metrics
     from .sam import train_segmenter
 
-    parser = argparse.ArgumentParser(prog="napari_yolosam.training.ddp", description=__doc__)
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--segmenter", default=default_segmenter())
-    parser.add_argument("--epochs", type=positive_int, default=20)
-    parser.add_argument("--batch", type=positive_int, default=8, help="per-process batch size")
-    parser.add_argument("--lr", type=float, default=3e-4)
-    parser.add_argument("--mode", default="auto", choices=TRAIN_MODES)
-    parser.add_argument("--val-fraction", type=float, default=0.2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-steps-per-epoch", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--report-dir", help=argparse.SUPPRESS)  # tests: per-rank weight checksums
-    add_spec_options(parser)
-    args = parser.parse_args(argv)
+    args = ddp_parser().parse_args(argv)
 
     cuda = torch.cuda.is_available()
     dist.init_process_group("nccl" if cuda else "gloo")

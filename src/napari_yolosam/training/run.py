@@ -11,8 +11,10 @@ from pathlib import Path
 
 from ..defaults import default_segmenter
 from ..detector import Detector
+from ..embeddings import EmbeddingCache
 from ..io.atomic import atomic_write_text, remove_partials
 from ..io.outputs import check_output
+from ..paths import cache_dir
 from ..progress import Progress
 from ..segmenter import Segmenter
 from ..stack import Stack
@@ -122,6 +124,7 @@ def train(
     trust_detector: bool = False,
     detector_best_by: str = "scar_AP50",
     overwrite: bool = False,
+    cache: EmbeddingCache | None = None,
 ) -> Generator[Progress, None, RunResult]:
     """Train the detector (unless ``None``) then the segmenter (unless ``None``) on ``stack``.
 
@@ -131,7 +134,9 @@ def train(
     ultralytics' ``last.pt`` of the same run. The detector's saved epoch is
     chosen by ``detector_best_by`` (see :data:`.yolo.BEST_BY`). A run folder with files in
     it is continued only with ``resume`` and replaced only with ``overwrite``; the data
-    set's own folders are never used.
+    set's own folders are never used. The segmenter reads its embeddings from
+    ``cache`` (default: the disk cache that ``yolosam embed``, propose and the
+    viewer fill), so slices encoded there are not encoded again.
     """
     out = _run_folder(out, stack, overwrite or resume)
     config = sam_config or SamTrainConfig(epochs=epochs)
@@ -174,7 +179,9 @@ def train(
         seg = Segmenter.from_spec(
             segmenter if resume_from is None else str(resume_from), device=sam_device
         )
-        work = train_segmenter(stack, seg, config, out, resume=resume_from)
+        if cache is None:
+            cache = EmbeddingCache(max_bytes=512 << 20, disk_dir=cache_dir("embeddings"))
+        work = train_segmenter(stack, seg, config, out, resume=resume_from, cache=cache)
         result = yield from _recording(work, history, out / "metrics.csv")
         seg_path = result.best_path if result.best_path and result.best_path.exists() else None
     return RunResult(

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..checkpoints import read_payload
-from ..defaults import TRAIN_MODES
+from ..defaults import TRAIN_MODES, TRAINING
 from ..embeddings import EmbeddingCache
 from ..io.yolo_boxes import regions_to_boxes
 from ..progress import Progress
@@ -51,22 +51,24 @@ LAST_NAME = "segmenter_last.pth"
 class SamTrainConfig:
     """Settings of a SAM training run (stored in its checkpoints)."""
 
-    epochs: int = 20
-    batch_size: int = 8  # slices per step, each with all its prompts
-    lr: float = 3e-4
+    epochs: int = TRAINING.epochs
+    batch_size: int = TRAINING.batch_size  # slices per step, each with all its prompts
+    lr: float = TRAINING.lr
     weight_decay: float = 1e-4
-    mode: str = "auto"  # "full", "decoder", or "auto": full for tiny(_hr), decoder otherwise
+    mode: str = TRAINING.mode  # one of TRAIN_MODES (see defaults.py)
     loss: LossWeights = field(default_factory=LossWeights)
     iou_weight: float = 0.1
     augmentation: Augmentation = field(default_factory=Augmentation)
     negative_fraction: float = 0.25
     click_share: float = 0.25  # share of steps whose boxes come with a +/- click from the target
     myocardium: bool = True
-    scar_free_share: float = 1.0  # share of the scar-free slices drawn each epoch
+    scar_free_share: float = (
+        TRAINING.scar_free_share
+    )  # share of the scar-free slices drawn each epoch
     lv_prompts: bool = True  # scar from a box round the LV too (labels with myocardium)
-    val_fraction: float = 0.2
+    val_fraction: float = TRAINING.val_fraction
     val_cases: tuple[str, ...] = ()
-    seed: int = 0
+    seed: int = TRAINING.seed
     loss_grid: int = 256
     max_steps_per_epoch: int | None = None
 

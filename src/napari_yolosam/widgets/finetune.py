@@ -17,7 +17,7 @@ from magicgui.widgets import (
     SpinBox,
 )
 
-from ..defaults import default_segmenter
+from ..defaults import TRAINING, default_segmenter
 from ..io import read_stack
 from ..paths import cache_dir
 from ..training.run import RunResult, train
@@ -66,14 +66,14 @@ class FinetuneWidget(Container):
         )
         self.detector.native.setEditable(True)
         self.epochs = SpinBox(
-            label="epochs", min=1, max=1000, value=10, tooltip="epochs of each model"
+            label="epochs", min=1, max=1000, value=TRAINING.epochs, tooltip="epochs of each model"
         )
         self.lr = FloatSpinBox(
             label="learning rate",
             min=1e-6,
             max=1e-1,
             step=1e-4,
-            value=5e-4,
+            value=TRAINING.lr,
             tooltip="segmenter learning rate (AdamW, cosine schedule)",
         )
         self.device = ComboBox(
