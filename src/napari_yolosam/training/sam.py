@@ -202,37 +202,154 @@ def train_segmenter(
     validation Dice. Closing the generator stops the run; the files of the
     last finished epoch stay intact.
     """
-    import torch
-    from torch.nn.parallel import DistributedDataParallel
-
-    from .paired import PromptedSam, token_indices
-
     config = config or SamTrainConfig()
     if not stack.has_labels:
         raise ValueError("training needs labels")
-    dist, rank, world = _dist()
-    out_dir = Path(out_dir) if out_dir is not None else None
-    mode = config.resolved_mode(segmenter)
-    train_cases, val_cases = split_cases(
-        stack.cases, config.val_fraction, config.seed, list(config.val_cases)
+    run = _TrainRun.start(stack, segmenter, config, out_dir, cache)
+    if resume is not None:
+        run.resume_from(resume)
+    for epoch in range(run.start_epoch, config.epochs):
+        started = time.time()
+        losses: list[float] = []
+        for progress in _epoch_steps(run, epoch):
+            losses.append(progress.values["loss"])
+            yield progress
+        record = _finish_epoch(run, epoch, losses, started)
+        yield Progress(
+            epoch + 1, config.epochs, "segmenter-epoch", f"epoch {epoch + 1}", dict(record)
+        )
+    segmenter.model.eval()
+    return SamTrainResult(
+        run.best_path,
+        run.last_path,
+        run.best,
+        len(run.history),
+        run.history,
+        run.train_cases,
+        run.val_cases,
     )
-    train_idx = slice_indices(stack, train_cases)
-    val_idx = slice_indices(stack, val_cases)
-    device = segmenter.device
-    sam = segmenter.model
+
+
+@dataclass
+class _TrainRun:
+    """One training run's state: split, trainable part, optimiser, schedule, history."""
+
+    stack: Stack
+    segmenter: Segmenter
+    config: SamTrainConfig
+    mode: str
+    train_cases: list[str]
+    val_cases: list[str]
+    train_idx: list[int]
+    val_idx: list[int]
+    optimizer: object
+    scheduler: object
+    model: object  # PromptedSam, wrapped in DistributedDataParallel under torchrun
+    cache: EmbeddingCache
+    steps_per_epoch: int
+    out_dir: Path | None
+    dist: object
+    rank: int
+    world: int
+    start_epoch: int = 0
+    best: float = -1.0
+    history: list[dict] = field(default_factory=list)
+    global_step: int = 0
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_epoch * self.config.epochs
+
+    @property
+    def best_path(self) -> Path | None:
+        return self.out_dir / BEST_NAME if self.out_dir else None
+
+    @property
+    def last_path(self) -> Path | None:
+        return self.out_dir / LAST_NAME if self.out_dir else None
+
+    @classmethod
+    def start(cls, stack, segmenter, config, out_dir, cache) -> _TrainRun:
+        """Split by case, freeze what the mode keeps, and set up optimiser and schedule."""
+        import torch
+        from torch.nn.parallel import DistributedDataParallel
+
+        from .paired import PromptedSam
+
+        dist, rank, world = _dist()
+        mode = config.resolved_mode(segmenter)
+        train_cases, val_cases = split_cases(
+            stack.cases, config.val_fraction, config.seed, list(config.val_cases)
+        )
+        train_idx = slice_indices(stack, train_cases)
+        trainable = _set_trainable(segmenter.model, mode)
+        torch.manual_seed(config.seed)
+        optimizer = torch.optim.AdamW(
+            trainable,
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+            fused=torch.device(segmenter.device).type in ("cpu", "cuda"),
+        )
+        steps = _steps_per_epoch(stack, train_idx, config, world)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=max(steps * config.epochs, 1)
+        )
+        model = PromptedSam(segmenter.model, inputs=INPUTS[mode]).to(segmenter.device)
+        if dist is not None:
+            model = DistributedDataParallel(model, find_unused_parameters=True)
+        return cls(
+            stack,
+            segmenter,
+            config,
+            mode,
+            train_cases,
+            val_cases,
+            train_idx,
+            slice_indices(stack, val_cases),
+            optimizer,
+            scheduler,
+            model,
+            cache if cache is not None else EmbeddingCache(max_bytes=512 << 20),
+            steps,
+            Path(out_dir) if out_dir is not None else None,
+            dist,
+            rank,
+            world,
+        )
+
+    def resume_from(self, path: str | Path) -> None:
+        """Continue a run from its last checkpoint (optimiser, schedule, epoch, history)."""
+        payload = read_payload(path)
+        extra = payload.get("extra") if isinstance(payload, dict) else None
+        state = extra.get("training") if isinstance(extra, dict) else None
+        if not isinstance(state, dict) or not state:
+            raise ValueError(f"{path}: holds no training state to resume from (use {LAST_NAME})")
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.start_epoch, self.best = int(state["epoch"]), float(state["best"])
+        self.history = list(state["history"])
+        if state.get("val_cases") != self.val_cases:
+            raise ValueError(
+                f"{path}: was trained with validation cases {state.get('val_cases')}, "
+                f"not {self.val_cases}"
+            )
+        self.global_step = self.start_epoch * self.steps_per_epoch
+
+
+def _set_trainable(sam, mode: str) -> list:
+    """Freeze what ``mode`` keeps (the encoder; its neck too in decoder mode); the rest trains."""
     for p in sam.image_encoder.parameters():
         p.requires_grad_(mode == "full")
     for p in sam.image_encoder.neck.parameters():
         p.requires_grad_(mode in ("full", "neck"))
-    trainable = [p for p in sam.parameters() if p.requires_grad]
-    torch.manual_seed(config.seed)
-    optimizer = torch.optim.AdamW(
-        trainable,
-        lr=config.lr,
-        weight_decay=config.weight_decay,
-        fused=torch.device(segmenter.device).type in ("cpu", "cuda"),
-    )
-    items0 = build_items(
+    return [p for p in sam.parameters() if p.requires_grad]
+
+
+def _steps_per_epoch(
+    stack: Stack, train_idx: list[int], config: SamTrainConfig, world: int
+) -> int:
+    """Steps per epoch: the scar slices and a share of the scar-free ones, over all processes."""
+    items = build_items(
         stack,
         train_idx,
         config.myocardium,
@@ -240,202 +357,206 @@ def train_segmenter(
         config.seed,
         lv_prompts=config.lv_prompts,
     )
-    if not items0:
+    if not items:
         raise ValueError(
             "no training prompts: the training cases have no scar or myocardium labels"
         )
-    groups0 = by_slice(sorted(items0, key=lambda it: it.slice))
-    with_scar = sum(_has_scar_prompt(g) for g in groups0)
-    per_rank = math.ceil((with_scar + config.scar_free_share * (len(groups0) - with_scar)) / world)
-    steps_per_epoch = max(1, math.ceil(per_rank / config.batch_size))
+    groups = by_slice(sorted(items, key=lambda it: it.slice))
+    with_scar = sum(_has_scar_prompt(g) for g in groups)
+    per_rank = math.ceil((with_scar + config.scar_free_share * (len(groups) - with_scar)) / world)
+    steps = max(1, math.ceil(per_rank / config.batch_size))
     if config.max_steps_per_epoch:
-        steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
-    total_steps = steps_per_epoch * config.epochs
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps, 1))
-    start_epoch, best, history = 0, -1.0, []
-    if resume is not None:
-        payload = read_payload(resume)
-        extra = payload.get("extra") if isinstance(payload, dict) else None
-        state = extra.get("training") if isinstance(extra, dict) else None
-        if not isinstance(state, dict) or not state:
-            raise ValueError(f"{resume}: holds no training state to resume from (use {LAST_NAME})")
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, best, history = (
-            int(state["epoch"]),
-            float(state["best"]),
-            list(state["history"]),
-        )
-        if state.get("val_cases") != val_cases:
-            raise ValueError(
-                f"{resume}: was trained with validation cases {state.get('val_cases')}, not {val_cases}"
-            )
-    step_module = PromptedSam(sam, inputs=INPUTS[mode]).to(device)
-    model = step_module
-    if dist is not None:
-        model = DistributedDataParallel(step_module, find_unused_parameters=True)
-    cache = cache if cache is not None else EmbeddingCache(max_bytes=512 << 20)
-    grid = min(config.loss_grid, segmenter.img_size)
-    best_path = out_dir / BEST_NAME if out_dir else None
-    last_path = out_dir / LAST_NAME if out_dir else None
-    global_step = start_epoch * steps_per_epoch
-    for epoch in range(start_epoch, config.epochs):
-        started = time.time()
-        rng = np.random.default_rng([config.seed, epoch, rank])
-        click_rng = np.random.default_rng([config.seed, epoch, rank, 7])  # its own stream
-        items = build_items(
-            stack,
-            train_idx,
-            config.myocardium,
-            config.negative_fraction,
-            config.seed + epoch,
-            lv_prompts=config.lv_prompts,
-        )
-        # a step takes batch_size slices with all their prompts: one augmentation and
-        # one encoder pass per slice serve all of its prompts
-        groups = by_slice(sorted(items, key=lambda it: it.slice))
-        pick = np.random.default_rng([config.seed, epoch, 1])
-        groups = [  # a share of the scar-free slices (myocardium and negative prompts only)
-            g for g in groups if _has_scar_prompt(g) or pick.random() < config.scar_free_share
-        ]
-        order = np.random.default_rng([config.seed, epoch]).permutation(len(groups))
-        shard = [groups[g] for g in order[rank::world]]
-        shard += shard[: max(0, steps_per_epoch * config.batch_size - len(shard))]
-        sam.train()
-        if mode != "full":
-            sam.image_encoder.eval()
-        losses = []
-        for step in range(steps_per_epoch):
-            batch = shard[step * config.batch_size : (step + 1) * config.batch_size]  # slices
-            clicked = bool(click_rng.random() < config.click_share)  # as an annotator's clicks
-            samples = [
-                sample
-                for group in batch
-                for sample in make_samples(
-                    stack,
-                    group,
-                    rng,
-                    config.augmentation,
-                    segmenter.img_size,
-                    grid,
-                    mode == "full",
-                    segmenter.preprocess,
-                    clicked,
-                )
-            ]
-            if not samples:
-                continue
-            images, image_index = shared_images(samples)
-            if mode == "full":
-                inputs = torch.stack([s.image for s in images]).to(device)
-            else:
-                kind = INPUTS[mode]
-                inputs = torch.cat([cache.get(segmenter, s.raw, kind) for s in images]).to(device)
-            image_index = torch.as_tensor(image_index, device=device)
-            boxes = torch.as_tensor(np.stack([s.box for s in samples]), device=device)
-            targets = torch.stack([s.target for s in samples]).to(device)
-            clicks = None
-            if clicked:
-                clicks = (
-                    torch.as_tensor(np.stack([s.points for s in samples]), device=device),
-                    torch.as_tensor(np.stack([s.point_labels for s in samples]), device=device),
-                )
-            logits, iou_pred = model(
-                inputs,
-                boxes,
-                token_indices([s.token for s in samples], device),
-                clicks,
-                image_index,
-            )
-            logits = torch.nn.functional.interpolate(
-                logits[:, None], size=(grid, grid), mode="bilinear", align_corners=False
-            )[:, 0]
-            loss, parts = noise_robust_loss(logits, targets, config.loss)
-            with torch.no_grad():
-                pred, truth = logits > 0, targets > 0.5
-                inter = (pred & truth).flatten(1).sum(1).float()
-                union = (pred | truth).flatten(1).sum(1).float()
-                actual_iou = torch.where(
-                    union > 0, inter / union.clamp(min=1), torch.ones_like(union)
-                )
-            loss = loss + config.iou_weight * torch.nn.functional.mse_loss(iou_pred, actual_iou)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            segmenter.random_encoder &= mode != "full"  # trained now, whatever it started as
-            global_step += 1
-            losses.append(loss.item())
-            yield Progress(
-                global_step,
-                total_steps,
-                "segmenter",
-                f"epoch {epoch + 1}",
-                {
-                    "epoch": epoch + 1,
-                    "loss": loss.item(),
-                    "dice_loss": parts["dice"],
-                    "bce": parts["bce"],
-                    "kl": parts["kl"],
-                    "lr": scheduler.get_last_lr()[0],
-                },
-            )
-        segmenter.weights_changed()
-        train_loss = float(np.mean(losses)) if losses else float("nan")
-        if dist is not None:
-            t = torch.tensor([train_loss], dtype=torch.float64)
-            dist.all_reduce(t)
-            train_loss = float(t) / world
-        metrics = (
-            validate(segmenter, stack, val_idx, cache if mode != "full" else None, mode == "neck")
-            if rank == 0
-            else {}
-        )
-        record = {
-            "model": "segmenter",
-            "epoch": epoch + 1,
-            "train_loss": train_loss,
-            "seconds": round(time.time() - started, 2),
-            **metrics,
-        }
-        history.append(record)
-        score = metrics.get("val_dice", float("nan")) if rank == 0 else 0.0
-        improved = rank == 0 and (not np.isfinite(score) or score > best)
-        if rank == 0 and out_dir is not None:
-            state = {
-                "epoch": epoch + 1,
-                "best": max(best, score) if np.isfinite(score) else best,
-                "history": history,
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "val_cases": val_cases,
-                "train_cases": train_cases,
-                "config": config.to_dict(),
-                "mode": mode,
-            }
-            segmenter.save(last_path, extra={"training": state})
-            if improved:
-                segmenter.save(
-                    best_path,
-                    extra={
-                        "epoch": epoch + 1,
-                        "val_dice": score,
-                        "val_cases": val_cases,
-                        "train_cases": train_cases,
-                        "config": config.to_dict(),
-                    },
-                )
-        if improved and np.isfinite(score):
-            best = score
-        if dist is not None:
-            dist.barrier()
-        yield Progress(
-            epoch + 1, config.epochs, "segmenter-epoch", f"epoch {epoch + 1}", dict(record)
-        )
-    sam.eval()
-    return SamTrainResult(
-        best_path, last_path, best, len(history), history, train_cases, val_cases
+        steps = min(steps, config.max_steps_per_epoch)
+    return steps
+
+
+def _epoch_shard(run: _TrainRun, epoch: int) -> list:
+    """This process's slices of the epoch (each with all its prompts), padded to full steps.
+
+    A step takes batch_size slices with all their prompts: one augmentation and
+    one encoder pass per slice serve all of its prompts.
+    """
+    config = run.config
+    items = build_items(
+        run.stack,
+        run.train_idx,
+        config.myocardium,
+        config.negative_fraction,
+        config.seed + epoch,
+        lv_prompts=config.lv_prompts,
     )
+    groups = by_slice(sorted(items, key=lambda it: it.slice))
+    pick = np.random.default_rng([config.seed, epoch, 1])
+    groups = [  # a share of the scar-free slices (myocardium and negative prompts only)
+        g for g in groups if _has_scar_prompt(g) or pick.random() < config.scar_free_share
+    ]
+    order = np.random.default_rng([config.seed, epoch]).permutation(len(groups))
+    shard = [groups[g] for g in order[run.rank :: run.world]]
+    shard += shard[: max(0, run.steps_per_epoch * config.batch_size - len(shard))]
+    return shard
+
+
+def _epoch_steps(run: _TrainRun, epoch: int) -> Generator[Progress, None, None]:
+    """One epoch's optimisation steps, a :class:`Progress` (with the loss) after each."""
+    config, sam = run.config, run.segmenter.model
+    rng = np.random.default_rng([config.seed, epoch, run.rank])
+    click_rng = np.random.default_rng([config.seed, epoch, run.rank, 7])  # its own stream
+    shard = _epoch_shard(run, epoch)
+    sam.train()
+    if run.mode != "full":
+        sam.image_encoder.eval()
+    for step in range(run.steps_per_epoch):
+        batch = shard[step * config.batch_size : (step + 1) * config.batch_size]  # slices
+        clicked = bool(click_rng.random() < config.click_share)  # as an annotator's clicks
+        parts = _train_step(run, batch, rng, clicked)
+        if parts is None:
+            continue
+        run.global_step += 1
+        yield Progress(
+            run.global_step,
+            run.total_steps,
+            "segmenter",
+            f"epoch {epoch + 1}",
+            {"epoch": epoch + 1, **parts, "lr": run.scheduler.get_last_lr()[0]},
+        )
+
+
+def _train_step(run: _TrainRun, batch: list, rng: np.random.Generator, clicked: bool):
+    """Augment the batch's slices, predict every prompt's mask, step; the loss and its parts."""
+    import torch
+
+    from .paired import token_indices
+
+    segmenter, config, device = run.segmenter, run.config, run.segmenter.device
+    grid = min(config.loss_grid, segmenter.img_size)
+    samples = [
+        sample
+        for group in batch
+        for sample in make_samples(
+            run.stack,
+            group,
+            rng,
+            config.augmentation,
+            segmenter.img_size,
+            grid,
+            run.mode == "full",
+            segmenter.preprocess,
+            clicked,
+        )
+    ]
+    if not samples:
+        return None
+    images, image_index = shared_images(samples)
+    if run.mode == "full":
+        inputs = torch.stack([s.image for s in images]).to(device)
+    else:
+        kind = INPUTS[run.mode]
+        inputs = torch.cat([run.cache.get(segmenter, s.raw, kind) for s in images]).to(device)
+    clicks = None
+    if clicked:
+        clicks = (
+            torch.as_tensor(np.stack([s.points for s in samples]), device=device),
+            torch.as_tensor(np.stack([s.point_labels for s in samples]), device=device),
+        )
+    logits, iou_pred = run.model(
+        inputs,
+        torch.as_tensor(np.stack([s.box for s in samples]), device=device),
+        token_indices([s.token for s in samples], device),
+        clicks,
+        torch.as_tensor(image_index, device=device),
+    )
+    targets = torch.stack([s.target for s in samples]).to(device)
+    loss, parts = _step_loss(logits, iou_pred, targets, grid, config)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    run.optimizer.step()
+    run.scheduler.step()
+    segmenter.random_encoder &= run.mode != "full"  # trained now, whatever it started as
+    return {
+        "loss": loss.item(),
+        "dice_loss": parts["dice"],
+        "bce": parts["bce"],
+        "kl": parts["kl"],
+    }
+
+
+def _step_loss(logits, iou_pred, targets, grid: int, config: SamTrainConfig):
+    """The noise-robust mask loss at ``grid`` px plus the IoU head's error against the real IoU."""
+    import torch
+
+    logits = torch.nn.functional.interpolate(
+        logits[:, None], size=(grid, grid), mode="bilinear", align_corners=False
+    )[:, 0]
+    loss, parts = noise_robust_loss(logits, targets, config.loss)
+    with torch.no_grad():
+        pred, truth = logits > 0, targets > 0.5
+        inter = (pred & truth).flatten(1).sum(1).float()
+        union = (pred | truth).flatten(1).sum(1).float()
+        actual_iou = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+    loss = loss + config.iou_weight * torch.nn.functional.mse_loss(iou_pred, actual_iou)
+    return loss, parts
+
+
+def _finish_epoch(run: _TrainRun, epoch: int, losses: list[float], started: float) -> dict:
+    """Reduce the loss over processes, validate, write the checkpoints; the epoch's record."""
+    import torch
+
+    segmenter = run.segmenter
+    segmenter.weights_changed()
+    train_loss = float(np.mean(losses)) if losses else float("nan")
+    if run.dist is not None:
+        t = torch.tensor([train_loss], dtype=torch.float64)
+        run.dist.all_reduce(t)
+        train_loss = float(t) / run.world
+    metrics = {}
+    if run.rank == 0:
+        cache = run.cache if run.mode != "full" else None
+        metrics = validate(segmenter, run.stack, run.val_idx, cache, run.mode == "neck")
+    record = {
+        "model": "segmenter",
+        "epoch": epoch + 1,
+        "train_loss": train_loss,
+        "seconds": round(time.time() - started, 2),
+        **metrics,
+    }
+    run.history.append(record)
+    score = metrics.get("val_dice", float("nan")) if run.rank == 0 else 0.0
+    improved = run.rank == 0 and (not np.isfinite(score) or score > run.best)
+    if run.rank == 0 and run.out_dir is not None:
+        _save_checkpoints(run, epoch, score, improved)
+    if improved and np.isfinite(score):
+        run.best = score
+    if run.dist is not None:
+        run.dist.barrier()
+    return record
+
+
+def _save_checkpoints(run: _TrainRun, epoch: int, score: float, improved: bool) -> None:
+    """The last checkpoint (with the state to resume from) and, when improved, the best."""
+    config = run.config
+    state = {
+        "epoch": epoch + 1,
+        "best": max(run.best, score) if np.isfinite(score) else run.best,
+        "history": run.history,
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "val_cases": run.val_cases,
+        "train_cases": run.train_cases,
+        "config": config.to_dict(),
+        "mode": run.mode,
+    }
+    run.segmenter.save(run.last_path, extra={"training": state})
+    if improved:
+        run.segmenter.save(
+            run.best_path,
+            extra={
+                "epoch": epoch + 1,
+                "val_dice": score,
+                "val_cases": run.val_cases,
+                "train_cases": run.train_cases,
+                "config": config.to_dict(),
+            },
+        )
 
 
 def with_overrides(config: SamTrainConfig, **changes) -> SamTrainConfig:
