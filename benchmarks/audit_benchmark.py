@@ -54,7 +54,7 @@ def precision_at(scores: np.ndarray, positive: np.ndarray, share: float = 0.1) -
 def make_noisy(stack, truth, n_range, rng, local_share: float = 0.3):
     """Noisy scar labels: n-SD per patient inside the clean myocardium of slices with scar, plus
     local corruptions (a dropped component, a spurious blob, a jittered boundary) on any slice."""
-    from napari_yolosam.phantom import MYOCARDIUM, NO_REFLOW, SCAR, corrupt_label
+    from napari_yolosam.phantom.make import MYOCARDIUM, NO_REFLOW, SCAR, corrupt_label
     from napari_yolosam.semiauto import nsd
 
     noisy = truth.copy()
@@ -81,13 +81,13 @@ def make_noisy(stack, truth, n_range, rng, local_share: float = 0.3):
 def main() -> None:
     from napari_yolosam.audit import AuditConfig, audit
     from napari_yolosam.audit.metrics import dice
-    from napari_yolosam.detector import Detector
     from napari_yolosam.io import read_stack
     from napari_yolosam.labelspec import LabelSpec
-    from napari_yolosam.phantom import make_phantom
+    from napari_yolosam.models.detector import Detector
+    from napari_yolosam.models.segmenter import Segmenter
+    from napari_yolosam.phantom.make import make_phantom
     from napari_yolosam.progress import cli_progress, drive
-    from napari_yolosam.proposals import propose
-    from napari_yolosam.segmenter import Segmenter
+    from napari_yolosam.proposals.core import propose
     from napari_yolosam.training.run import train
     from napari_yolosam.training.sam import SamTrainConfig
 

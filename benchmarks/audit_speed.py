@@ -14,8 +14,8 @@ from scipy import ndimage as ndi
 
 def main() -> None:
     from napari_yolosam.audit import audit
-    from napari_yolosam.phantom import make_phantom
-    from napari_yolosam.proposals import Proposals, SliceProposal
+    from napari_yolosam.phantom.make import make_phantom
+    from napari_yolosam.proposals.core import Proposals, SliceProposal
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--slices", type=int, default=1000)

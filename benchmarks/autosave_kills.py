@@ -121,8 +121,8 @@ def main() -> None:
     if args.worker:
         worker(Path(args.worker[0]), Path(args.worker[1]), int(args.worker[2]))
         return
-    from napari_yolosam.phantom import make_phantom
-    from napari_yolosam.phantom_io import save_phantom
+    from napari_yolosam.phantom.io import save_phantom
+    from napari_yolosam.phantom.make import make_phantom
 
     out = Path(args.out)
     data = save_phantom(make_phantom(n_slices=6, n_cases=3, shape=(128, 128)), out / "data")

@@ -25,7 +25,7 @@ def main() -> None:
     from qtpy.QtCore import QTimer
 
     from napari_yolosam.napari_hooks.layers import stack_to_layer_data
-    from napari_yolosam.phantom import make_phantom
+    from napari_yolosam.phantom.make import make_phantom
     from napari_yolosam.widgets._layers import replace_layers
     from napari_yolosam.widgets.workflow import Workflow
 

@@ -43,7 +43,7 @@ def mean(values) -> float:
 def expert_box_dice(segmenter, stack, expert, cache) -> float:
     """Mean Dice of SAM prompted with one box per expert scar region (slices with expert scar)."""
     from napari_yolosam.audit.metrics import dice
-    from napari_yolosam.proposals import label_boxes
+    from napari_yolosam.proposals.core import label_boxes
 
     scores = []
     for i in range(len(stack)):
@@ -69,7 +69,7 @@ def proposal_dice(proposals, expert) -> float:
 
 def run_propose(stack, segmenter, detector, cache, **kwargs):
     from napari_yolosam.progress import drive
-    from napari_yolosam.proposals import propose
+    from napari_yolosam.proposals.core import propose
 
     return drive(propose(stack, segmenter, detector, cache=cache, **kwargs))
 
@@ -158,7 +158,7 @@ def audit_scores(rows: list[dict]) -> dict:
 
 def train_detector(train_stack, run: Path, epochs: int):
     """The fold's detector (ultralytics, from scratch; reused when RUN has one) and its minutes."""
-    from napari_yolosam.detector import Detector
+    from napari_yolosam.models.detector import Detector
     from napari_yolosam.progress import drive
     from napari_yolosam.training.run import train
 
@@ -181,8 +181,8 @@ def train_detector(train_stack, run: Path, epochs: int):
 
 def fine_tune(train_stack, run: Path, mode: str, args, cache):
     """The fold's segmenter fine-tuned in ``mode`` on the noisy labels, with its minutes."""
+    from napari_yolosam.models.segmenter import Segmenter
     from napari_yolosam.progress import drive
-    from napari_yolosam.segmenter import Segmenter
     from napari_yolosam.training.sam import SamTrainConfig, train_segmenter
 
     segmenter = Segmenter.from_spec(args.segmenter)
@@ -200,10 +200,10 @@ def fine_tune(train_stack, run: Path, mode: str, args, cache):
 
 
 def main() -> None:
-    from napari_yolosam.embeddings import EmbeddingCache
     from napari_yolosam.io import read_stack
     from napari_yolosam.labelspec import LabelSpec
-    from napari_yolosam.segmenter import Segmenter
+    from napari_yolosam.models.embeddings import EmbeddingCache
+    from napari_yolosam.models.segmenter import Segmenter
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--emidec", default=str(HERE.parents[1] / "shared/data/emidec_dev"))

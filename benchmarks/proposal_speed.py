@@ -29,12 +29,12 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from napari_yolosam.detector import Detections, Detector
-    from napari_yolosam.embeddings import EmbeddingCache
-    from napari_yolosam.phantom import make_phantom
+    from napari_yolosam.models.detector import Detections, Detector
+    from napari_yolosam.models.embeddings import EmbeddingCache
+    from napari_yolosam.models.segmenter import Segmenter
+    from napari_yolosam.phantom.make import make_phantom
     from napari_yolosam.progress import drive
-    from napari_yolosam.proposals import propose
-    from napari_yolosam.segmenter import Segmenter
+    from napari_yolosam.proposals.core import propose
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--models", nargs="+", default=["tiny", "vit_b"])

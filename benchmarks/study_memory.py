@@ -21,8 +21,6 @@ import shutil
 import time
 from pathlib import Path
 
-import numpy as np
-
 HERE = Path(__file__).resolve().parent
 EMIDEC = HERE.parents[1] / "shared/data/emidec_dev"
 
@@ -40,7 +38,7 @@ def open_study(slices: int):
     if EMIDEC.is_dir():
         stack = read_stack(EMIDEC, spec=LabelSpec.emidec())
         return stack.subset(range(min(slices, len(stack)))), "EMIDEC dev"
-    from napari_yolosam.phantom import make_phantom
+    from napari_yolosam.phantom.make import make_phantom
 
     phantom = make_phantom(n_slices=10, n_cases=max(1, slices // 10), shape=(256, 256), seed=0)
     return phantom.stack, "phantom"
@@ -65,7 +63,9 @@ def review(stack, proposals, result, folder: Path, decisions: int) -> float:
     """``decisions`` accepts down the audit's queue with autosave; the mean seconds per decision."""
     from napari_yolosam.review import ReviewSession
 
-    session = ReviewSession(stack, proposals.masks(), result.rows, autosave_dir=folder / "autosave")
+    session = ReviewSession(
+        stack, proposals.masks(), result.rows, autosave_dir=folder / "autosave"
+    )
     queue = session.queue() or list(range(len(stack)))
     started = time.perf_counter()
     for k in range(decisions):
@@ -87,17 +87,21 @@ def research_way(segmenter, stack, proposals, encoder_s: float, sample: int = 3)
             boxes += 1
     per_box = (time.perf_counter() - started) / max(boxes, 1)
     total_boxes = sum(len(sp.boxes) for sp in proposals.slices)
-    return {"seconds_per_box": per_box, "boxes": total_boxes, "whole_study_s": per_box * total_boxes}
+    return {
+        "seconds_per_box": per_box,
+        "boxes": total_boxes,
+        "whole_study_s": per_box * total_boxes,
+    }
 
 
 def main() -> None:
     from napari_yolosam.audit import audit
     from napari_yolosam.defaults import default_segmenter
-    from napari_yolosam.detector import Detector
-    from napari_yolosam.embeddings import EmbeddingCache, embed_stack
+    from napari_yolosam.models.detector import Detector
+    from napari_yolosam.models.embeddings import EmbeddingCache, embed_stack
+    from napari_yolosam.models.segmenter import Segmenter
     from napari_yolosam.progress import drive
-    from napari_yolosam.proposals import propose
-    from napari_yolosam.segmenter import Segmenter
+    from napari_yolosam.proposals.core import propose
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--slices", type=int, default=300)

@@ -40,7 +40,7 @@ def held_out(stack, count: int, seed: int) -> list[str]:
 def end_to_end(stack, detector, segmenter, idx, conf=None, lv_scar=False, cache=None):
     from napari_yolosam.audit.metrics import dice
     from napari_yolosam.progress import drive
-    from napari_yolosam.proposals import propose
+    from napari_yolosam.proposals.core import propose
 
     sub = stack.subset(idx)
     props = drive(
@@ -113,10 +113,10 @@ def learning(args) -> dict:
 def evaluate_models(stack, val, det_path, seg_path, run: Path | None = None) -> dict:
     """Held-out scores of a trained detector and segmenter: SAM with true boxes (the saved and,
     where ``run`` has it, the last epoch), the detector's epoch metrics, and end to end."""
-    from napari_yolosam.checkpoints import read_payload
-    from napari_yolosam.detector import Detector
-    from napari_yolosam.embeddings import EmbeddingCache
-    from napari_yolosam.segmenter import Segmenter
+    from napari_yolosam.models.checkpoints import read_payload
+    from napari_yolosam.models.detector import Detector
+    from napari_yolosam.models.embeddings import EmbeddingCache
+    from napari_yolosam.models.segmenter import Segmenter
     from napari_yolosam.training.sam import validate
 
     idx = [i for i, c in enumerate(stack.cases) if c in val]
@@ -174,8 +174,8 @@ def robustness(args) -> dict:
     from audit_benchmark import make_noisy
 
     from napari_yolosam.io import read_stack
+    from napari_yolosam.models.segmenter import Segmenter
     from napari_yolosam.progress import cli_progress, drive
-    from napari_yolosam.segmenter import Segmenter
     from napari_yolosam.training.losses import LossWeights
     from napari_yolosam.training.sam import SamTrainConfig, train_segmenter, validate
 
@@ -209,9 +209,9 @@ def robustness(args) -> dict:
 def speed(args) -> dict:
     import torch
 
-    from napari_yolosam.embeddings import EmbeddingCache
-    from napari_yolosam.phantom import make_phantom
-    from napari_yolosam.segmenter import Segmenter
+    from napari_yolosam.models.embeddings import EmbeddingCache
+    from napari_yolosam.models.segmenter import Segmenter
+    from napari_yolosam.phantom.make import make_phantom
     from napari_yolosam.training.sam import SamTrainConfig, train_segmenter
 
     phantom = make_phantom(n_slices=2, n_cases=1, shape=(256, 256), seed=0)

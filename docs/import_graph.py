@@ -154,7 +154,7 @@ def mermaid(rooms: dict[str, set[str]]) -> str:
     level = floors(rooms)
     lines = ["```mermaid", "flowchart BT"]
     for name in sorted(rooms, key=lambda n: (level[n], n)):
-        lines.append(f"  {name}[\"{name} (floor {level[name]})\"]")
+        lines.append(f'  {name}["{name} (floor {level[name]})"]')
     for source in sorted(rooms):
         for target in sorted(rooms[source]):
             lines.append(f"  {source} --> {target}")

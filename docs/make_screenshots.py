@@ -35,12 +35,15 @@ def main() -> None:
     import argparse
 
     from napari_yolosam.progress import drive
-    from napari_yolosam.proposals import propose
+    from napari_yolosam.proposals.core import propose
     from napari_yolosam.viewer import open_viewer
 
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--segmenter", default="tiny",
-                        help="segmenter for the proposal screenshots (e.g. demo/run/segmenter.pth from yolosam demo)")
+    parser.add_argument(
+        "--segmenter",
+        default="tiny",
+        help="segmenter for the proposal screenshots (e.g. demo/run/segmenter.pth from yolosam demo)",
+    )
     args = parser.parse_args()
     HERE.mkdir(parents=True, exist_ok=True)
     viewer = open_viewer(sample=True, block=False)

@@ -46,7 +46,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def phantom():
     """A small phantom: 2 cases x 4 slices of 128 px, 50% corrupted labels."""
-    from napari_yolosam.phantom import make_phantom
+    from napari_yolosam.phantom.make import make_phantom
 
     return make_phantom(n_slices=4, n_cases=2, shape=(128, 128), corrupt=0.5, seed=7)
 
@@ -54,7 +54,7 @@ def phantom():
 @pytest.fixture
 def phantom_folder(phantom, tmp_path) -> Path:
     """The small phantom saved as images/ + masks/ (+ truth/)."""
-    from napari_yolosam.phantom_io import save_phantom
+    from napari_yolosam.phantom.io import save_phantom
 
     return save_phantom(phantom, tmp_path / "phantom")
 
@@ -62,7 +62,7 @@ def phantom_folder(phantom, tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_segmenter():
     """A freshly initialised tiny SAM (shared; tests must not train it)."""
-    from napari_yolosam.segmenter import Segmenter
+    from napari_yolosam.models.segmenter import Segmenter
 
     return Segmenter.build("tiny", seed=0)
 
@@ -70,6 +70,6 @@ def tiny_segmenter():
 @pytest.fixture(scope="session")
 def tiny_detector():
     """A freshly initialised yolo11n with scar and LV classes (shared; not trained)."""
-    from napari_yolosam.detector import Detector
+    from napari_yolosam.models.detector import Detector
 
     return Detector.build("yolo11n.yaml", names=("scar", "lv"), imgsz=128, seed=0)

@@ -11,7 +11,7 @@ from scipy import ndimage as ndi
 from napari_yolosam.audit import CASE_COLUMNS, REPORT_COLUMNS, AuditConfig, audit, save_audit
 from napari_yolosam.audit.metrics import dice, hd95_and_msd, iou
 from napari_yolosam.labelspec import LabelSpec
-from napari_yolosam.proposals import Proposals, SliceProposal
+from napari_yolosam.proposals.core import Proposals, SliceProposal
 from napari_yolosam.stack import Stack
 
 

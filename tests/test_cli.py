@@ -96,8 +96,8 @@ def test_embed_encodes_each_slice_once_and_skips_cached_ones(phantom_folder, tmp
 
 def test_training_defaults_have_one_source():
     """yolosam train, the DDP launcher and SamTrainConfig read the same defaults."""
-    from napari_yolosam.cli_parser import build_parser
-    from napari_yolosam.training.ddp import ddp_parser
+    from napari_yolosam.cli.ddp import ddp_parser
+    from napari_yolosam.cli.parser import build_parser
     from napari_yolosam.training.sam import SamTrainConfig
 
     config = SamTrainConfig()

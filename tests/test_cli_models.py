@@ -7,9 +7,9 @@ import threading
 import numpy as np
 import pytest
 
-from napari_yolosam import model_store
 from napari_yolosam.cli import main
 from napari_yolosam.io import read_stack
+from napari_yolosam.models import model_store
 
 
 def test_propose_cli_with_configs_and_checkpoints(
@@ -148,8 +148,8 @@ def test_download_verifies_sha256(online, tiny_segmenter, tmp_path, capsys):
     assert main(["models"]) == 0
     listing = capsys.readouterr().out
     assert "sam_vit_b" in listing and str(model_store.weights_dir()) in listing
-    from napari_yolosam.checkpoints import CheckpointError
-    from napari_yolosam.segmenter import Segmenter
+    from napari_yolosam.models.checkpoints import CheckpointError
+    from napari_yolosam.models.segmenter import Segmenter
 
     with pytest.raises(CheckpointError, match="holds tiny weights, not vit_b"):
         Segmenter.from_spec("sam_vit_b")  # the served file was tiny weights under vit_b's name

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from napari_yolosam.checkpoints import CheckpointError
-from napari_yolosam.detector import Detector
+from napari_yolosam.models.checkpoints import CheckpointError
+from napari_yolosam.models.detector import Detector
 
 
 def test_predict_several_boxes_per_slice(tiny_detector, phantom):

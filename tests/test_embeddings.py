@@ -1,7 +1,7 @@
 import numpy as np
 
-from napari_yolosam.embeddings import EmbeddingCache, image_key
-from napari_yolosam.segmenter import Segmenter
+from napari_yolosam.models.embeddings import EmbeddingCache, image_key
+from napari_yolosam.models.segmenter import Segmenter
 
 
 class CountingSegmenter:
@@ -130,7 +130,7 @@ def test_trunk_features_serve_the_embedding_and_neck_training(phantom, tmp_path)
 
 
 def test_slice_order_starts_in_view_and_goes_outward():
-    from napari_yolosam.embeddings import slice_order
+    from napari_yolosam.models.embeddings import slice_order
 
     assert slice_order(5, 2) == [2, 3, 1, 4, 0]
     assert slice_order(4, 0) == [0, 1, 2, 3]
@@ -144,9 +144,9 @@ def test_one_encoder_pass_per_slice_through_the_whole_workflow(
     """embed (slice in view first) -> propose -> audit -> review prompts -> decoder fine-tuning
     -> proposals with the tuned decoder -> a restart: one encoder pass per slice, never more."""
     from napari_yolosam.audit import audit
-    from napari_yolosam.embeddings import embed_stack
+    from napari_yolosam.models.embeddings import embed_stack
     from napari_yolosam.progress import drive
-    from napari_yolosam.proposals import prompt_slice, propose
+    from napari_yolosam.proposals.core import prompt_slice, propose
     from napari_yolosam.training.sam import SamTrainConfig, train_segmenter
 
     seg = Segmenter.build("tiny", seed=5)

@@ -35,7 +35,7 @@ def test_registered_entry_point():
 
 def test_core_imports_without_qt_or_napari():
     code = (
-        "import sys; import napari_yolosam, napari_yolosam.io, napari_yolosam.phantom, "
+        "import sys; import napari_yolosam, napari_yolosam.io, napari_yolosam.phantom.make, "
         "napari_yolosam.cli, napari_yolosam.napari_hooks.reader; "
         "bad = [m for m in ('napari', 'qtpy', 'PyQt5', 'magicgui') if m in sys.modules]; "
         "assert not bad, bad"

@@ -103,8 +103,8 @@ def test_a_killed_result_leaves_the_old_folder_and_is_cleaned_next_time(tmp_path
 
 
 def test_half_written_files_of_a_killed_run_are_removed_next_time(tmp_path):
-    from napari_yolosam.embeddings import EmbeddingCache
     from napari_yolosam.io.atomic import remove_partials
+    from napari_yolosam.models.embeddings import EmbeddingCache
 
     run = tmp_path / "run"
     run.mkdir()

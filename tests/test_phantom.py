@@ -1,6 +1,12 @@
 import numpy as np
 
-from napari_yolosam.phantom import CORRUPTIONS, ScarSector, corrupt_label, make_phantom, make_slice
+from napari_yolosam.phantom.make import (
+    CORRUPTIONS,
+    ScarSector,
+    corrupt_label,
+    make_phantom,
+    make_slice,
+)
 
 
 def test_reproducible_and_shaped():

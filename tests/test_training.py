@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from napari_yolosam.checkpoints import read_payload
-from napari_yolosam.phantom import make_phantom
+from napari_yolosam.models.checkpoints import read_payload
+from napari_yolosam.models.segmenter import Segmenter
+from napari_yolosam.phantom.make import make_phantom
 from napari_yolosam.progress import Stopped, drive
 from napari_yolosam.regions import scar_regions
-from napari_yolosam.segmenter import Segmenter
 from napari_yolosam.training.data import (
     Augmentation,
     build_items,
@@ -146,7 +146,7 @@ def test_tiny_sam_learns_on_phantom(tmp_path):
 
 
 def test_decoder_mode_freezes_encoder_and_uses_cache(train_phantom, tmp_path):
-    from napari_yolosam.embeddings import EmbeddingCache
+    from napari_yolosam.models.embeddings import EmbeddingCache
 
     seg = Segmenter.build("tiny", seed=1)
     with pytest.raises(ValueError, match="random encoder"):
@@ -200,7 +200,7 @@ def test_stop_mid_epoch_keeps_last_checkpoint_and_resume_continues(train_phantom
 
 
 def test_yolo_training_writes_loadable_detector(train_phantom, tmp_path):
-    from napari_yolosam.detector import Detector
+    from napari_yolosam.models.detector import Detector
     from napari_yolosam.training.yolo import detector_classes, train_detector
 
     stack = train_phantom.stack
@@ -255,7 +255,7 @@ def test_detector_epoch_selection():
 
 
 def test_yolo_training_stops_when_asked(train_phantom, tmp_path):
-    from napari_yolosam.detector import Detector
+    from napari_yolosam.models.detector import Detector
     from napari_yolosam.training.yolo import train_detector
 
     det = Detector.build(names=("scar", "lv"), imgsz=96)
@@ -273,7 +273,7 @@ def test_yolo_training_stops_when_asked(train_phantom, tmp_path):
 
 @pytest.mark.slow
 def test_ddp_two_cpu_processes(train_phantom, tmp_path):
-    from napari_yolosam.phantom_io import save_phantom
+    from napari_yolosam.phantom.io import save_phantom
 
     data = save_phantom(train_phantom, tmp_path / "data")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -285,7 +285,7 @@ def test_ddp_two_cpu_processes(train_phantom, tmp_path):
         "--nproc_per_node",
         "2",
         "-m",
-        "napari_yolosam.training.ddp",
+        "napari_yolosam.cli.ddp",
         "--data",
         str(data),
         "--out",
@@ -446,7 +446,7 @@ def test_scar_free_share_sets_the_slices_per_epoch(train_phantom, tmp_path):
 def test_train_reads_the_embeddings_the_viewer_and_embed_wrote(train_phantom, tmp_path):
     """train() (the fine-tuning widget's path) takes embeddings from the shared disk cache:
     slices embedded before are never encoded again (no embedding file is rewritten)."""
-    from napari_yolosam.embeddings import EmbeddingCache, embed_stack
+    from napari_yolosam.models.embeddings import EmbeddingCache, embed_stack
     from napari_yolosam.paths import cache_dir
     from napari_yolosam.training.run import train
 

@@ -36,8 +36,8 @@ def test_resume_never_unpickles_a_crafted_detector_checkpoint(phantom_folder, tm
 def saved_proposals(phantom_folder, tiny_segmenter, tmp_path):
     from napari_yolosam.io import read_stack
     from napari_yolosam.progress import drive
-    from napari_yolosam.proposals import propose
-    from napari_yolosam.proposals_io import save_proposals
+    from napari_yolosam.proposals.core import propose
+    from napari_yolosam.proposals.io import save_proposals
 
     stack = read_stack(phantom_folder)
     save_proposals(drive(propose(stack, tiny_segmenter)), stack, tmp_path / "props")
@@ -57,7 +57,7 @@ def saved_proposals(phantom_folder, tiny_segmenter, tmp_path):
 )
 def test_damaged_proposal_files_name_the_file(saved_proposals, damage):
     from napari_yolosam.io import StackError
-    from napari_yolosam.proposals_io import load_proposals
+    from napari_yolosam.proposals.io import load_proposals
 
     stack, folder = saved_proposals
     name, data = damage
@@ -71,8 +71,8 @@ def test_damaged_proposal_files_name_the_file(saved_proposals, damage):
 
 @pytest.mark.parametrize("size", [0, 100, -200])
 def test_truncated_checkpoints_are_one_line_errors(tiny_segmenter, tmp_path, size, capsys):
-    from napari_yolosam.checkpoints import CheckpointError
-    from napari_yolosam.segmenter import Segmenter
+    from napari_yolosam.models.checkpoints import CheckpointError
+    from napari_yolosam.models.segmenter import Segmenter
 
     whole = tiny_segmenter.save(tmp_path / "whole.pth").read_bytes()
     broken = tmp_path / "broken.pth"

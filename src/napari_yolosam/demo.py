@@ -11,8 +11,8 @@ import numpy as np
 from .defaults import default_segmenter
 from .io.atomic import atomic_write_text
 from .io.outputs import check_output
-from .phantom import make_phantom
-from .phantom_io import save_phantom
+from .phantom.io import save_phantom
+from .phantom.make import make_phantom
 from .progress import Progress, drive
 from .training.sam import SamTrainConfig, dice
 
@@ -44,11 +44,11 @@ def run_demo(
     segmenter (default: the pretrained default, :func:`~napari_yolosam.defaults.default_segmenter`)
     on the noisy labels, propose on the held-out cases and compare with the truth. Writes
     ``data/``, ``run/``, ``proposals/`` and ``report.json`` under ``out``; returns the report."""
-    from .detector import Detector
     from .io import read_stack
-    from .proposals import propose
-    from .proposals_io import save_proposals
-    from .segmenter import Segmenter
+    from .models.detector import Detector
+    from .models.segmenter import Segmenter
+    from .proposals.core import propose
+    from .proposals.io import save_proposals
     from .training.run import train
 
     check_output(out, (), overwrite)

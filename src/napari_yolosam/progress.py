@@ -58,20 +58,38 @@ def drive(
 
 
 def cli_progress(prefix: str = "") -> Callable[[Progress], None]:
-    """A text progress bar on stderr for :func:`drive`."""
+    """A progress bar on stderr for :func:`drive` (tqdm: rate and time left, one bar per stage).
+
+    Where stderr is not a terminal (a log file, CI), tqdm writes a line now
+    and then instead of redrawing one.
+    """
     import sys
 
+    from tqdm import tqdm
+
+    bars: dict = {}
+
     def show(event: Progress) -> None:
-        width = 30
-        filled = int(event.fraction * width)
-        extra = " ".join(
-            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in event.values.items()
-        )
-        sys.stderr.write(
-            f"\r{prefix}{event.stage} [{'#' * filled}{'.' * (width - filled)}] {event.step}/{event.total} {extra}   "
+        key = event.stage
+        bar = bars.get(key)
+        if bar is None or event.total != bar.total or event.step < bar.n:
+            if bar is not None:
+                bar.close()
+            bar = bars[key] = tqdm(
+                total=event.total,
+                desc=f"{prefix}{event.stage}",
+                file=sys.stderr,
+                dynamic_ncols=True,
+                mininterval=0.5 if sys.stderr.isatty() else 30,
+                leave=True,
+            )
+        bar.update(event.step - bar.n)
+        bar.set_postfix(
+            {k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in event.values.items()},
+            refresh=False,
         )
         if event.step >= event.total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+            bar.close()
+            bars.pop(key, None)
 
     return show

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..proposals import INDEPENDENT_SOURCES, Proposals
+from ..proposals.types import INDEPENDENT_SOURCES, Proposals
 from ..stack import Stack
 from .bias import (
     area_curves,
@@ -153,7 +153,7 @@ def audit(
     stack
         Images and the labels being audited (scar and, where present, myocardium).
     proposals
-        From :func:`~napari_yolosam.proposals.propose` or loaded from files;
+        From :func:`~napari_yolosam.proposals.core.propose` or loaded from files;
         without probability maps (``settings["probabilities"] is False``) the
         audit works from the masks alone.
     myocardium

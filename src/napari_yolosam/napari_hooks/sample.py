@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..phantom import make_phantom
+from ..phantom.make import make_phantom
 from .layers import stack_to_layer_data
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..preprocess import prepare_image, resized_shape, transform_coords
+from ..models.preprocess import prepare_image, resized_shape, transform_coords
 from ..regions import scar_regions
 from ..stack import Stack
 

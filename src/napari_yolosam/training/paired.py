@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..segmenter.model import TARGET_TOKENS
+from ..models.segmenter.model import TARGET_TOKENS
 
 
 def paired_predict_masks(decoder, image_embeddings, image_pe, sparse, dense):

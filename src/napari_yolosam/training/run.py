@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..defaults import default_segmenter
-from ..detector import Detector
-from ..embeddings import EmbeddingCache
 from ..io.atomic import atomic_write_text, remove_partials
 from ..io.outputs import check_output
+from ..models.detector import Detector
+from ..models.embeddings import EmbeddingCache
+from ..models.segmenter import Segmenter
 from ..paths import cache_dir
 from ..progress import Progress
-from ..segmenter import Segmenter
 from ..stack import Stack
 from .data import slice_indices, split_cases
 from .sam import BEST_NAME, LAST_NAME, SamTrainConfig, train_segmenter
@@ -69,7 +69,7 @@ def torch_device(device: str) -> str:
 
     Several GPU ids train the detector with ultralytics' DDP; the segmenter
     uses the first (several-GPU SAM training runs under ``torchrun``, see
-    :mod:`napari_yolosam.training.ddp`).
+    :mod:`napari_yolosam.cli.ddp`).
     """
     first = str(device).split(",")[0].strip()
     return f"cuda:{first}" if first.isdigit() else first

@@ -20,14 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoints import read_payload
 from ..defaults import TRAIN_MODES, TRAINING
-from ..embeddings import EmbeddingCache
 from ..io.yolo_boxes import regions_to_boxes
+from ..models.checkpoints import read_payload
+from ..models.embeddings import EmbeddingCache
+from ..models.segmenter import Segmenter
+from ..models.segmenter.configs import SCRATCH_CONFIGS
 from ..progress import Progress
 from ..regions import scar_regions
-from ..segmenter import Segmenter
-from ..segmenter.configs import SCRATCH_CONFIGS
 from ..stack import Stack
 from .data import (
     Augmentation,

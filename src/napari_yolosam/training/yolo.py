@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .._ultralytics import keep_torch_threads
-from ..checkpoints import CheckpointError
-from ..detector import LV_CLASS, SCAR_CLASS, Detector
 from ..io.atomic import atomic_write, atomic_write_text
 from ..io.yolo_boxes import boxes_to_yolo, format_yolo_lines, regions_to_boxes
-from ..preprocess import to_uint8_rgb
+from ..models._ultralytics import keep_torch_threads
+from ..models.checkpoints import CheckpointError
+from ..models.detector import LV_CLASS, SCAR_CLASS, Detector
+from ..models.preprocess import to_uint8_rgb
 from ..progress import Progress
 from ..regions import scar_regions
 from ..stack import Stack

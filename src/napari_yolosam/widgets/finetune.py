@@ -22,6 +22,7 @@ from ..io import read_stack
 from ..paths import cache_dir
 from ..training.run import RunResult, train
 from ..training.sam import SamTrainConfig
+from ._session import find_widget, register
 from ._stack_from_layers import MissingLayer, stack_from_viewer
 from ._work import start
 
@@ -33,6 +34,7 @@ class FinetuneWidget(Container):
     def __init__(self, napari_viewer, proposals_widget=None, review_widget=None) -> None:
         super().__init__(labels=True)
         self.viewer = napari_viewer
+        register(napari_viewer, self)
         self.proposals_widget = proposals_widget
         self.review_widget = review_widget
         self.source = ComboBox(
@@ -235,8 +237,16 @@ class FinetuneWidget(Container):
 
     def load_and_rescore(self):
         """Load the trained models into the proposals widget, propose all slices, then re-run the audit."""
-        if self.result is None or self.proposals_widget is None:
+        from .proposals import ProposalsWidget
+        from .review import ReviewWidget
+
+        self.proposals_widget = self.proposals_widget or find_widget(self.viewer, ProposalsWidget)
+        self.review_widget = self.review_widget or find_widget(self.viewer, ReviewWidget)
+        if self.result is None:
             self.status.value = "no finished run to load"
+            return None
+        if self.proposals_widget is None:
+            self.status.value = "open the 'Models and proposals' widget to load the models into"
             return None
         widget = self.proposals_widget
         detector = (

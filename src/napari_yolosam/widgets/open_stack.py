@@ -10,6 +10,7 @@ from ..io import StackError, read_stack
 from ..labelspec import MASK_MODES, LabelSpec
 from ..napari_hooks.layers import stack_to_layer_data
 from ._layers import replace_layers
+from ._session import register
 
 PRESET_VALUES = {
     "emidec": LabelSpec.emidec(),
@@ -33,6 +34,7 @@ class OpenStackWidget(Container):
     def __init__(self, napari_viewer) -> None:
         super().__init__(labels=True)
         self.viewer = napari_viewer
+        register(napari_viewer, self)
         self.path = FileEdit(
             label="stack",
             mode="d",

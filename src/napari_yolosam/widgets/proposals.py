@@ -17,12 +17,13 @@ from magicgui.widgets import (
 
 from .. import layer_names
 from ..defaults import default_segmenter
-from ..embeddings import EmbeddingCache, embed_stack
-from ..model_store import KNOWN_MODELS
+from ..models.embeddings import EmbeddingCache, embed_stack
+from ..models.model_store import KNOWN_MODELS
+from ..models.segmenter import SEGMENTER_CONFIGS
 from ..paths import cache_dir
-from ..proposals import Proposals, SliceProposal, prompt_slice, propose
-from ..segmenter import SEGMENTER_CONFIGS
+from ..proposals.core import Proposals, SliceProposal, prompt_slice, propose
 from ._layers import replace_layers
+from ._session import register
 from ._stack_from_layers import MissingLayer, layer_or_none, stack_from_viewer
 from ._work import start
 
@@ -39,6 +40,7 @@ class ProposalsWidget(Container):
     def __init__(self, napari_viewer) -> None:
         super().__init__(labels=True)
         self.viewer = napari_viewer
+        register(napari_viewer, self)
         self.detector_spec = LineEdit(
             label="detector",
             value="none",
@@ -154,8 +156,8 @@ class ProposalsWidget(Container):
 
     def models(self):
         """Load the chosen models (once per choice); returns ``(detector or None, segmenter)``."""
-        from ..detector import Detector
-        from ..segmenter import Segmenter
+        from ..models.detector import Detector
+        from ..models.segmenter import Segmenter
 
         wanted = (
             str(self.detector_spec.value),

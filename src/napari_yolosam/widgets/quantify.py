@@ -18,6 +18,7 @@ from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 from .. import layer_names
 from ..quantify import compare_sources, units_note
 from ..semiauto import METHODS, semiauto_stack
+from ._session import register
 from ._stack_from_layers import MissingLayer, layer_or_none, stack_from_viewer
 from ._work import call
 
@@ -39,6 +40,7 @@ class QuantifyWidget(Container):
     def __init__(self, napari_viewer) -> None:
         super().__init__(labels=True)
         self.viewer = napari_viewer
+        register(napari_viewer, self)
         self.method = ComboBox(
             label="method",
             choices=list(METHODS),

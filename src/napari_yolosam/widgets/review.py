@@ -14,6 +14,7 @@ from ..audit import AuditConfig, audit
 from ..paths import cache_dir
 from ..review import ReviewSession
 from ._layers import replace_layers
+from ._session import find_widget, register
 from ._stack_from_layers import MissingLayer, stack_from_viewer
 
 DISAGREEMENT = "disagreement"
@@ -44,6 +45,7 @@ class ReviewWidget(Container):
     def __init__(self, napari_viewer, proposals_widget=None) -> None:
         super().__init__(labels=False)
         self.viewer = napari_viewer
+        register(napari_viewer, self)
         self.proposals_widget = proposals_widget
         self.audit_button = PushButton(
             text="Run audit", tooltip="compare labels with proposals; rank and flag"
@@ -107,7 +109,6 @@ class ReviewWidget(Container):
     def _proposals(self, stack):
         if self.proposals_widget is None:
             from .proposals import ProposalsWidget
-            from .workflow import find_widget
 
             self.proposals_widget = find_widget(self.viewer, ProposalsWidget)
         widget = self.proposals_widget

@@ -24,17 +24,3 @@ class Workflow:
         window.add_dock_widget(
             self.quantify, name="Scar quantification", area="right", tabify=True
         )
-
-
-def find_widget(viewer, cls):
-    """The docked widget of type ``cls`` in ``viewer`` (npe2-docked widgets find each other so)."""
-    for dock in getattr(viewer.window, "_dock_widgets", {}).values():
-        inner = dock.widget()
-        for candidate in (inner, getattr(inner, "_magic_widget", None)):
-            if isinstance(candidate, cls):
-                return candidate
-        for child in inner.findChildren(type(inner)) if inner is not None else []:
-            owner = getattr(child, "_magic_widget", None)
-            if isinstance(owner, cls):
-                return owner
-    return None

@@ -1,11 +1,11 @@
-"""Multi-GPU / multi-node SAM training: ``torchrun ... -m napari_yolosam.training.ddp``.
+"""Multi-GPU / multi-node SAM training: ``torchrun ... -m napari_yolosam.cli.ddp``.
 
 Each process trains on its shard of the prompts (DistributedDataParallel
 averages gradients), metrics are reduced across ranks, and rank 0 alone
 writes the checkpoints and ``metrics.csv``. CPU runs use the gloo backend,
 GPU runs NCCL with one GPU per process (``LOCAL_RANK``). Example::
 
-    torchrun --nproc_per_node 4 -m napari_yolosam.training.ddp --data DIR --out RUN --segmenter sam_vit_b --mode full
+    torchrun --nproc_per_node 4 -m napari_yolosam.cli.ddp --data DIR --out RUN --segmenter sam_vit_b --mode full
 
 YOLO trains through ultralytics' own DDP (``yolosam train --device 0,1``).
 """
@@ -20,10 +20,10 @@ from pathlib import Path
 
 def ddp_parser() -> argparse.ArgumentParser:
     """The launcher's options: the data, the run folder and ``yolosam train``'s training options."""
-    from ..cli_options import add_spec_options, add_train_options
     from ..defaults import default_segmenter
+    from .options import add_spec_options, add_train_options
 
-    parser = argparse.ArgumentParser(prog="napari_yolosam.training.ddp", description=__doc__)
+    parser = argparse.ArgumentParser(prog="napari_yolosam.cli.ddp", description=__doc__)
     parser.add_argument("--data", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--segmenter", default=default_segmenter())
@@ -39,12 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     import torch.distributed as dist
 
-    from ..cli_options import sam_config_from_args, spec_from_args
     from ..io import read_stack
+    from ..models.segmenter import Segmenter
     from ..progress import cli_progress, drive
-    from ..segmenter import Segmenter
-    from .run import write_metrics
-    from .sam import train_segmenter
+    from ..training.run import write_metrics
+    from ..training.sam import train_segmenter
+    from .options import sam_config_from_args, spec_from_args
 
     args = ddp_parser().parse_args(argv)
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .io.atomic import atomic_write, atomic_write_text
-from .io.errors import StackError
-from .io.images import list_image_files, read_raw_mask
-from .io.outputs import check_output, staged_folder
-from .proposals import SCAR_BOX_SOURCES, Proposals, SliceProposal
-from .stack import Stack
+from ..io.atomic import atomic_write, atomic_write_text
+from ..io.errors import StackError
+from ..io.images import list_image_files, read_raw_mask
+from ..io.outputs import check_output, staged_folder
+from ..stack import Stack
+from .types import SCAR_BOX_SOURCES, Proposals, SliceProposal
 
 SUMMARY_COLUMNS = (
     "image",

@@ -26,7 +26,7 @@ def versions() -> dict:
     """Versions of the packages a checkpoint depends on."""
     import torch
 
-    from . import __version__
+    from .. import __version__
 
     found = {
         "napari_yolosam": __version__,
@@ -54,7 +54,7 @@ def save_checkpoint(
     """Write a checkpoint atomically (no partial file on a crash)."""
     import torch
 
-    from .io.atomic import atomic_write
+    from ..io.atomic import atomic_write
 
     payload = {
         "format": FORMAT,

@@ -10,7 +10,7 @@ PROMPT_EMBED_DIM = 256
 
 #: Named architectures. ``tiny`` is a small ViT at 256 px for CPUs, tests and
 #: training from scratch; the rest are the published layouts (weights loaded
-#: from a local file, see :mod:`napari_yolosam.model_store`).
+#: from a local file, see :mod:`napari_yolosam.models.model_store`).
 SEGMENTER_CONFIGS: dict[str, dict] = {
     "tiny": {
         "arch": "vit",

@@ -1,7 +1,7 @@
 """The ``yolosam`` argument parser: every sub-command, option, default and help line.
 
 Each sub-command's ``func`` runs the matching ``cmd_*`` function of
-:mod:`napari_yolosam.cli` (imported when the command runs, so this module
+:mod:`napari_yolosam.cli.commands` (imported when the command runs, so this module
 stays free of the command implementations and of any import circle).
 """
 
@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from .cli_options import (
+from ..defaults import TRAINING, default_segmenter
+from ..io import LABEL_FORMATS
+from .options import (
     add_detector_prompt_options,
     add_model_options,
     add_overwrite_option,
@@ -19,17 +21,15 @@ from .cli_options import (
     non_negative_int,
     positive_int,
 )
-from .defaults import TRAINING, default_segmenter
-from .io import LABEL_FORMATS
 
 
 def _command(name: str) -> Callable[[argparse.Namespace], int]:
-    """The sub-command ``name`` of :mod:`napari_yolosam.cli`, looked up when it runs."""
+    """The sub-command ``name`` of :mod:`napari_yolosam.cli.commands`, looked up when it runs."""
 
     def run(args: argparse.Namespace) -> int:
-        from . import cli
+        from . import commands
 
-        return getattr(cli, name)(args)
+        return getattr(commands, name)(args)
 
     run.__name__ = name
     return run

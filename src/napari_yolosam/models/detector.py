@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..paths import cache_dir
 from ._ultralytics import import_ultralytics, keep_torch_threads
 from .checkpoints import (
     CheckpointError,
@@ -16,7 +17,6 @@ from .checkpoints import (
     save_checkpoint,
     state_fingerprint,
 )
-from .paths import cache_dir
 from .preprocess import PreprocessConfig, to_uint8_rgb
 
 SCAR_CLASS = "scar"

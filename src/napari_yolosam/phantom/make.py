@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import ndimage as ndi
 
-from .labelspec import LabelSpec
-from .stack import Stack
+from ..labelspec import LabelSpec
+from ..stack import Stack
 
 BLOOD_POOL, MYOCARDIUM, SCAR, NO_REFLOW = 1, 2, 3, 4
 CORRUPTIONS = ("nsd_over", "fwhm_under", "dilate", "erode", "drop", "spurious", "jitter")

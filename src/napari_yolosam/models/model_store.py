@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .paths import cache_dir
+from ..paths import cache_dir
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,6 @@ def download(
         a digest mismatch. The partial file is removed in every case.
     """
     import urllib.parse
-    import urllib.request
 
     if os.environ.get("YOLOSAM_OFFLINE") == "1":
         raise DownloadError("downloads are switched off (YOLOSAM_OFFLINE=1)")
@@ -165,34 +164,59 @@ def download(
     target = weights_dir() / model.filename
     if target.is_file() and sha256_of(target) == expected:
         return target
-    partial = target.with_name(target.name + ".part")
-    digest = hashlib.sha256()
+    return _fetch(name, url, expected, target, progress, timeout)
+
+
+def _fetch(name, url, expected, target: Path, progress, timeout: float) -> Path:
+    """pooch's hashed download into ``target`` (its partial file is removed on any failure)."""
+    import pooch
+
+    downloader = pooch.HTTPDownloader(timeout=timeout, progressbar=_PoochProgress(progress))
     try:
-        with (
-            urllib.request.urlopen(url, timeout=timeout) as response,
-            open(partial, "wb") as handle,
-        ):  # noqa: S310
-            total = int(response.headers.get("Content-Length") or 0)
-            done = 0
-            while block := response.read(1 << 20):
-                handle.write(block)
-                digest.update(block)
-                done += len(block)
-                if progress is not None:
-                    progress(done, total)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if digest.hexdigest() != expected:
-            raise DownloadError(
-                f"{name}: SHA-256 {digest.hexdigest()} does not match the expected {expected}"
-            )
-        os.replace(partial, target)
-    except DownloadError:
-        partial.unlink(missing_ok=True)
-        raise
+        path = pooch.retrieve(
+            url,
+            known_hash=f"sha256:{expected}",
+            fname=target.name,
+            path=target.parent,
+            downloader=downloader,
+        )
+    except ValueError as exc:  # pooch's hash mismatch
+        got = _mismatch_digest(str(exc))
+        raise DownloadError(
+            f"{name}: SHA-256 {got} does not match the expected {expected}"
+        ) from exc
     except Exception as exc:  # noqa: BLE001
-        partial.unlink(missing_ok=True)
         raise DownloadError(
             f"{name}: download from {url} failed ({type(exc).__name__}: {exc})"
         ) from exc
-    return target
+    finally:
+        for leftover in target.parent.glob(f"tmp*{target.name}*"):
+            leftover.unlink(missing_ok=True)
+    return Path(path)
+
+
+def _mismatch_digest(message: str) -> str:
+    """The digest pooch computed, read from its mismatch message (``?`` when absent)."""
+    import re
+
+    found = re.findall(r"[0-9a-f]{64}", message)
+    return found[-1] if found else "?"
+
+
+class _PoochProgress:
+    """pooch's progress-bar protocol, forwarded to ``progress(done, total)``."""
+
+    def __init__(self, progress: Callable[[int, int], None] | None) -> None:
+        self.progress, self.total, self.done = progress, 0, 0
+
+    def update(self, chunk: int) -> None:
+        self.done += chunk
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+    def reset(self) -> None:
+        self.done = 0
+
+    def close(self) -> None:
+        pass
+

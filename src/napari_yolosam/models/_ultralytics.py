@@ -14,8 +14,8 @@ import os
 import shutil
 from pathlib import Path
 
-from .paths import cache_dir
-from .runtime import drop_cv2_qt_plugin_path
+from ..paths import cache_dir
+from ..runtime import drop_cv2_qt_plugin_path
 
 _FONTS = ("Arial.ttf", "Arial.Unicode.ttf")
 

@@ -7,9 +7,9 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from .defaults import TRAIN_MODES, TRAINING, default_segmenter
-from .io.outputs import check_output, staged_folder
-from .labelspec import MASK_MODES, LabelSpec
+from ..defaults import TRAIN_MODES, TRAINING, default_segmenter
+from ..io.outputs import check_output, staged_folder
+from ..labelspec import MASK_MODES, LabelSpec
 
 
 def _int_at_least(text: str, lowest: int) -> int:
@@ -157,8 +157,8 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
 
 def load_models(args: argparse.Namespace):
     """Detector (or ``None``) and segmenter named by ``--detector`` / ``--segmenter``."""
-    from .detector import Detector
-    from .segmenter import Segmenter
+    from ..models.detector import Detector
+    from ..models.segmenter import Segmenter
 
     segmenter = Segmenter.from_spec(args.segmenter, device=args.device)
     detector = None
@@ -169,7 +169,7 @@ def load_models(args: argparse.Namespace):
 
 def sam_config_from_args(args: argparse.Namespace):
     """The segmenter's training settings from ``yolosam train`` (or the DDP entry's) options."""
-    from .training.sam import SamTrainConfig
+    from ..training.sam import SamTrainConfig
 
     val_cases = getattr(args, "val_cases", None)
     return SamTrainConfig(
@@ -189,7 +189,7 @@ def write_csv(path: str | Path, rows: list[dict], columns) -> None:
     import csv
     import io as _io
 
-    from .io.atomic import atomic_write_text
+    from ..io.atomic import atomic_write_text
 
     buffer = _io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")

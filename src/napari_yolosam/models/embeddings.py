@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .io.atomic import atomic_write, remove_partials
-from .progress import Progress
+from ..io.atomic import atomic_write, remove_partials
+from ..progress import Progress
 
 #: What the cache holds per slice: the image embedding, or the features entering
 #: the encoder's neck (for neck training; the embedding follows from them cheaply).

@@ -7,17 +7,16 @@ import json
 import sys
 from pathlib import Path
 
-from .cli_options import (
+from ..io import StackError, read_stack, write_labels, write_yolo_labels
+from ..io.outputs import check_output
+from ..io.writers import default_format
+from .options import (
     load_models,
     output_folder,
     sam_config_from_args,
     spec_from_args,
     write_csv,
 )
-from .cli_parser import build_parser
-from .io import StackError, read_stack, write_labels, write_yolo_labels
-from .io.outputs import check_output
-from .io.writers import default_format
 
 
 def _read(args: argparse.Namespace):
@@ -78,8 +77,8 @@ def cmd_boxes(args: argparse.Namespace) -> int:
 
 
 def cmd_phantom(args: argparse.Namespace) -> int:
-    from .phantom import make_phantom
-    from .phantom_io import save_phantom
+    from ..phantom.io import save_phantom
+    from ..phantom.make import make_phantom
 
     phantom = make_phantom(
         n_slices=args.slices,
@@ -97,10 +96,10 @@ def cmd_phantom(args: argparse.Namespace) -> int:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from .embeddings import EmbeddingCache, embed_stack
-    from .paths import cache_dir
-    from .progress import cli_progress, drive
-    from .segmenter import Segmenter
+    from ..models.embeddings import EmbeddingCache, embed_stack
+    from ..models.segmenter import Segmenter
+    from ..paths import cache_dir
+    from ..progress import cli_progress, drive
 
     stack = read_stack(args.images, spec=spec_from_args(args))
     segmenter = Segmenter.from_spec(args.segmenter, device=args.device)
@@ -117,11 +116,11 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_propose(args: argparse.Namespace) -> int:
-    from .embeddings import EmbeddingCache
-    from .paths import cache_dir
-    from .progress import cli_progress, drive
-    from .proposals import propose
-    from .proposals_io import save_proposals
+    from ..models.embeddings import EmbeddingCache
+    from ..paths import cache_dir
+    from ..progress import cli_progress, drive
+    from ..proposals.core import propose
+    from ..proposals.io import save_proposals
 
     stack = read_stack(args.images, labels=args.labels, spec=spec_from_args(args))
     check_output(args.out, (args.images, args.labels), args.overwrite)  # before any model work
@@ -150,7 +149,7 @@ def cmd_propose(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from . import model_store
+    from ..models import model_store
 
     if args.action == "download":
         if not args.name:
@@ -180,8 +179,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .progress import cli_progress, drive
-    from .training.run import train
+    from ..progress import cli_progress, drive
+    from ..training.run import train
 
     stack = read_stack(args.data, labels=args.labels, spec=spec_from_args(args))
     check_output(  # an earlier run is continued with --resume, replaced only with --overwrite
@@ -219,8 +218,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import QUICK, DemoSize, run_demo
-    from .progress import cli_progress
+    from ..demo import QUICK, DemoSize, run_demo
+    from ..progress import cli_progress
 
     report = run_demo(
         args.out,
@@ -235,8 +234,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_quantify(args: argparse.Namespace) -> int:
-    from .io import read_labels_only
-    from .quantify import CASE_COLUMNS, SLICE_COLUMNS, quantify_labels, units_note
+    from ..io import read_labels_only
+    from ..quantify import CASE_COLUMNS, SLICE_COLUMNS, quantify_labels, units_note
 
     spec = spec_from_args(args)
     if args.images:
@@ -262,8 +261,8 @@ def cmd_quantify(args: argparse.Namespace) -> int:
 
 def _comparison(stack, args: argparse.Namespace, label_cases: list[dict]) -> list[dict]:
     """Label, proposal and semi-automatic scar in one table per case."""
-    from .quantify import compare_sources
-    from .semiauto import semiauto_stack
+    from ..quantify import compare_sources
+    from ..semiauto import semiauto_stack
 
     if not stack.spec.has_myocardium:
         raise ValueError(
@@ -273,7 +272,7 @@ def _comparison(stack, args: argparse.Namespace, label_cases: list[dict]) -> lis
         raise ValueError("the semi-automatic methods need the images (--images)")
     sources = {}
     if args.proposals:
-        from .proposals_io import load_proposals
+        from ..proposals.io import load_proposals
 
         sources["proposal"] = load_proposals(args.proposals, stack).masks()
     for method in [m for m in (args.methods or "").split(",") if m]:
@@ -286,9 +285,9 @@ def _comparison(stack, args: argparse.Namespace, label_cases: list[dict]) -> lis
 def cmd_semiauto(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .io.writers import write_labels
-    from .labelspec import LabelSpec
-    from .semiauto import semiauto_stack
+    from ..io.writers import write_labels
+    from ..labelspec import LabelSpec
+    from ..semiauto import semiauto_stack
 
     stack = read_stack(
         args.images, labels=args.labels, spec=spec_from_args(args), series=args.series
@@ -308,8 +307,8 @@ def cmd_semiauto(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from .audit import AuditConfig, audit, save_audit
-    from .stack import case_of
+    from ..audit import AuditConfig, audit, save_audit
+    from ..stack import case_of
 
     stack = read_stack(
         args.images, labels=args.labels, spec=spec_from_args(args), series=args.series
@@ -320,7 +319,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if args.case_separator != "_slice":
         stack.cases = [case_of(name, args.case_separator) for name in stack.names]
     if args.proposals:
-        from .proposals_io import load_proposals
+        from ..proposals.io import load_proposals
 
         proposals = load_proposals(args.proposals, stack)
     else:
@@ -328,10 +327,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
             raise ValueError(
                 "give --proposals DIR, or --segmenter (and --detector) to propose now"
             )
-        from .embeddings import EmbeddingCache
-        from .paths import cache_dir
-        from .progress import cli_progress, drive
-        from .proposals import propose
+        from ..models.embeddings import EmbeddingCache
+        from ..paths import cache_dir
+        from ..progress import cli_progress, drive
+        from ..proposals.core import propose
 
         detector, segmenter = load_models(args)
         cache = EmbeddingCache(disk_dir=cache_dir("embeddings"))
@@ -366,7 +365,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_view(args: argparse.Namespace) -> int:
-    from .viewer import open_viewer
+    from ..viewer import open_viewer
 
     open_viewer(
         path=args.path,
@@ -375,22 +374,3 @@ def cmd_view(args: argparse.Namespace) -> int:
         block=not args.no_block,
     )
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``yolosam``; bad input ends with a one-line error, not a traceback."""
-    args = build_parser().parse_args(argv)
-    from .progress import Stopped
-
-    try:
-        return int(args.func(args) or 0)
-    except (StackError, ValueError, PermissionError, FileNotFoundError, RuntimeError) as exc:
-        print(f"yolosam {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, Stopped):
-        print(f"yolosam {args.command}: stopped", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

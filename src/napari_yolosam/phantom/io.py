@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .io.atomic import atomic_write, atomic_write_text
-from .io.writers import write_labels
-from .phantom import Phantom
+from ..io.atomic import atomic_write, atomic_write_text
+from ..io.writers import write_labels
+from .make import Phantom
 
 
 def save_phantom(phantom: Phantom, out: str | Path) -> Path:
