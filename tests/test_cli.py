@@ -31,13 +31,19 @@ def test_phantom_info_convert_boxes(tmp_path, capsys):
     records = json.loads((tmp_path / "ph/corruptions.json").read_text())
     assert len(records) == 3
     capsys.readouterr()
-    assert main(["info", str(tmp_path / "ph")]) == 0
+    assert main(["info", "--images", str(tmp_path / "ph"), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["slices"] == 6 and info["cases"] == 2 and info["label_spec"]["name"] == "emidec"
+    assert main(["info", "--images", str(tmp_path / "ph")]) == 0  # in words
+    words = capsys.readouterr().out
+    assert words.startswith("6 slices of 96 x 96 px, 2 case(s)") and "slice(s) with scar" in words
+    assert main(["info", str(tmp_path / "ph"), "--json"]) == 0, "the old bare path still works"
+    assert json.loads(capsys.readouterr().out) == info
     assert (
         main(
             [
                 "convert",
+                "--images",
                 str(tmp_path / "ph"),
                 "--out",
                 str(tmp_path / "out.tif"),
@@ -49,7 +55,7 @@ def test_phantom_info_convert_boxes(tmp_path, capsys):
     )
     tiff = read_stack(tmp_path / "out.tif")
     assert tiff.shape == (6, 96, 96)
-    assert main(["boxes", str(tmp_path / "ph"), "--out", str(tmp_path / "boxes")]) == 0
+    assert main(["boxes", "--images", str(tmp_path / "ph"), "--out", str(tmp_path / "boxes")]) == 0
     assert len(list((tmp_path / "boxes").glob("*.txt"))) == 6
 
 
@@ -58,13 +64,25 @@ def test_spec_options(tmp_path, capsys):
         ["phantom", "--out", str(tmp_path / "ph"), "--cases", "1", "--slices", "2", "--size", "64"]
     )
     capsys.readouterr()
-    main(["info", str(tmp_path / "ph"), "--scar-values", "3", "--myo-values", "2,3"])
+    main(
+        [
+            "info",
+            "--images",
+            str(tmp_path / "ph"),
+            "--scar-values",
+            "3",
+            "--myo-values",
+            "2,3",
+            "--json",
+        ]
+    )
     info = json.loads(capsys.readouterr().out)
     assert info["label_spec"]["scar"] == [3] and info["label_spec"]["myocardium"] == [2, 3]
 
 
 @pytest.mark.parametrize(
-    "args", [["info", "/no/such/dir"], ["info", "{tmp}", "--mask-threshold", "0"]]
+    "args",
+    [["info", "--images", "/no/such/dir"], ["info", "--images", "{tmp}", "--mask-threshold", "0"]],
 )
 def test_errors_are_one_line(tmp_path, capsys, args):
     (tmp_path / "x.png").write_bytes(np.zeros(4, np.uint8).tobytes())
@@ -124,3 +142,37 @@ def test_training_defaults_have_one_source():
             args.scar_free_share,
         )
         assert got == expected
+
+
+def test_one_grammar_every_input_is_images_and_every_option_has_help():
+    """Every sub-command that reads a stack names it --images; every option says what it does."""
+    import argparse
+
+    from napari_yolosam.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    reading = {
+        "info",
+        "convert",
+        "boxes",
+        "embed",
+        "propose",
+        "train",
+        "quantify",
+        "semiauto",
+        "audit",
+        "view",
+    }
+    for name, command in sub.choices.items():
+        options = {o for a in command._actions for o in a.option_strings}
+        if name in reading:
+            assert "--images" in options, name
+        for action in command._actions:
+            if action.option_strings and action.help != argparse.SUPPRESS:
+                assert action.help and len(action.help) > 5, (name, action.option_strings)
+        text = command.format_help()
+        if name == "train":
+            assert "--data" not in text and "default 20" in text
+    with pytest.raises(SystemExit):
+        parser.parse_args(["propose", "--out", "x"])  # the input is required

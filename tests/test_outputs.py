@@ -36,11 +36,17 @@ def _digest(folder: Path) -> dict:
         ["audit", "--images", "{S}", "--out", "{S}/masks", "--segmenter", "tiny"],
         ["audit", "--images", "{S}", "--proposals", "{O}/props", "--out", "{O}/props/audit"],
         ["semiauto", "--images", "{S}", "--out", "{S}/images", "--method", "otsu"],
-        ["boxes", "{S}", "--out", "{S}/masks"],
-        ["convert", "{S}", "--out", "{S}"],
-        ["convert", "{O}/other", "--out", "{S}/masks/copy"],  # another data set's masks/
+        ["boxes", "--images", "{S}", "--out", "{S}/masks"],
+        ["convert", "--images", "{S}", "--out", "{S}"],
+        [
+            "convert",
+            "--images",
+            "{O}/other",
+            "--out",
+            "{S}/masks/copy",
+        ],  # another data set's masks/
         ["phantom", "--out", "{S}"],
-        ["train", "--data", "{S}", "--out", "{S}/images/run", "--epochs", "1"],
+        ["train", "--images", "{S}", "--out", "{S}/images/run", "--epochs", "1"],
     ],
 )
 def test_commands_never_write_into_inputs_or_data_sets(argv, phantom_folder, tmp_path, capsys):
@@ -76,7 +82,7 @@ def test_an_earlier_run_needs_resume_or_overwrite(phantom_folder, tmp_path, caps
     run = tmp_path / "run"
     run.mkdir()
     (run / "segmenter.pth").write_bytes(b"an earlier run's checkpoint")
-    argv = ["train", "--data", str(phantom_folder), "--out", str(run), "--epochs", "1"]
+    argv = ["train", "--images", str(phantom_folder), "--out", str(run), "--epochs", "1"]
     assert main(argv) == 2
     assert "--resume or --overwrite" in capsys.readouterr().err
     assert (run / "segmenter.pth").read_bytes() == b"an earlier run's checkpoint"

@@ -286,7 +286,7 @@ def test_ddp_two_cpu_processes(train_phantom, tmp_path):
         "2",
         "-m",
         "napari_yolosam.cli.ddp",
-        "--data",
+        "--images",
         str(data),
         "--out",
         str(tmp_path / "run"),
@@ -337,7 +337,7 @@ def test_train_then_propose_cli(tmp_path, capsys):
         main(
             [
                 "train",
-                "--data",
+                "--images",
                 str(tmp_path / "data"),
                 "--out",
                 str(tmp_path / "run"),

@@ -25,7 +25,7 @@ def test_resume_never_unpickles_a_crafted_detector_checkpoint(phantom_folder, tm
     last = run / "yolo" / "train" / "weights" / "last.pt"
     last.parent.mkdir(parents=True)
     torch.save({"model": _RunsCode(marker)}, last)
-    argv = ["train", "--data", str(phantom_folder), "--out", str(run), "--resume"]
+    argv = ["train", "--images", str(phantom_folder), "--out", str(run), "--resume"]
     assert main([*argv, "--epochs", "1", "--segmenter", "none", "--imgsz", "64"]) == 2
     error = capsys.readouterr().err
     assert "last.pt" in error and "--trust-detector" in error and "\n" == error[-1]

@@ -35,7 +35,7 @@ def test_a_stray_value_never_flips_a_multiclass_set_to_binary(tmp_path, capsys):
     data = _multiclass_folder(tmp_path / "stray", stray_in=2)
     with pytest.raises(StackError, match=r"Case_P001_slice002.png \(\[0, 1, 2\]|slice002"):
         read_stack(data)
-    assert main(["convert", str(data), "--out", str(tmp_path / "out")]) == 2
+    assert main(["convert", "--images", str(data), "--out", str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err
     assert "Case_P001_slice002.png" in error and "255" in error
     assert not (tmp_path / "out").exists(), "nothing written"
@@ -87,11 +87,11 @@ def test_a_header_claiming_a_huge_image_is_refused_before_reading(tmp_path):
 @pytest.mark.parametrize(
     "argv",
     [
-        ["train", "--data", "x", "--out", "y", "--batch", "0"],
-        ["train", "--data", "x", "--out", "y", "--epochs", "0"],
+        ["train", "--images", "x", "--out", "y", "--batch", "0"],
+        ["train", "--images", "x", "--out", "y", "--epochs", "0"],
         ["quantify", "--labels", "x", "--out", "y.csv", "--sectors", "0"],
         ["phantom", "--out", "y", "--slices", "-1"],
-        ["boxes", "x", "--out", "y", "--min-area", "-3"],
+        ["boxes", "--images", "x", "--out", "y", "--min-area", "-3"],
     ],
 )
 def test_zero_counts_are_argument_errors(argv, capsys):

@@ -21,7 +21,7 @@ from .options import (
 
 def _read(args: argparse.Namespace):
     return read_stack(
-        args.path,
+        args.images,
         labels=getattr(args, "labels", None),
         spec=spec_from_args(args),
         series=getattr(args, "series", None),
@@ -45,20 +45,43 @@ def cmd_info(args: argparse.Namespace) -> int:
     if stack.has_labels:
         scar = stack.scar()
         summary["slices_with_scar"] = int(scar.any(axis=(1, 2)).sum())
-    print(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2) if args.json else _readable(summary))
     return 0
+
+
+def _readable(summary: dict) -> str:
+    """``yolosam info`` in words, a line per fact."""
+    spacing = summary["spacing_mm"]
+    step = summary["slice_spacing_mm"] or summary["thickness_mm"]
+    spec = summary["label_spec"]
+    lines = [
+        f"{summary['slices']} slices of {summary['shape'][1]} x {summary['shape'][2]} px, "
+        f"{summary['cases']} case(s) ({summary['layout']})",
+        "pixel spacing: "
+        + (f"{spacing[0]:.3g} x {spacing[1]:.3g} mm" if spacing else "unknown (areas in pixels)")
+        + (f"; slice step {step:.3g} mm" if step else ""),
+    ]
+    if summary["labels"]:
+        lines.append(
+            f"labels: {spec.get('name', 'custom')} (scar {spec['scar']}, myocardium "
+            f"{spec['myocardium']}); {summary.get('slices_with_scar', 0)} slice(s) with scar"
+        )
+    else:
+        lines.append("labels: none found")
+    lines += [f"warning: {w}" for w in summary["warnings"]]
+    return "\n".join(lines)
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
     stack = _read(args)
     if not stack.has_labels:
-        raise StackError(args.path, "has no labels to write")
+        raise StackError(args.images, "has no labels to write")
     fmt = args.format or default_format(stack)
     if fmt != "png" and Path(args.out).suffix.lower() in (".tif", ".tiff", ".gz", ".nii"):
-        check_output(args.out, (args.path, args.labels), args.overwrite)
+        check_output(args.out, (args.images, args.labels), args.overwrite)
         written = write_labels(stack, args.out, fmt=fmt)  # one file, written atomically
     else:
-        with output_folder(args, args.path, args.labels) as folder:
+        with output_folder(args, args.images, args.labels) as folder:
             written = write_labels(stack, folder, fmt=fmt)
     print(f"wrote {len(written)} file(s) to {args.out}")
     return 0
@@ -67,8 +90,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
 def cmd_boxes(args: argparse.Namespace) -> int:
     stack = _read(args)
     if not stack.has_labels:
-        raise StackError(args.path, "has no labels to derive boxes from")
-    with output_folder(args, args.path, args.labels) as folder:
+        raise StackError(args.images, "has no labels to derive boxes from")
+    with output_folder(args, args.images, args.labels) as folder:
         written = write_yolo_labels(
             stack.scar(), stack.names, folder, stack.original_shapes, min_area=args.min_area
         )
@@ -182,10 +205,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..progress import cli_progress, drive
     from ..training.run import train
 
-    stack = read_stack(args.data, labels=args.labels, spec=spec_from_args(args))
+    stack = read_stack(args.images, labels=args.labels, spec=spec_from_args(args))
     check_output(  # an earlier run is continued with --resume, replaced only with --overwrite
         args.out,
-        (args.data, args.labels),
+        (args.images, args.labels),
         args.overwrite or args.resume,
         "--resume or --overwrite",
     )
@@ -240,8 +263,10 @@ def cmd_quantify(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)
     if args.images:
         stack = read_stack(args.images, labels=args.labels, spec=spec, series=args.series)
-    else:
+    elif args.labels:
         stack = read_labels_only(args.labels, spec=spec)
+    else:
+        raise ValueError("give --images PATH (the stack with its labels) or --labels PATH")
     out = Path(args.out)
     slice_path = out.with_name(out.stem + "_slices.csv")
     for target in (out, slice_path):
@@ -368,8 +393,8 @@ def cmd_view(args: argparse.Namespace) -> int:
     from ..viewer import open_viewer
 
     open_viewer(
-        path=args.path,
-        sample=args.sample or args.path is None,
+        path=args.images,
+        sample=args.sample or args.images is None,
         spec=spec_from_args(args),
         block=not args.no_block,
     )

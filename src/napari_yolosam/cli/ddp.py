@@ -24,8 +24,10 @@ def ddp_parser() -> argparse.ArgumentParser:
     from .options import add_spec_options, add_train_options
 
     parser = argparse.ArgumentParser(prog="napari_yolosam.cli.ddp", description=__doc__)
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--out", required=True)
+    parser.add_argument(
+        "--images", "--data", dest="images", required=True, help="the labelled stack to train on"
+    )
+    parser.add_argument("--out", required=True, help="run folder")
     parser.add_argument("--segmenter", default=default_segmenter())
     add_train_options(parser)
     parser.add_argument("--max-steps-per-epoch", type=int, help=argparse.SUPPRESS)
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     if cuda:
         torch.cuda.set_device(local_rank)
     try:
-        stack = read_stack(args.data, spec=spec_from_args(args))
+        stack = read_stack(args.images, spec=spec_from_args(args))
         segmenter = Segmenter.from_spec(args.segmenter, device=device)
         config = sam_config_from_args(args)
         result = drive(

@@ -1,8 +1,10 @@
-"""The ``yolosam`` argument parser: every sub-command, option, default and help line.
+"""The ``yolosam`` argument parser: one grammar for every sub-command.
 
-Each sub-command's ``func`` runs the matching ``cmd_*`` function of
-:mod:`napari_yolosam.cli.commands` (imported when the command runs, so this module
-stays free of the command implementations and of any import circle).
+Every sub-command names its input ``--images PATH`` (any input the readers
+take; labels beside it or ``--labels PATH``) and its result ``--out``; every
+option has a help line that ends with its default. Each sub-command runs
+``commands.cmd_<name>``, imported when it runs, so that ``yolosam --help``
+loads no model and this module imports no command.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from .options import (
     positive_int,
 )
 
+INPUT_HELP = "the stack: folder (images/ + masks/), DICOM folder, TIFF, NIfTI or image"
+
 
 def _command(name: str) -> Callable[[argparse.Namespace], int]:
-    """The sub-command ``name`` of :mod:`napari_yolosam.cli.commands`, looked up when it runs."""
+    """The sub-command ``name`` of :mod:`.commands`, looked up when it runs."""
 
     def run(args: argparse.Namespace) -> int:
         from . import commands
@@ -35,32 +39,99 @@ def _command(name: str) -> Callable[[argparse.Namespace], int]:
     return run
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Each option's help ends with its default (unless it names one or has none)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            action.option_strings
+            and action.default not in (None, False, argparse.SUPPRESS)
+            and "default" not in text
+        ):
+            text += " (default: %(default)s)"
+        return text
+
+
+class _Parser(argparse.ArgumentParser):
+    """Resolves the input: ``--images``, or the positional path older command lines gave."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extra = super().parse_known_args(args, namespace)
+        if hasattr(namespace, "images") and getattr(namespace, "legacy_path", None):
+            namespace.images = namespace.images or namespace.legacy_path
+        if getattr(namespace, "needs_images", False) and not namespace.images:
+            self.error(f"{namespace.command}: the input is required: --images PATH")
+        return namespace, extra
+
+
+def add_input(
+    p: argparse.ArgumentParser, labels_help: str, required: bool = True, legacy: str = "path"
+) -> None:
+    """``--images`` (the input) with ``--labels`` and ``--series``. The spelling older command
+    lines used still works, unlisted: a bare path (``legacy="path"``) or ``--data``."""
+    p.add_argument(
+        "--images", metavar="PATH", help=INPUT_HELP + ("" if required else " (optional)")
+    )
+    if legacy == "path":
+        p.add_argument("legacy_path", nargs="?", help=argparse.SUPPRESS)
+    elif legacy:
+        p.add_argument(legacy, dest="legacy_path", help=argparse.SUPPRESS)
+    p.add_argument("--labels", metavar="PATH", help=labels_help)
+    p.add_argument("--series", help="DICOM: which series (UID, number or PatientID)")
+    p.set_defaults(needs_images=required)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``yolosam``."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="yolosam",
         description="YOLO + SAM scar proposals and label audit for LGE cardiac MRI.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(
+        dest="command", required=True, parser_class=argparse.ArgumentParser
+    )
 
-    def reader_command(name: str, help_: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_, description=help_)
-        p.add_argument(
-            "path", help="folder (images/ + masks/), DICOM folder, TIFF, NIfTI or image"
+    def command(name: str, help_: str, description: str | None = None):
+        p = sub.add_parser(
+            name, help=help_, description=description or help_, formatter_class=_HelpFormatter
         )
-        p.add_argument("--labels", help="labels kept elsewhere (mask folder or label file)")
-        p.add_argument("--series", help="DICOM: which series (UID, number or PatientID)")
-        add_spec_options(p)
+        p.set_defaults(func=_command(f"cmd_{name}"))
         return p
 
-    p = reader_command("info", "summarise a stack and its labels")
-    p.set_defaults(func=_command("cmd_info"))
-    p = reader_command("convert", "write a stack's labels to a new folder or file")
+    for add in (
+        _info_convert_boxes,
+        _embed,
+        _propose,
+        _train,
+        _quantify,
+        _semiauto,
+        _audit,
+        _demo,
+        _models,
+        _phantom,
+        _view,
+    ):
+        add(command)
+    return parser
+
+
+def _info_convert_boxes(command) -> None:
+    elsewhere = "labels kept elsewhere (mask folder or label file)"
+    p = command("info", "summarise a stack and its labels")
+    add_input(p, elsewhere)
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_spec_options(p)
+    p = command("convert", "write a stack's labels to a new folder or file")
+    add_input(p, elsewhere)
     p.add_argument("--out", required=True, help="new folder (png) or file (.tif, .nii.gz)")
-    p.add_argument("--format", choices=LABEL_FORMATS, help="default: the stack's own layout")
+    p.add_argument(
+        "--format", choices=LABEL_FORMATS, help="output format (default: the stack's own layout)"
+    )
+    add_spec_options(p)
     add_overwrite_option(p)
-    p.set_defaults(func=_command("cmd_convert"))
-    p = reader_command("boxes", "write YOLO box labels (one box per scar component)")
+    p = command("boxes", "write YOLO box labels (one box per scar component)")
+    add_input(p, elsewhere)
     p.add_argument("--out", required=True, help="folder for the .txt files")
     p.add_argument(
         "--min-area",
@@ -68,42 +139,36 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="drop components smaller than this (pixels)",
     )
+    add_spec_options(p)
     add_overwrite_option(p)
-    p.set_defaults(func=_command("cmd_boxes"))
 
-    p = sub.add_parser(
+
+def _embed(command) -> None:
+    p = command(
         "embed",
-        help="encode every slice once into the embedding cache (before proposing or review)",
-        description="Encode every slice of a stack with the segmenter's encoder and keep the "
-        "embeddings (float16) in the cache that propose, audit, review prompts and fine-tuning "
-        "read; slices already cached are skipped.",
+        "encode every slice once into the embedding cache (before proposing or review)",
+        "Encode every slice of a stack with the segmenter's encoder and keep the embeddings "
+        "(float16) in the cache that propose, audit, review prompts and fine-tuning read; "
+        "slices already cached are skipped.",
     )
-    p.add_argument("--images", required=True, help="any input the readers take")
-    p.add_argument("--series", help=argparse.SUPPRESS)
-    p.add_argument(
-        "--segmenter",
-        default=default_segmenter(),
-        help=f"segmenter whose encoder runs (default: {default_segmenter()})",
-    )
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps (default: cpu)")
-    p.add_argument(
-        "--first", type=non_negative_int, default=0, help="slice encoded first (default: 0)"
-    )
+    add_input(p, "labels kept elsewhere (not needed to embed)", legacy="")
+    p.add_argument("--segmenter", default=default_segmenter(), help="segmenter whose encoder runs")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps")
+    p.add_argument("--first", type=non_negative_int, default=0, help="slice encoded first")
     p.add_argument(
         "--cache",
         help="cache folder (default: the user cache's embeddings/, which the other commands read)",
     )
     add_spec_options(p)
-    p.set_defaults(func=_command("cmd_embed"))
 
-    p = sub.add_parser(
+
+def _propose(command) -> None:
+    p = command(
         "propose",
-        help="propose scar masks with YOLO boxes and SAM",
-        description="Propose a scar mask for every slice: YOLO boxes (and label components) prompt SAM.",
+        "propose scar masks with YOLO boxes and SAM",
+        "Propose a scar mask for every slice: YOLO boxes (and label components) prompt SAM.",
     )
-    p.add_argument("--images", required=True, help="any input the readers take")
-    p.add_argument("--labels", help="labels kept elsewhere (their components prompt SAM too)")
-    p.add_argument("--series", help=argparse.SUPPRESS)
+    add_input(p, "labels kept elsewhere (their components prompt SAM too)", legacy="")
     add_model_options(p)
     add_detector_prompt_options(p)
     p.add_argument("--iou", type=float, default=0.5, help="detector NMS IoU threshold")
@@ -123,17 +188,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_spec_options(p)
     add_overwrite_option(p)
-    p.set_defaults(func=_command("cmd_propose"))
 
-    p = sub.add_parser(
+
+def _train(command) -> None:
+    p = command(
         "train",
-        help="train the detector and the segmenter on a labelled stack",
-        description="Train YOLO (boxes) and SAM (noise-robust loss) on labels; writes "
-        "RUN/detector.pt, RUN/segmenter.pth and RUN/metrics.csv.",
+        "train the detector and the segmenter on a labelled stack",
+        "Train YOLO (boxes) and SAM (noise-robust loss) on labels; writes RUN/detector.pt, "
+        "RUN/segmenter.pth and RUN/metrics.csv.",
     )
-    p.add_argument("--data", required=True, help="folder the readers take (images/ + masks/)")
-    p.add_argument("--labels", help="labels kept elsewhere")
-    p.add_argument("--series", help=argparse.SUPPRESS)
+    add_input(p, "labels kept elsewhere", legacy="--data")
     p.add_argument("--out", required=True, help="run folder")
     add_model_options(p)
     add_train_options(p)
@@ -141,33 +205,31 @@ def build_parser() -> argparse.ArgumentParser:
         "--detector-epochs", type=positive_int, help="detector epochs (default: --epochs)"
     )
     p.add_argument(
-        "--imgsz",
-        type=positive_int,
-        default=TRAINING.detector_imgsz,
-        help=f"detector input size (default {TRAINING.detector_imgsz})",
+        "--imgsz", type=positive_int, default=TRAINING.detector_imgsz, help="detector input size"
     )
     p.add_argument(
         "--detector-best-by",
         choices=["scar_AP50", "mAP50", "fitness"],
         default="scar_AP50",
-        help="which detector epoch is saved: best scar AP50 (default), best mAP50 of all "
-        "classes, or ultralytics' fitness",
+        help="which detector epoch is saved: best scar AP50, best mAP50 of all classes, or "
+        "ultralytics' fitness",
     )
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     add_spec_options(p)
     add_overwrite_option(p, "run folder (--resume continues it)")
-    p.set_defaults(func=_command("cmd_train"))
 
-    p = sub.add_parser(
-        "quantify", help="scar size per slice and case: areas, volumes, burden, MVO, transmurality"
+
+def _quantify(command) -> None:
+    p = command(
+        "quantify", "scar size per slice and case: areas, volumes, burden, MVO, transmurality"
     )
-    p.add_argument(
-        "--labels",
-        required=True,
-        help="mask folder or label file (with --images: labels kept elsewhere)",
+    add_input(
+        p,
+        "labels kept elsewhere; alone (without --images), a mask folder or label file "
+        "quantified in pixels",
+        required=False,
+        legacy="",
     )
-    p.add_argument("--images", help="the images (DICOM/TIFF/NIfTI give the spacing)")
-    p.add_argument("--series", help=argparse.SUPPRESS)
     p.add_argument(
         "--sectors", type=positive_int, default=6, help="myocardial sectors for transmurality"
     )
@@ -183,13 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_spec_options(p)
     add_overwrite_option(p)
-    p.set_defaults(func=_command("cmd_quantify"))
 
-    p = sub.add_parser("semiauto", help="n-SD, FWHM or Otsu scar inside the labelled myocardium")
-    p.add_argument("--images", required=True)
-    p.add_argument("--labels", help="labels with the myocardium (default: masks/ beside images/)")
-    p.add_argument("--series", help=argparse.SUPPRESS)
-    p.add_argument("--method", required=True, choices=["nsd", "fwhm", "otsu"])
+
+def _semiauto(command) -> None:
+    p = command("semiauto", "n-SD, FWHM or Otsu scar inside the labelled myocardium")
+    add_input(p, "labels with the myocardium (default: masks/ beside images/)", legacy="")
+    p.add_argument(
+        "--method", required=True, choices=["nsd", "fwhm", "otsu"], help="thresholding method"
+    )
     p.add_argument(
         "--n", type=float, default=5.0, help="n of mean + n SD of remote myocardium (2..8)"
     )
@@ -199,20 +262,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="drop components smaller than this (pixels)",
     )
-    p.add_argument("--fill-holes", action="store_true")
+    p.add_argument("--fill-holes", action="store_true", help="fill holes in the scar")
     p.add_argument(
         "--out", required=True, help="new folder for binary scar masks (0/255 PNG per slice)"
     )
     add_spec_options(p)
     add_overwrite_option(p)
-    p.set_defaults(func=_command("cmd_semiauto"))
 
-    p = sub.add_parser(
-        "audit", help="flag and rank likely label errors by comparing labels with proposals"
-    )
-    p.add_argument("--images", required=True)
-    p.add_argument("--labels", help="labels kept elsewhere (default: masks/ beside images/)")
-    p.add_argument("--series", help=argparse.SUPPRESS)
+
+def _audit(command) -> None:
+    p = command("audit", "flag and rank likely label errors by comparing labels with proposals")
+    add_input(p, "labels kept elsewhere (default: masks/ beside images/)", legacy="")
     p.add_argument(
         "--proposals",
         help="output of 'yolosam propose', or any folder of masks named like the slices",
@@ -222,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="detector checkpoint or config (with --segmenter, instead of --proposals)",
     )
     p.add_argument("--segmenter", help="segmenter checkpoint or config")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps")
     p.add_argument("--trust-detector", action="store_true", help=argparse.SUPPRESS)
     add_detector_prompt_options(p)
     p.add_argument(
@@ -257,54 +317,51 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_spec_options(p)
     add_overwrite_option(p)
-    p.set_defaults(func=_command("cmd_audit"))
 
-    p = sub.add_parser(
-        "demo", help="the method end to end on generated data (no data, no weights needed)"
-    )
+
+def _demo(command) -> None:
+    p = command("demo", "the method end to end on generated data (no data, no weights needed)")
     p.add_argument(
         "--out", default="demo", help="folder for data, models, proposals and report.json"
     )
     p.add_argument("--quick", action="store_true", help="a tiny version (seconds; for tests)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument(
         "--segmenter",
         default=default_segmenter(),
-        help="segmenter to fine-tune: lite_medsam (pretrained) or tiny (from scratch) "
-        f"(default: {default_segmenter()})",
+        help="segmenter to fine-tune: lite_medsam (pretrained) or tiny (from scratch)",
     )
     add_overwrite_option(p)
-    p.set_defaults(func=_command("cmd_demo"))
 
-    p = sub.add_parser(
-        "models", help="list known checkpoints, or download one (opt-in, SHA-256 checked)"
+
+def _models(command) -> None:
+    p = command("models", "list known checkpoints, or download one (opt-in, SHA-256 checked)")
+    p.add_argument(
+        "action", nargs="?", choices=["list", "download"], default="list", help="what to do"
     )
-    p.add_argument("action", nargs="?", choices=["list", "download"], default="list")
     p.add_argument("name", nargs="?", help="model to download (see the list)")
     p.add_argument("--url", help="a mirror instead of the published address")
     p.add_argument("--sha256", help="expected SHA-256 (required where none is published)")
-    p.set_defaults(func=_command("cmd_models"))
 
-    p = sub.add_parser("phantom", help="generate a synthetic LGE data set with noisy labels")
+
+def _phantom(command) -> None:
+    p = command("phantom", "generate a synthetic LGE data set with noisy labels")
     p.add_argument(
         "--out",
         required=True,
         help="new folder: images/, masks/ (noisy), truth/, corruptions.json",
     )
-    p.add_argument("--cases", type=positive_int, default=4)
+    p.add_argument("--cases", type=positive_int, default=4, help="cases (patients)")
     p.add_argument("--slices", type=positive_int, default=8, help="slices per case")
     p.add_argument("--size", type=positive_int, default=256, help="image side in pixels")
     p.add_argument("--corrupt", type=float, default=0.3, help="fraction of corrupted labels")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     add_overwrite_option(p)
-    p.set_defaults(func=_command("cmd_phantom"))
 
-    p = sub.add_parser(
-        "view", help="open napari with the plugin and a stack (or the phantom sample)"
-    )
-    p.add_argument("path", nargs="?", help="stack to open (default: the phantom sample)")
-    p.add_argument("--sample", action="store_true", help="open the phantom sample")
+
+def _view(command) -> None:
+    p = command("view", "open napari with the plugin's workflow and a stack (default: the sample)")
+    add_input(p, "labels kept elsewhere", required=False)
+    p.add_argument("--sample", action="store_true", help=argparse.SUPPRESS)  # the old spelling
     p.add_argument("--no-block", action="store_true", help=argparse.SUPPRESS)
     add_spec_options(p)
-    p.set_defaults(func=_command("cmd_view"))
-    return parser

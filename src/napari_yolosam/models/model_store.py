@@ -219,4 +219,3 @@ class _PoochProgress:
 
     def close(self) -> None:
         pass
-
