@@ -45,3 +45,16 @@ def test_architecture_figure_is_current():
     doc = (ROOT / "docs" / "architecture.md").read_text()
     rooms = graph_tool.room_graph(graph_tool.module_graph())
     assert graph_tool.mermaid(rooms) in doc, "run: python docs/import_graph.py --write"
+
+
+def test_no_function_over_80_lines():
+    import ast
+
+    long = []
+    for path in (ROOT / "src" / "napari_yolosam").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 80:
+                    long.append(f"{path.relative_to(ROOT)}:{node.name} ({lines} lines)")
+    assert long == []

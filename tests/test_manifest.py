@@ -37,7 +37,7 @@ def test_core_imports_without_qt_or_napari():
     code = (
         "import sys; import napari_yolosam, napari_yolosam.io, napari_yolosam.phantom.make, "
         "napari_yolosam.cli, napari_yolosam.napari_hooks.reader; "
-        "bad = [m for m in ('napari', 'qtpy', 'PyQt5', 'magicgui') if m in sys.modules]; "
+        "bad = [m for m in ('napari', 'qtpy', 'PyQt5', 'PyQt6', 'magicgui') if m in sys.modules]; "
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -113,6 +113,20 @@ def make_slice(
     image, labels
         ``float32`` image scaled to 0..255 and ``uint8`` EMIDEC-style labels.
     """
+    geometry = _geometry(rng, shape, radius_scale)
+    image = _anatomy_image(rng, geometry)
+    labels = np.zeros(shape, np.uint8)
+    labels[geometry["blood"]] = BLOOD_POOL
+    labels[geometry["myo"]] = MYOCARDIUM
+    if sectors is None:
+        sectors = random_sectors(rng, rng.integers(0, 4))
+    for sector in sectors:
+        _add_scar(rng, geometry, sector, image, labels)
+    return _acquire(rng, geometry, image, noise, bias), labels
+
+
+def _geometry(rng: np.random.Generator, shape: tuple[int, int], radius_scale: float) -> dict:
+    """The LV: centre, polar coordinates, a slightly elliptical ring whose wall varies."""
     height, width = shape
     unit = min(shape) / 256.0
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
@@ -121,16 +135,33 @@ def make_slice(
     dy, dx = yy - cy, xx - cx
     theta = np.arctan2(dy, dx)
     r = np.hypot(dy, dx)
-    # Myocardial ring: slightly elliptical, wall thickness varying with angle.
     r_in = (rng.uniform(22, 32) * radius_scale) * unit
     ellipse = 1 + rng.uniform(0, 0.12) * np.cos(2 * (theta - rng.uniform(0, np.pi)))
     thickness = rng.uniform(8, 13) * unit * (1 + 0.2 * np.cos(theta - rng.uniform(-np.pi, np.pi)))
     endo = r_in * ellipse
     epi = endo + thickness
-    blood = r < endo
-    myo = (r >= endo) & (r < epi)
-    depth = np.clip((r - endo) / np.maximum(epi - endo, 1e-3), 0, 1)
+    return {
+        "shape": shape,
+        "unit": unit,
+        "yy": yy,
+        "xx": xx,
+        "cy": cy,
+        "cx": cx,
+        "dy": dy,
+        "dx": dx,
+        "theta": theta,
+        "r": r,
+        "r_in": r_in,
+        "epi": epi,
+        "blood": r < endo,
+        "myo": (r >= endo) & (r < epi),
+        "depth": np.clip((r - endo) / np.maximum(epi - endo, 1e-3), 0, 1),
+    }
 
+
+def _anatomy_image(rng: np.random.Generator, g: dict) -> np.ndarray:
+    """Body, lung, epicardial fat, right ventricle, nulled myocardium and bright blood pool."""
+    shape, unit, dy, dx, r, epi = g["shape"], g["unit"], g["dy"], g["dx"], g["r"], g["epi"]
     image = np.full(shape, INTENSITY["background"], np.float32)
     body = ((dy / (110 * unit)) ** 2 + ((dx + 8 * unit) / (125 * unit)) ** 2) < 1
     image[body] = (
@@ -141,37 +172,41 @@ def make_slice(
         ((dy + 5 * unit) / (60 * unit)) ** 2 + ((dx - 70 * unit) / (35 * unit)) ** 2 < 1
     )
     image[lung] = INTENSITY["lung"]
-    fat = (r >= epi) & (r < epi + 3 * unit) & (np.cos(theta - 2.2) > 0.2)
+    fat = (r >= epi) & (r < epi + 3 * unit) & (np.cos(g["theta"] - 2.2) > 0.2)
     image[fat] = INTENSITY["fat"]
-    rv_centre = (cy - 6 * unit, cx - (r_in + 26 * unit))
-    rv = ((yy - rv_centre[0]) / (28 * unit)) ** 2 + ((xx - rv_centre[1]) / (16 * unit)) ** 2 < 1
+    rv_centre = (g["cy"] - 6 * unit, g["cx"] - (g["r_in"] + 26 * unit))
+    rv = ((g["yy"] - rv_centre[0]) / (28 * unit)) ** 2 + (
+        (g["xx"] - rv_centre[1]) / (16 * unit)
+    ) ** 2 < 1
     rv &= r >= epi + 2 * unit
     image[rv] = INTENSITY["rv_blood"]
-    image[myo] = INTENSITY["myocardium"]
-    image[blood] = INTENSITY["blood"]
+    image[g["myo"]] = INTENSITY["myocardium"]
+    image[g["blood"]] = INTENSITY["blood"]
+    return image
 
-    labels = np.zeros(shape, np.uint8)
-    labels[blood] = BLOOD_POOL
-    labels[myo] = MYOCARDIUM
 
-    if sectors is None:
-        sectors = random_sectors(rng, rng.integers(0, 4))
-    for sector in sectors:
-        wobble = 1 + 0.15 * np.sin(3 * theta + sector.angle)
-        extent = np.clip(sector.transmurality * wobble, 0.15, 1.0)
-        in_sector = _angle_diff(theta, sector.angle) <= sector.half_width
-        scar = myo & in_sector & (depth <= extent)
-        labels[scar] = SCAR
-        # Enhancement fades towards the scar's outer border (a grey zone), as in LGE.
-        fade = 1 - 0.5 * np.clip(depth / np.maximum(extent, 1e-3), 0, 1) ** 2
-        image[scar] = (INTENSITY["scar"] * rng.uniform(0.9, 1.05) * fade)[scar]
-        if sector.no_reflow and sector.transmurality >= 0.5:
-            core = scar & (_angle_diff(theta, sector.angle) <= sector.half_width * 0.4)
-            core &= depth <= extent * 0.5
-            labels[core] = NO_REFLOW
-            image[core] = INTENSITY["no_reflow"]
+def _add_scar(rng, g: dict, sector: ScarSector, image: np.ndarray, labels: np.ndarray) -> None:
+    """One scar territory (and its no-reflow core), enhancement fading to a grey zone."""
+    theta, depth = g["theta"], g["depth"]
+    wobble = 1 + 0.15 * np.sin(3 * theta + sector.angle)
+    extent = np.clip(sector.transmurality * wobble, 0.15, 1.0)
+    in_sector = _angle_diff(theta, sector.angle) <= sector.half_width
+    scar = g["myo"] & in_sector & (depth <= extent)
+    labels[scar] = SCAR
+    fade = 1 - 0.5 * np.clip(depth / np.maximum(extent, 1e-3), 0, 1) ** 2
+    image[scar] = (INTENSITY["scar"] * rng.uniform(0.9, 1.05) * fade)[scar]
+    if sector.no_reflow and sector.transmurality >= 0.5:
+        core = scar & (_angle_diff(theta, sector.angle) <= sector.half_width * 0.4)
+        core &= depth <= extent * 0.5
+        labels[core] = NO_REFLOW
+        image[core] = INTENSITY["no_reflow"]
 
-    image = ndi.gaussian_filter(image, 0.8 * unit)
+
+def _acquire(rng, g: dict, image: np.ndarray, noise: float, bias: float) -> np.ndarray:
+    """Blur, a smooth multiplicative bias field and Rician noise; scaled to 0..255."""
+    height, width = g["shape"]
+    yy, xx = g["yy"], g["xx"]
+    image = ndi.gaussian_filter(image, 0.8 * g["unit"])
     coeffs = rng.uniform(-1, 1, size=4) * bias
     field_ = 1 + coeffs[0] * (yy / height - 0.5) + coeffs[1] * (xx / width - 0.5)
     field_ += coeffs[2] * (yy / height - 0.5) * (xx / width - 0.5) * 2 + coeffs[3] * (
@@ -179,9 +214,9 @@ def make_slice(
     )
     image *= np.clip(field_, 0.5, 1.5)
     sigma = noise * INTENSITY["blood"]
+    shape = g["shape"]
     image = np.sqrt((image + rng.normal(0, sigma, shape)) ** 2 + rng.normal(0, sigma, shape) ** 2)
-    image = np.clip(image / 0.9 * 255, 0, 255).astype(np.float32)
-    return image, labels
+    return np.clip(image / 0.9 * 255, 0, 255).astype(np.float32)
 
 
 def random_sectors(rng: np.random.Generator, count: int) -> list[ScarSector]:

@@ -180,56 +180,39 @@ def propose(
     scar_boxes: bool = True,
     intensity: bool = False,
 ) -> Generator[Progress, None, Proposals]:
-    """Propose scar masks for the slices of ``stack``.
+    """Propose scar masks for the slices of ``stack`` (a generator: :class:`Progress` after
+    each slice, ``stage="propose"``; close it to stop; returns :class:`Proposals`).
 
     Parameters
     ----------
-    stack
-        Images (and, for label prompts, labels).
-    segmenter, detector
-        The models; without a detector only label prompts are used.
+    stack, segmenter, detector
+        Images (and labels, for label prompts) and the models; without a
+        detector only label (and ``intensity``) prompts are used.
     cache
         Embedding cache (a private memory-only one if ``None``).
     conf, iou
-        Detector confidence and NMS IoU thresholds. There is no one-box limit:
-        every box above the threshold prompts SAM. ``conf=None`` takes the
-        detector's per-class thresholds validated in training
-        (:attr:`Detector.thresholds`; 0.25 for a class without one).
+        Detector confidence and NMS IoU thresholds; every box above the
+        threshold prompts SAM. ``conf=None``: the detector's per-class
+        thresholds validated in training (0.25 for a class without one).
     use_labels
-        Prompt SAM with a box round each scar region of the existing label too
-        (:func:`label_boxes`: the regions SAM's training boxes are drawn round),
-        and take the myocardium from labels that carry one.
+        Prompt with a box round each scar region of the label (as in
+        training), and keep scar to the label's myocardium where it has one.
     carry_neighbour
-        On a slice where the detector finds nothing, prompt with the previous
-        slice's detector boxes (source ``neighbour``).
+        Where the detector finds nothing, prompt with the previous slice's boxes.
     box_margin
         Pixels added round label-region boxes (0: tight, as in training).
     restrict_to_myocardium
-        Keep scar inside the myocardium: the label's where it carries one
-        (``use_labels``), else the one SAM proposes from the detector's LV box.
+        Keep scar inside the myocardium: the label's, else SAM's from the LV box.
     indices
         Slices to propose (default: all); the others get empty proposals.
-    lv_scar
-        Prompt SAM for scar with the detector's LV box too (source ``lv``):
-        for segmenters trained with LV-box prompts (``yolosam train`` does
-        so where labels carry the myocardium), the scar of a slice comes
-        from the LV box, which a detector finds far more easily than scar.
-    scar_boxes
-        Prompt SAM with the detector's scar boxes (``False`` with ``lv_scar``: scar
-        from the anatomy alone, independent of a weak scar class and of the label).
+    lv_scar, scar_boxes
+        Prompt for scar with the detector's LV box too (segmenters trained
+        with LV boxes) / with its scar boxes (``False`` with ``lv_scar``: scar
+        from the anatomy alone).
     intensity
-        Prompt SAM with a box round each enhanced region of the myocardium
-        (:func:`intensity_boxes`, source ``intensity``): prompts that come from
-        the image and the anatomy, not from the label's scar or the detector's.
-
-    Yields
-    ------
-    Progress
-        After each slice (``stage="propose"``); close the generator to stop.
-
-    Returns
-    -------
-    Proposals
+        Prompt with a box round each enhanced region of the myocardium
+        (:func:`intensity_boxes`, source ``intensity``): from the image and
+        the anatomy, not from the label's scar or the detector's.
     """
     cache = EmbeddingCache(max_bytes=256 << 20) if cache is None else cache
     options = {

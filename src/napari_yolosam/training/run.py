@@ -109,6 +109,17 @@ def _run_folder(out: str | Path, stack: Stack, reuse: bool) -> Path:
     return out
 
 
+def _segmenter_work(stack, segmenter: str, config, out: Path, device: str, resume: bool, cache):
+    """The segmenter's training generator: from ``segmenter``, or from the run's last checkpoint."""
+    resume_from = out / LAST_NAME if resume and (out / LAST_NAME).exists() else None
+    seg = Segmenter.from_spec(
+        segmenter if resume_from is None else str(resume_from), device=device
+    )
+    if cache is None:
+        cache = EmbeddingCache(max_bytes=512 << 20, disk_dir=cache_dir("embeddings"))
+    return train_segmenter(stack, seg, config, out, resume=resume_from, cache=cache)
+
+
 def train(
     stack: Stack,
     out: str | Path,
@@ -159,29 +170,13 @@ def train(
             device=device,
             trust=trust_detector,
         )
-        work = train_detector(
-            stack,
-            det,
-            train_idx,
-            val_idx,
-            out,
-            epochs=detector_epochs or epochs,
-            batch=detector_batch,
-            device=device,
-            seed=config.seed,
-            resume=resume,
-            best_by=detector_best_by,
-            trust=trust_detector,
-        )
+        settings = {"epochs": detector_epochs or epochs, "batch": detector_batch}
+        settings.update(device=device, seed=config.seed, resume=resume)
+        settings.update(best_by=detector_best_by, trust=trust_detector)
+        work = train_detector(stack, det, train_idx, val_idx, out, **settings)
         det_path = (yield from _recording(work, history, out / "metrics.csv")).path
     if segmenter is not None:
-        resume_from = out / LAST_NAME if resume and (out / LAST_NAME).exists() else None
-        seg = Segmenter.from_spec(
-            segmenter if resume_from is None else str(resume_from), device=sam_device
-        )
-        if cache is None:
-            cache = EmbeddingCache(max_bytes=512 << 20, disk_dir=cache_dir("embeddings"))
-        work = train_segmenter(stack, seg, config, out, resume=resume_from, cache=cache)
+        work = _segmenter_work(stack, segmenter, config, out, sam_device, resume, cache)
         result = yield from _recording(work, history, out / "metrics.csv")
         seg_path = result.best_path if result.best_path and result.best_path.exists() else None
     return RunResult(

@@ -222,86 +222,32 @@ def train_detector(
     data_yaml = export_yolo_dataset(
         stack, train_idx, val_idx, out_dir / "yolo_data", detector, classes
     )
-    events: queue.Queue = queue.Queue()
-    stop = threading.Event()
-    best: dict = {}
-    history: list[dict] = []
-    counter: dict[int, int] = {}
-
-    def on_batch_end(trainer) -> None:
-        if stop.is_set():
-            trainer.stop = True
-        nb = max(len(trainer.train_loader), 1)
-        done = counter.get(trainer.epoch, 0) + 1
-        counter[trainer.epoch] = done
-        losses = {
-            k.split("/")[-1]: float(v) for k, v in trainer.label_loss_items(trainer.tloss).items()
-        }
-        events.put(
-            (
-                "batch",
-                trainer.epoch * nb + done,
-                trainer.epochs * nb,
-                {"epoch": trainer.epoch + 1, **losses},
-            )
-        )
-
-    clock = {"epoch": time.time()}
-
-    def on_epoch_end(trainer) -> None:
-        if trainer.epoch + 1 > trainer.epochs or any(
-            h["epoch"] == trainer.epoch + 1 for h in history
-        ):
-            return  # ultralytics' final re-validation of the best model, not a new epoch
-        metrics = {k: float(v) for k, v in (trainer.metrics or {}).items()}
-        record = {
-            "model": "detector",
-            "epoch": trainer.epoch + 1,
-            **{
-                k.split("/")[-1]: float(v)
-                for k, v in trainer.label_loss_items(trainer.tloss).items()
-            },
-            "precision": metrics.get("metrics/precision(B)", float("nan")),
-            "recall": metrics.get("metrics/recall(B)", float("nan")),
-            "mAP50": metrics.get("metrics/mAP50(B)", float("nan")),
-            "mAP50-95": metrics.get("metrics/mAP50-95(B)", float("nan")),
-            **_per_class_ap50(trainer, classes),
-            "seconds": round(time.time() - clock["epoch"], 2),
-        }
-        clock["epoch"] = time.time()
-        score = epoch_score(record, trainer.fitness, best_by)
-        if "score" not in best or score >= best["score"]:  # ties: the later epoch
-            model = trainer.ema.ema if trainer.ema is not None else trainer.model
-            best["state"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            best["epoch"] = trainer.epoch + 1
-            best["score"] = score
-            best["thresholds"] = _per_class_thresholds(trainer, classes)
-        history.append(record)
-        events.put(("epoch", trainer.epoch + 1, trainer.epochs, record))
-
-    yolo = detector.yolo
-    yolo.callbacks["on_train_batch_end"].append(on_batch_end)
-    yolo.callbacks["on_fit_epoch_end"].append(on_epoch_end)
-    project = (out_dir / "yolo").resolve()
-    last = project / "train" / "weights" / "last.pt"
-    args = dict(
-        data=str(data_yaml),
-        epochs=epochs,
-        imgsz=detector.imgsz,
-        batch=batch,
-        device=device,
-        workers=0,
-        project=str(project),
-        name="train",
-        exist_ok=True,
-        seed=seed,
-        plots=False,
-        amp=False,
-        verbose=False,
-        patience=patience,
-        **{**YOLO_AUGMENTATION, **(augmentation or {})},
+    settings = {"epochs": epochs, "batch": batch, "device": device, "seed": seed}
+    settings.update(patience=patience, augmentation=augmentation)
+    args = _train_args(detector, data_yaml, out_dir, settings, resume, trust)
+    watch = _Watch(classes, best_by)
+    watch.attach(detector.yolo)
+    thread = threading.Thread(
+        target=_train_in_thread, args=(detector.yolo, args, watch.events), daemon=True
     )
+    thread.start()
+    try:
+        yield from _relay(watch.events)
+    finally:
+        watch.stop.set()
+        thread.join()
+        watch.detach(detector.yolo)
+    if "state" not in watch.best:
+        return DetectorTrainResult(None, watch.history)
+    path = _keep_best(detector, watch, out_dir, best_by)
+    return DetectorTrainResult(path, watch.history)
+
+
+def _train_args(detector, data_yaml, out_dir: Path, settings: dict, resume: bool, trust: bool):
+    """ultralytics' training arguments (or, to resume, its ``last.pt`` if trusted)."""
+    project = (out_dir / "yolo").resolve()
     if resume:
+        last = project / "train" / "weights" / "last.pt"
         if not last.exists():
             raise ValueError(f"{last}: no earlier detector run to resume")
         if not trust:
@@ -311,49 +257,136 @@ def train_detector(
                 "pass --trust-detector (trust=True) only for a run folder that is yours, or "
                 "--detector none to resume the segmenter alone",
             )
-        args = {"resume": str(last)}
+        return {"resume": str(last)}
+    return dict(
+        data=str(data_yaml),
+        epochs=settings["epochs"],
+        imgsz=detector.imgsz,
+        batch=settings["batch"],
+        device=settings["device"],
+        workers=0,
+        project=str(project),
+        name="train",
+        exist_ok=True,
+        seed=settings["seed"],
+        plots=False,
+        amp=False,
+        verbose=False,
+        patience=settings["patience"],
+        **{**YOLO_AUGMENTATION, **(settings["augmentation"] or {})},
+    )
 
-    def run() -> None:
-        try:
-            with keep_torch_threads():
-                yolo.train(**args)
-            events.put(("done", None, None, None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            events.put(("error", exc, None, None))
 
-    thread = threading.Thread(target=run, name="yolosam-yolo-train", daemon=True)
-    thread.start()
-    try:
-        while True:
-            kind, a, b, c = events.get()
-            if kind == "batch":
-                yield Progress(int(a), int(b), "detector", f"epoch {c['epoch']}", c)
-            elif kind == "epoch":
-                yield Progress(int(a), int(b), "detector-epoch", f"epoch {a}", dict(c))
-            elif kind == "error":
-                raise RuntimeError(f"detector training failed: {a}") from a
-            else:
-                break
-    finally:
-        stop.set()
-        thread.join()
+class _Watch:
+    """ultralytics callbacks: progress into a queue, each epoch's record, the best epoch's weights."""
+
+    def __init__(self, classes: tuple[str, ...], best_by: str) -> None:
+        self.classes, self.best_by = classes, best_by
+        self.events: queue.Queue = queue.Queue()
+        self.stop = threading.Event()
+        self.best: dict = {}
+        self.history: list[dict] = []
+        self._batches: dict[int, int] = {}
+        self._clock = time.time()
+
+    def attach(self, yolo) -> None:
+        yolo.callbacks["on_train_batch_end"].append(self.on_batch_end)
+        yolo.callbacks["on_fit_epoch_end"].append(self.on_epoch_end)
+
+    def detach(self, yolo) -> None:
         for name, func in (
-            ("on_train_batch_end", on_batch_end),
-            ("on_fit_epoch_end", on_epoch_end),
+            ("on_train_batch_end", self.on_batch_end),
+            ("on_fit_epoch_end", self.on_epoch_end),
         ):
             if func in yolo.callbacks[name]:
                 yolo.callbacks[name].remove(func)
-    if "state" not in best:
-        return DetectorTrainResult(None, history)
-    trained = Detector.build(detector.config, classes, detector.imgsz, device="cpu")
+
+    def on_batch_end(self, trainer) -> None:
+        if self.stop.is_set():
+            trainer.stop = True
+        nb = max(len(trainer.train_loader), 1)
+        done = self._batches.get(trainer.epoch, 0) + 1
+        self._batches[trainer.epoch] = done
+        losses = {
+            k.split("/")[-1]: float(v) for k, v in trainer.label_loss_items(trainer.tloss).items()
+        }
+        values = {"epoch": trainer.epoch + 1, **losses}
+        self.events.put(("batch", trainer.epoch * nb + done, trainer.epochs * nb, values))
+
+    def on_epoch_end(self, trainer) -> None:
+        if trainer.epoch + 1 > trainer.epochs or any(
+            h["epoch"] == trainer.epoch + 1 for h in self.history
+        ):
+            return  # ultralytics' final re-validation of the best model, not a new epoch
+        record = self._record(trainer)
+        score = epoch_score(record, trainer.fitness, self.best_by)
+        if "score" not in self.best or score >= self.best["score"]:  # ties: the later epoch
+            model = trainer.ema.ema if trainer.ema is not None else trainer.model
+            self.best["state"] = {
+                k: v.detach().cpu().clone() for k, v in model.state_dict().items()
+            }
+            self.best.update(
+                epoch=trainer.epoch + 1,
+                score=score,
+                thresholds=_per_class_thresholds(trainer, self.classes),
+            )
+        self.history.append(record)
+        self.events.put(("epoch", trainer.epoch + 1, trainer.epochs, record))
+
+    def _record(self, trainer) -> dict:
+        metrics = {k: float(v) for k, v in (trainer.metrics or {}).items()}
+        losses = trainer.label_loss_items(trainer.tloss).items()
+        record = {
+            "model": "detector",
+            "epoch": trainer.epoch + 1,
+            **{k.split("/")[-1]: float(v) for k, v in losses},
+            "precision": metrics.get("metrics/precision(B)", float("nan")),
+            "recall": metrics.get("metrics/recall(B)", float("nan")),
+            "mAP50": metrics.get("metrics/mAP50(B)", float("nan")),
+            "mAP50-95": metrics.get("metrics/mAP50-95(B)", float("nan")),
+            **_per_class_ap50(trainer, self.classes),
+            "seconds": round(time.time() - self._clock, 2),
+        }
+        self._clock = time.time()
+        return record
+
+
+def _train_in_thread(yolo, args: dict, events: queue.Queue) -> None:
+    """ultralytics' training (in its own thread), ending with ``done`` or ``error`` in the queue."""
+    try:
+        with keep_torch_threads():
+            yolo.train(**args)
+        events.put(("done", None, None, None))
+    except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+        events.put(("error", exc, None, None))
+
+
+def _relay(events: queue.Queue) -> Generator[Progress, None, None]:
+    """The training thread's events as :class:`Progress`, until it is done (or failed)."""
+    while True:
+        kind, a, b, c = events.get()
+        if kind == "batch":
+            yield Progress(int(a), int(b), "detector", f"epoch {c['epoch']}", c)
+        elif kind == "epoch":
+            yield Progress(int(a), int(b), "detector-epoch", f"epoch {a}", dict(c))
+        elif kind == "error":
+            raise RuntimeError(f"detector training failed: {a}") from a
+        else:
+            return
+
+
+def _keep_best(detector: Detector, watch: _Watch, out_dir: Path, best_by: str) -> Path:
+    """Save the best epoch as the project's checkpoint and load it into ``detector``."""
+    best = watch.best
+    trained = Detector.build(detector.config, watch.classes, detector.imgsz, device="cpu")
     trained.yolo.model.load_state_dict(best["state"])
     trained.yolo.model.float()
     trained.thresholds = dict(best["thresholds"])
     path = trained.save(
         out_dir / DETECTOR_NAME,
-        extra={"epoch": best["epoch"], "best_by": best_by, "history": history},
+        extra={"epoch": best["epoch"], "best_by": best_by, "history": watch.history},
     )
     detector.yolo.model.load_state_dict(best["state"])
     detector.thresholds = dict(best["thresholds"])
     detector.weights_changed()
-    return DetectorTrainResult(path, history)
+    return path

@@ -37,6 +37,48 @@ class FinetuneWidget(Container):
         register(napari_viewer, self)
         self.proposals_widget = proposals_widget
         self.review_widget = review_widget
+        self._training_controls()
+        self.start_button = PushButton(
+            text="Start", tooltip="train in the background (the viewer stays usable)"
+        )
+        self.cancel_button = PushButton(
+            text="Cancel", tooltip="stop within one step; the last good checkpoint stays"
+        )
+        self.load_button = PushButton(
+            text="Load new models and re-score",
+            tooltip="use the trained models for proposals and re-run the audit",
+        )
+        self.progress = ProgressBar(label="progress", value=0, max=1)
+        self.status = Label(value="")
+        self.extend(
+            [
+                self.source,
+                self.folder,
+                self.what,
+                self.segmenter,
+                self.detector,
+                self.epochs,
+                self.lr,
+                self.device,
+                self.out,
+                self.resume,
+                self.start_button,
+                self.cancel_button,
+                self.load_button,
+                self.progress,
+                self.status,
+            ]
+        )
+        self.history: list[dict] = []
+        self.result: RunResult | None = None
+        self.worker = self._stop = None
+        self._canvas, self._axes = self._make_plot()
+        self.start_button.changed.connect(self.start)
+        self.cancel_button.changed.connect(self.cancel)
+        self.load_button.changed.connect(self.load_and_rescore)
+
+    def _training_controls(self) -> None:
+        """What to train on, which models from where, epochs, learning rate, device, run folder."""
         self.source = ComboBox(
             label="data",
             choices=["current stack", "folder"],
@@ -89,44 +131,6 @@ class FinetuneWidget(Container):
             value=False,
             tooltip="continue epochs, optimiser and schedule from the run folder",
         )
-        self.start_button = PushButton(
-            text="Start", tooltip="train in the background (the viewer stays usable)"
-        )
-        self.cancel_button = PushButton(
-            text="Cancel", tooltip="stop within one step; the last good checkpoint stays"
-        )
-        self.load_button = PushButton(
-            text="Load new models and re-score",
-            tooltip="use the trained models for proposals and re-run the audit",
-        )
-        self.progress = ProgressBar(label="progress", value=0, max=1)
-        self.status = Label(value="")
-        self.extend(
-            [
-                self.source,
-                self.folder,
-                self.what,
-                self.segmenter,
-                self.detector,
-                self.epochs,
-                self.lr,
-                self.device,
-                self.out,
-                self.resume,
-                self.start_button,
-                self.cancel_button,
-                self.load_button,
-                self.progress,
-                self.status,
-            ]
-        )
-        self.history: list[dict] = []
-        self.result: RunResult | None = None
-        self.worker = self._stop = None
-        self._canvas, self._axes = self._make_plot()
-        self.start_button.changed.connect(self.start)
-        self.cancel_button.changed.connect(self.cancel)
-        self.load_button.changed.connect(self.load_and_rescore)
 
     def _make_plot(self):
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg

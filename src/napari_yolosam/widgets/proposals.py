@@ -41,6 +41,44 @@ class ProposalsWidget(Container):
         super().__init__(labels=True)
         self.viewer = napari_viewer
         register(napari_viewer, self)
+        self._model_controls()
+        self._action_controls()
+        self.progress = ProgressBar(label="progress", value=0, max=1)
+        self.status = Label(value="")
+        self.extend(
+            [
+                self.detector_spec,
+                self.detector_file,
+                self.segmenter_spec,
+                self.segmenter_file,
+                self.device,
+                self.conf,
+                self.lv_scar,
+                self.intensity,
+                self.slice_button,
+                self.all_button,
+                self.embed_button,
+                self.prompt_button,
+                self.cancel_button,
+                self.progress,
+                self.status,
+            ]
+        )
+        self.cache = EmbeddingCache(disk_dir=cache_dir("embeddings"))  # shared with the CLI
+        self.detector = self.segmenter = None
+        self._loaded = (None, None, None)
+        self.proposals: Proposals | None = None
+        self.worker = self._stop = None
+        self.embed_worker = self._embed_stop = None
+        self.after_propose: list = []  # one-shot callbacks once "propose all" has finished
+        self.slice_button.changed.connect(lambda: self.propose(current_only=True))
+        self.all_button.changed.connect(lambda: self.propose(current_only=False))
+        self.embed_button.changed.connect(self.embed)
+        self.prompt_button.changed.connect(self.add_prompt_layers)
+        self.cancel_button.changed.connect(self.cancel)
+
+    def _model_controls(self) -> None:
+        """Which detector and segmenter, where they run, and how the detector prompts SAM."""
         self.detector_spec = LineEdit(
             label="detector",
             value="none",
@@ -96,6 +134,9 @@ class ProposalsWidget(Container):
             tooltip="prompt SAM with a box round each region of the myocardium brighter than "
             "mean + 2 SD of the remote myocardium (needs the label's or the proposed myocardium)",
         )
+
+    def _action_controls(self) -> None:
+        """The buttons: propose (this slice, all), embed, prompt layers, cancel."""
         self.slice_button = PushButton(
             text="Propose this slice", tooltip="YOLO + SAM on the slice shown"
         )
@@ -114,39 +155,6 @@ class ProposalsWidget(Container):
         self.cancel_button = PushButton(
             text="Cancel", tooltip="stop proposing after the current slice"
         )
-        self.progress = ProgressBar(label="progress", value=0, max=1)
-        self.status = Label(value="")
-        self.extend(
-            [
-                self.detector_spec,
-                self.detector_file,
-                self.segmenter_spec,
-                self.segmenter_file,
-                self.device,
-                self.conf,
-                self.lv_scar,
-                self.intensity,
-                self.slice_button,
-                self.all_button,
-                self.embed_button,
-                self.prompt_button,
-                self.cancel_button,
-                self.progress,
-                self.status,
-            ]
-        )
-        self.cache = EmbeddingCache(disk_dir=cache_dir("embeddings"))  # shared with the CLI
-        self.detector = self.segmenter = None
-        self._loaded = (None, None, None)
-        self.proposals: Proposals | None = None
-        self.worker = self._stop = None
-        self.embed_worker = self._embed_stop = None
-        self.after_propose: list = []  # one-shot callbacks once "propose all" has finished
-        self.slice_button.changed.connect(lambda: self.propose(current_only=True))
-        self.all_button.changed.connect(lambda: self.propose(current_only=False))
-        self.embed_button.changed.connect(self.embed)
-        self.prompt_button.changed.connect(self.add_prompt_layers)
-        self.cancel_button.changed.connect(self.cancel)
 
     # -- models -------------------------------------------------------------------
     def set_models(self, detector: str | None, segmenter: str) -> None:
