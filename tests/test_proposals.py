@@ -231,3 +231,41 @@ def test_intensity_prompts_come_from_the_image_not_the_label(tiny_segmenter, pha
         allowed = ndi.binary_dilation(stack.myocardium()[i], iterations=2)
         assert not (sp.mask & ~allowed).any()
     assert found.settings["intensity"] is True and plain.settings["intensity"] is False
+
+
+def test_slice_prompts_from_layer_coordinates():
+    from napari_yolosam.proposals.prompts import slice_prompts
+
+    rectangle = np.array([[2, 10, 20], [2, 10, 60], [2, 40, 60], [2, 40, 20]], float)
+    other = rectangle.copy()
+    other[:, 0] = 3
+    positive = np.array([[2, 25, 30], [3, 5, 5]], float)
+    negative = np.array([[2, 12, 58]], float)
+    box, points, labels = slice_prompts([rectangle, other], positive, negative, 2)
+    np.testing.assert_array_equal(box, [[20, 10, 60, 40]])  # x0 y0 x1 y1 of slice 2's shape
+    np.testing.assert_array_equal(points, [[30, 25], [58, 12]])  # x, y
+    np.testing.assert_array_equal(labels, [1, 0])
+    assert slice_prompts([rectangle], None, None, 5) == (None, None, None)
+    # a 2D layer: every coordinate is on the slice; the last shape wins
+    box2d, pts, _ = slice_prompts(
+        [rectangle[:, 1:], rectangle[:2, 1:] + 1], positive[:1, 1:], None, 0
+    )
+    np.testing.assert_array_equal(box2d, [[21, 11, 61, 11]])
+    np.testing.assert_array_equal(pts, [[30, 25]])
+
+
+def test_user_prompt_becomes_the_slices_proposal(tiny_segmenter, phantom):
+    from napari_yolosam.proposals.prompts import user_proposal, with_slice
+
+    stack = phantom.stack
+    cache = EmbeddingCache()
+    box = np.array([[20, 20, 90, 90]], np.float32)
+    output = prompt_slice(tiny_segmenter, cache, stack.images[1], boxes=box)
+    proposal = user_proposal(output, box, stack.shape[1:])
+    assert proposal.sources == ["user"] and proposal.mask.shape == stack.shape[1:]
+    np.testing.assert_array_equal(proposal.mask, output.masks[0])
+    proposals = with_slice(None, stack.names, 1, proposal)
+    assert len(proposals) == len(stack) and proposals.slices[1] is proposal
+    assert all(not s.mask.any() for k, s in enumerate(proposals.slices) if k != 1)
+    empty = type(output)(output.masks[:0], output.logits[:0], output.iou[:0])
+    assert user_proposal(empty, box, stack.shape[1:]) is None

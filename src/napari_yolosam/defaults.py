@@ -43,3 +43,16 @@ def default_segmenter() -> str:
     """The segmenter every face uses by default: pretrained LiteMedSAM where its package is
     installed (a dependency of the project), else ``tiny`` (random weights, trained from scratch)."""
     return "lite_medsam" if lite_medsam_available() else "tiny"
+
+
+#: Segmenters trained from scratch (random weights; tests and from-scratch experiments).
+SCRATCH_SEGMENTERS = ("tiny", "tiny_hr")
+#: Pretrained segmenters by name (their weights packaged or downloaded, never random).
+PRETRAINED_SEGMENTERS = ("lite_medsam", "mobile_sam", "medsam")
+
+
+def segmenter_choices() -> list[str]:
+    """The segmenter names a face offers: the default first, then the others a user can pick
+    without a file (``medsam`` needs ``medsam:PATH``, so it is typed, not offered)."""
+    names = [default_segmenter(), "lite_medsam", *SCRATCH_SEGMENTERS, "mobile_sam"]
+    return [n for n in dict.fromkeys(names) if n != "lite_medsam" or lite_medsam_available()]

@@ -40,6 +40,7 @@ class Decision:
     before: dict
     after: dict
     models: dict = field(default_factory=dict)
+    source: str = "audit proposal"  # what the scar came from: audit proposal, user prompt, ...
 
     def to_json(self) -> str:
         """One line of the decisions log."""
@@ -180,6 +181,8 @@ class ReviewSession:
         action: str,
         edited: np.ndarray | None = None,
         allow_outside: bool = False,
+        proposal: np.ndarray | None = None,
+        source: str | None = None,
     ) -> Decision:
         """Apply a decision to slice ``index`` and mark it reviewed.
 
@@ -189,12 +192,19 @@ class ReviewSession:
         and intersection change scar only and keep it inside the labelled
         myocardium unless ``allow_outside``; the decision records how many
         proposed pixels lay outside (``after["outside_myocardium_px"]``).
+        ``proposal`` replaces the audit's proposal for this decision (what the
+        annotator sees after prompting, or a given mask), and ``source`` says
+        where it came from (default: ``audit proposal``, or ``hand edit``).
         """
         if action not in ACTIONS:
             raise ValueError(f"unknown action {action!r}; choose from {ACTIONS}")
         current = self.labels[index]
         scar = self.stack.spec.scar_mask(current)
-        proposal = self.proposals[index]
+        proposal = self.proposals[index] if proposal is None else np.asarray(proposal, bool)
+        if proposal.shape != current.shape:
+            raise ValueError(
+                f"a proposal of shape {proposal.shape} for a slice of {current.shape}"
+            )
         combined = {"accept": proposal, "union": scar | proposal, "intersection": scar & proposal}
         outside = 0
         if action in combined:
@@ -216,6 +226,7 @@ class ReviewSession:
             self._metrics(index, current),
             after,
             dict(self.models),
+            source or ("hand edit" if action == "edit" else "audit proposal"),
         )
         self._undo.append((decision, current.copy()))
         self._redo.clear()

@@ -3,26 +3,16 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 
-from ..io.atomic import atomic_write, atomic_write_text
+from ..io.atomic import atomic_write, atomic_write_text, csv_text
 from ..io.outputs import check_output, staged_folder
 from ..stack import Stack
 from .cases import CASE_COLUMNS
 from .core import REPORT_COLUMNS, AuditResult
-
-
-def _fmt(value):
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return "" if not np.isfinite(value) else f"{value:.5g}"
-    return value
 
 
 def save_audit(
@@ -53,12 +43,7 @@ def _write_audit(result, stack, proposal_masks, out: Path, thumbnails: int) -> N
 
 
 def _csv(rows: list[dict], columns: tuple[str, ...]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _fmt(v) for k, v in row.items()})
-    return buffer.getvalue()
+    return csv_text(rows, columns, digits=5, blank_nonfinite=True)
 
 
 def _json_default(value):

@@ -389,6 +389,44 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_review(args: argparse.Namespace) -> int:
+    from ..audit import AuditConfig, audit
+    from ..proposals.io import load_proposals
+    from ..review import ReviewSession
+    from ..review_batch import apply, queue_table, read_decisions, rule_decisions
+
+    if not args.list and (not args.out or (args.decisions is None) == (args.accept_below is None)):
+        raise ValueError("give --list, or --out with one of --decisions FILE / --accept-below Q")
+    stack = read_stack(args.images, labels=args.labels, spec=spec_from_args(args))
+    if not args.list:
+        check_output(args.out, (args.images, args.labels, args.proposals), args.overwrite)
+    proposals = load_proposals(args.proposals, stack)
+    result = audit(stack, proposals, config=AuditConfig(flag_quality=args.flag_quality))
+    settings = proposals.settings
+    models = {k: settings.get(k) for k in ("segmenter", "segmenter_fingerprint", "detector")}
+    session = ReviewSession(stack, proposals.masks(), result.rows, models=models)
+    if args.list:
+        for row in queue_table(session, proposals):
+            print(
+                f"{row['rank']:4d}  {row['image']}  quality {row['quality']:.2f}  "
+                f"{row['issue']}  confidence {row['confidence']:.2f}  {row['evidence']}"
+            )
+        print(f"{len(session.queue())} of {len(stack)} slices in the queue")
+        return 0
+    planned = (
+        read_decisions(args.decisions, session)
+        if args.decisions
+        else rule_decisions(session, proposals, args.accept_below, args.min_confidence)
+    )
+    decisions = apply(session, planned)
+    session.save_cleaned(args.out, overwrite=args.overwrite)
+    counts = {
+        a: sum(d.action == a for d in decisions) for a in sorted({d.action for d in decisions})
+    }
+    print(f"{len(decisions)} decision(s) {counts}; cleaned set -> {args.out}")
+    return 0
+
+
 def cmd_view(args: argparse.Namespace) -> int:
     from ..viewer import open_viewer
 

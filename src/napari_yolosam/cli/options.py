@@ -157,14 +157,9 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
 
 def load_models(args: argparse.Namespace):
     """Detector (or ``None``) and segmenter named by ``--detector`` / ``--segmenter``."""
-    from ..models.detector import Detector
-    from ..models.segmenter import Segmenter
+    from ..models import load_models as load
 
-    segmenter = Segmenter.from_spec(args.segmenter, device=args.device)
-    detector = None
-    if args.detector and args.detector.lower() != "none":
-        detector = Detector.from_spec(args.detector, device=args.device, trust=args.trust_detector)
-    return detector, segmenter
+    return load(args.detector, args.segmenter, args.device, args.trust_detector)
 
 
 def sam_config_from_args(args: argparse.Namespace):
@@ -186,17 +181,10 @@ def sam_config_from_args(args: argparse.Namespace):
 
 
 def write_csv(path: str | Path, rows: list[dict], columns) -> None:
-    import csv
-    import io as _io
+    """A table in the project's one CSV format, written atomically."""
+    from ..io.atomic import atomic_write_csv
 
-    from ..io.atomic import atomic_write_text
-
-    buffer = _io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    atomic_write_text(path, buffer.getvalue())
+    atomic_write_csv(path, rows, columns)
 
 
 def add_detector_prompt_options(parser: argparse.ArgumentParser) -> None:

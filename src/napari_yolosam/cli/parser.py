@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         _quantify,
         _semiauto,
         _audit,
+        _review,
         _demo,
         _models,
         _phantom,
@@ -314,6 +315,43 @@ def _audit(command) -> None:
     )
     p.add_argument(
         "--out", required=True, help="new folder: report.csv, cases.csv, report.json, overview.png"
+    )
+    add_spec_options(p)
+    add_overwrite_option(p)
+
+
+def _review(command) -> None:
+    p = command(
+        "review",
+        "the review queue without a viewer: list it, or apply decisions and save the cleaned set",
+        "Audit the labels against the proposals, then list the review queue (--list), or make "
+        "decisions from a file (--decisions: CSV or JSON rows of image, action = accept / keep / "
+        "union / intersection / mask, and mask = a mask file for 'mask') or a rule "
+        "(--accept-below), exactly as the review widget makes them, and write the cleaned set "
+        "with decisions.jsonl and summary.json.",
+    )
+    add_input(p, "labels kept elsewhere (default: masks/ beside images/)", legacy="")
+    p.add_argument("--proposals", required=True, help="output of 'yolosam propose'")
+    p.add_argument(
+        "--list", action="store_true", help="print the queue, worst first; write nothing"
+    )
+    p.add_argument("--decisions", help="CSV or JSON file of decisions (image, action[, mask])")
+    p.add_argument(
+        "--accept-below",
+        type=float,
+        help="accept the proposal on queued slices whose quality is below this",
+    )
+    p.add_argument(
+        "--min-confidence",
+        type=float,
+        default=0.0,
+        help="with --accept-below: only proposals with at least this mean SAM probability",
+    )
+    p.add_argument(
+        "--flag-quality", type=float, default=0.5, help="the audit flags slices below this quality"
+    )
+    p.add_argument(
+        "--out", help="new folder for the cleaned set (masks/, decisions.jsonl, summary.json)"
     )
     add_spec_options(p)
     add_overwrite_option(p)

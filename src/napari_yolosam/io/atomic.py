@@ -70,3 +70,33 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically."""
     return atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def csv_text(rows, columns, digits: int = 6, blank_nonfinite: bool = False) -> str:
+    """The one CSV format of every table the project writes: a header of ``columns``, floats
+    to ``digits`` significant digits (NaN/inf blank with ``blank_nonfinite``), booleans as
+    ``true``/``false`` in audit style when ``blank_nonfinite``; keys outside ``columns`` ignored."""
+    import csv
+    import io
+    import math
+
+    def cell(value):
+        if isinstance(value, bool) and blank_nonfinite:
+            return "true" if value else "false"
+        if isinstance(value, float):
+            if blank_nonfinite and not math.isfinite(value):
+                return ""
+            return f"{value:.{digits}g}"
+        return value
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: cell(v) for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def atomic_write_csv(path: str | Path, rows, columns, digits: int = 6, **options) -> Path:
+    """:func:`csv_text` written atomically to ``path``."""
+    return atomic_write_text(path, csv_text(rows, columns, digits, **options))

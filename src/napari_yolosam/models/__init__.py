@@ -2,5 +2,20 @@
 cache, checkpoints, published weights and the one preprocessing.
 
 Import the parts (``models.detector``, ``models.segmenter``, ``models.embeddings``); this
-package itself loads nothing heavy.
+package itself loads nothing heavy until :func:`load_models` runs.
 """
+
+
+def load_models(detector: str | None, segmenter: str, device: str = "cpu", trust: bool = False):
+    """The one model loader of every face: ``(detector or None, segmenter)`` from their specs.
+
+    ``detector`` ``None``, ``""`` or ``"none"`` means no detector (label prompts only);
+    ``trust`` allows an ultralytics ``.pt`` (it runs code when loaded).
+    """
+    from .detector import Detector
+    from .segmenter import Segmenter
+
+    loaded = Segmenter.from_spec(segmenter, device=device)
+    if not detector or str(detector).lower() == "none":
+        return None, loaded
+    return Detector.from_spec(detector, device=device, trust=trust), loaded

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 
-from ..io.atomic import atomic_write, atomic_write_text
+from ..io.atomic import atomic_write, atomic_write_csv, atomic_write_text
 from ..io.errors import StackError
 from ..io.images import list_image_files, read_raw_mask
 from ..io.outputs import check_output, staged_folder
@@ -97,11 +95,7 @@ def _write_proposals(proposals: Proposals, stack: Stack, out: Path) -> None:
             shapes=np.array(stack.original_shapes),
         ),
     )
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=SUMMARY_COLUMNS)
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(out / "summary.csv", buffer.getvalue())
+    atomic_write_csv(out / "summary.csv", rows, SUMMARY_COLUMNS)
     atomic_write_text(
         out / "prompts.json",
         json.dumps({"settings": proposals.settings, "slices": prompts}, indent=1),

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..defaults import default_segmenter
-from ..io.atomic import atomic_write_text, remove_partials
+from ..io.atomic import atomic_write_csv, atomic_write_text, remove_partials
 from ..io.outputs import check_output
 from ..models.detector import Detector
 from ..models.embeddings import EmbeddingCache
@@ -56,12 +55,7 @@ class RunResult:
 
 def write_metrics(path: Path, history: list[dict]) -> None:
     """``metrics.csv``: one row per model and epoch (written atomically)."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    for row in history:
-        writer.writerow({k: (f"{v:.5g}" if isinstance(v, float) else v) for k, v in row.items()})
-    atomic_write_text(path, buffer.getvalue())
+    atomic_write_csv(path, history, METRIC_COLUMNS, digits=5)
 
 
 def torch_device(device: str) -> str:

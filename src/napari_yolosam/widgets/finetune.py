@@ -17,7 +17,7 @@ from magicgui.widgets import (
     SpinBox,
 )
 
-from ..defaults import TRAINING, default_segmenter
+from ..defaults import TRAINING, default_segmenter, segmenter_choices
 from ..io import read_stack
 from ..paths import cache_dir
 from ..training.run import RunResult, train
@@ -96,7 +96,7 @@ class FinetuneWidget(Container):
         )
         self.segmenter = ComboBox(
             label="segmenter from",
-            choices=list(dict.fromkeys([default_segmenter(), "tiny", "tiny_hr", "mobile_sam"])),
+            choices=segmenter_choices(),
             value=default_segmenter(),
             tooltip="pretrained lite_medsam (its encoder stays frozen), tiny / tiny_hr from "
             "scratch, a downloaded model, or a checkpoint path to start from (type a path)",

@@ -21,7 +21,8 @@ from ..models.embeddings import EmbeddingCache, embed_stack
 from ..models.model_store import KNOWN_MODELS
 from ..models.segmenter import SEGMENTER_CONFIGS
 from ..paths import cache_dir
-from ..proposals.core import Proposals, SliceProposal, prompt_slice, propose
+from ..proposals.core import Proposals, prompt_slice, propose
+from ..proposals.prompts import slice_prompts, user_proposal, with_slice
 from ._layers import replace_layers
 from ._session import register
 from ._stack_from_layers import MissingLayer, layer_or_none, stack_from_viewer
@@ -164,8 +165,7 @@ class ProposalsWidget(Container):
 
     def models(self):
         """Load the chosen models (once per choice); returns ``(detector or None, segmenter)``."""
-        from ..models.detector import Detector
-        from ..models.segmenter import Segmenter
+        from ..models import load_models
 
         wanted = (
             str(self.detector_spec.value),
@@ -173,12 +173,7 @@ class ProposalsWidget(Container):
             str(self.device.value),
         )
         if wanted != self._loaded:
-            self.segmenter = Segmenter.from_spec(wanted[1], device=wanted[2])
-            self.detector = (
-                None
-                if wanted[0] in ("", "none")
-                else Detector.from_spec(wanted[0], device=wanted[2])
-            )
+            self.detector, self.segmenter = load_models(wanted[0], wanted[1], wanted[2])
             self._loaded = wanted
         return self.detector, self.segmenter
 
@@ -379,61 +374,19 @@ class ProposalsWidget(Container):
         return self.worker
 
     def _prompts(self, index: int):
-        def on_slice(data):
-            data = np.asarray(data)
-            if data.ndim == 2 and data.shape[1] == 3:
-                return data[np.round(data[:, 0]) == index][:, 1:]
-            return data
-
-        box = None
-        if BOX_LAYER in self.viewer.layers:
-            shapes = [np.asarray(s) for s in self.viewer.layers[BOX_LAYER].data]
-            shapes = [on_slice(s) for s in shapes if on_slice(s).shape[0]]
-            if shapes:
-                corners = shapes[-1]
-                box = np.array(
-                    [
-                        [
-                            corners[:, 1].min(),
-                            corners[:, 0].min(),
-                            corners[:, 1].max(),
-                            corners[:, 0].max(),
-                        ]
-                    ],
-                    np.float32,
-                )
-        points, labels = [], []
-        for name, value in ((POSITIVE_LAYER, 1), (NEGATIVE_LAYER, 0)):
-            if name in self.viewer.layers:
-                for p in on_slice(self.viewer.layers[name].data):
-                    points.append((p[-1], p[-2]))
-                    labels.append(value)
-        if points:
-            return box, np.array(points, np.float32), np.array(labels)
-        return box, None, None
+        """The box and clicks drawn on slice ``index`` (the prompt layers' data to the core)."""
+        layers = self.viewer.layers
+        shapes = list(layers[BOX_LAYER].data) if BOX_LAYER in layers else []
+        clicks = [
+            layers[name].data if name in layers else None
+            for name in (POSITIVE_LAYER, NEGATIVE_LAYER)
+        ]
+        return slice_prompts(shapes, clicks[0], clicks[1], index)
 
     def _apply_user(self, index: int, box, output, stack) -> None:
-        if output is None or not len(output.masks):
+        proposal = user_proposal(output, box, stack.shape[1:])
+        if proposal is None:
             return
-        full = stack.shape[1:]
-        mask = np.zeros(full, bool)
-        prob = np.zeros(full, np.float32)
-        h, w = output.masks.shape[1:]
-        mask[:h, :w] = output.masks[0]
-        prob[:h, :w] = output.probability
-        if self.proposals is None:
-            empty = [SliceProposal.empty(full) for _ in range(len(stack))]
-            self.proposals = Proposals(list(stack.names), empty, {})
-        boxes = np.zeros((1, 4), np.float32) if box is None else box
-        self.proposals.slices[index] = SliceProposal(
-            mask,
-            prob,
-            boxes,
-            np.array([np.nan], np.float32),
-            output.iou[:1],
-            ["user"],
-            mask[None],
-            "ok",
-        )
+        self.proposals = with_slice(self.proposals, stack.names, index, proposal)
         self.show()
         self.status.value = f"slice {index}: SAM mask from your prompt (IoU {output.iou[0]:.2f})"

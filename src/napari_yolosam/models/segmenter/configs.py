@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
+from ...defaults import PRETRAINED_SEGMENTERS, SCRATCH_SEGMENTERS
 from ..preprocess import PreprocessConfig
 
 PROMPT_EMBED_DIM = 256
@@ -79,14 +80,14 @@ SEGMENTER_CONFIGS: dict[str, dict] = {
 }
 
 #: Small layouts meant to be trained whole, from scratch (on a CPU).
-SCRATCH_CONFIGS = ("tiny", "tiny_hr")
+SCRATCH_CONFIGS = SCRATCH_SEGMENTERS  # one list, in defaults.py
 
 #: MedSAM fine-tuned vit_b: the same layout, other preprocessing.
 SEGMENTER_CONFIGS["medsam"] = dict(SEGMENTER_CONFIGS["vit_b"])
 
 #: Names that mean published weights, never fresh random ones: each loads its
 #: weights (packaged, or downloaded with ``yolosam models download``) or fails.
-PRETRAINED_NAMES = ("lite_medsam", "mobile_sam", "medsam")
+PRETRAINED_NAMES = PRETRAINED_SEGMENTERS
 
 #: MedSAM and LiteMedSAM scale intensities to 0..1 (min-max), no ImageNet normalisation.
 _MINMAX = {"intensity": "minmax", "mean": (0.0, 0.0, 0.0), "std": (255.0, 255.0, 255.0)}

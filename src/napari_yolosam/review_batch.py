@@ -1,0 +1,138 @@
+"""Headless review: the widget's decisions from a file or a rule, through the same session.
+
+``yolosam review`` and scripts use :func:`read_decisions` (a CSV or JSON file
+of ``image, action[, mask]``) or :func:`rule_decisions` (accept where the
+audit's quality is low and the proposal confident), then :func:`apply`, which
+calls :meth:`ReviewSession.decide` exactly as the review widget does, and
+:meth:`ReviewSession.save_cleaned` for the cleaned set with its provenance.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .io.errors import StackError
+from .io.images import read_raw_mask
+from .proposals.types import Proposals
+from .review import ACTIONS, Decision, ReviewSession
+
+#: What a decisions file may ask for: the review actions but ``edit`` (a hand edit needs a
+#: painter), and ``mask``: the given mask file becomes the slice's scar.
+FILE_ACTIONS = (*(a for a in ACTIONS if a != "edit"), "mask")
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One decision to make: slice, action, the scar it proposes (``None``: the audit's), source."""
+
+    index: int
+    action: str
+    proposal: np.ndarray | None = None
+    source: str = "audit proposal"
+
+
+def read_decisions(path: str | Path, session: ReviewSession) -> list[Planned]:
+    """Decisions from a CSV (header ``image,action[,mask]``) or JSON list of such objects.
+
+    ``mask`` rows name a mask file (relative to the decisions file) whose
+    non-zero pixels become the slice's scar. Unknown slices, actions or
+    unreadable masks are errors naming the file and the row.
+    """
+    path = Path(path)
+    rows = _rows(path)
+    names = {name: i for i, name in enumerate(session.stack.names)}
+    planned = []
+    for number, row in enumerate(rows, start=1):
+        image, action = str(row.get("image", "")), str(row.get("action", "")).strip().lower()
+        where = f"row {number} ({image or 'no image'})"
+        if image not in names:
+            raise StackError(path, f"{where}: no slice of that name in the stack")
+        if action not in FILE_ACTIONS:
+            raise StackError(path, f"{where}: action {action!r}, not one of {FILE_ACTIONS}")
+        if action != "mask":
+            planned.append(Planned(names[image], action))
+            continue
+        mask = _mask(path, row.get("mask"), session, names[image], where)
+        planned.append(Planned(names[image], "accept", mask, f"mask file {row['mask']}"))
+    return planned
+
+
+def _rows(path: Path) -> list[dict]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise StackError(path, f"cannot read the decisions ({exc.strerror or exc})") from exc
+    if path.suffix.lower() == ".json":
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise StackError(path, f"not valid JSON ({exc.msg}, line {exc.lineno})") from exc
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise StackError(path, "must hold a list of {image, action[, mask]} objects")
+        return rows
+    return list(csv.DictReader(text.splitlines()))
+
+
+def _mask(path: Path, name, session: ReviewSession, index: int, where: str) -> np.ndarray:
+    if not name:
+        raise StackError(path, f"{where}: action 'mask' needs a mask file")
+    file = (path.parent / str(name)).resolve()
+    raw = read_raw_mask(file)
+    shape = session.stack.original_shapes[index]
+    if raw.shape[:2] != tuple(shape):
+        raise StackError(file, f"{where}: mask of {raw.shape[:2]}, the slice is {tuple(shape)}")
+    mask = np.zeros(session.labels.shape[1:], bool)
+    mask[: shape[0], : shape[1]] = np.asarray(raw) > 0
+    return mask
+
+
+def proposal_confidence(proposals: Proposals, index: int) -> float:
+    """SAM's mean probability inside the slice's proposal (NaN without probabilities or mask)."""
+    sp = proposals.slices[index]
+    if not proposals.settings.get("probabilities", True) or not sp.mask.any():
+        return float("nan")
+    return float(sp.probability[sp.mask].mean())
+
+
+def rule_decisions(
+    session: ReviewSession, proposals: Proposals, below: float, min_confidence: float = 0.0
+) -> list[Planned]:
+    """Accept the proposal on every queued slice whose quality is under ``below`` and whose
+    proposal is at least ``min_confidence`` sure of itself (worst first)."""
+    planned = []
+    for index in session.queue():
+        row = session.rows[session.stack.names[index]]
+        confidence = proposal_confidence(proposals, index)
+        if row["quality"] < below and confidence >= min_confidence:
+            planned.append(Planned(index, "accept", source="audit proposal (rule)"))
+    return planned
+
+
+def apply(session: ReviewSession, planned: list[Planned]) -> list[Decision]:
+    """Make the planned decisions through :meth:`ReviewSession.decide` (as the widget does)."""
+    return [
+        session.decide(p.index, p.action, proposal=p.proposal, source=p.source) for p in planned
+    ]
+
+
+def queue_table(session: ReviewSession, proposals: Proposals) -> list[dict]:
+    """The review queue, worst first: rank, image, quality, issue, confidence, evidence."""
+    table = []
+    for rank, index in enumerate(session.queue(), start=1):
+        row = session.rows[session.stack.names[index]]
+        table.append(
+            {
+                "rank": rank,
+                "image": row["image"],
+                "quality": row["quality"],
+                "issue": row["issue"],
+                "confidence": proposal_confidence(proposals, index),
+                "evidence": row["evidence"],
+            }
+        )
+    return table
