@@ -240,3 +240,43 @@ def test_embed_stack_in_the_background_slice_in_view_first(workflow, qtbot):
     widget.propose(current_only=True)
     qtbot.waitUntil(lambda: "scar proposal" in viewer.layers, timeout=60000)
     assert widget.cache.stats.encoded == n, "proposals read the embeddings: no second pass"
+
+
+def test_accept_takes_the_proposal_the_annotator_sees(workflow, qtbot):
+    """After a box prompt (or a hand edit of the proposal layer), Accept writes what the
+    proposal layer shows, not the proposal of audit time; the log names the source."""
+    viewer, flow = workflow
+    flow.proposals.detector_spec.value = "none"
+    flow.proposals.propose(current_only=False)
+    qtbot.waitUntil(lambda: "scar proposal" in viewer.layers, timeout=60000)
+    session = flow.review.run_audit(restore=False)
+    first, second = session.queue()[:2]
+    flow.review.go_to(first)
+    flow.proposals.add_prompt_layers()
+    viewer.layers["prompt box"].add_rectangles(
+        np.array([[first, 20, 20], [first, 20, 100], [first, 100, 100], [first, 100, 20]])
+    )
+    qtbot.waitUntil(
+        lambda: flow.proposals.proposals.slices[first].sources == ["user"], timeout=30000
+    )
+    shown = np.asarray(viewer.layers["scar proposal"].data)[first] > 0
+    assert not np.array_equal(shown, session.proposals[first]), "the prompt changed the proposal"
+    flow.review.act("accept")
+    decision = session.decisions[-1]
+    assert decision.slice == first and decision.source == "user prompt"
+    spec = session.stack.spec
+    myocardium = spec.myocardium_mask(session.original[first])
+    np.testing.assert_array_equal(spec.scar_mask(session.labels[first]), shown & myocardium)
+    # a hand edit of the proposal layer: a square painted on the next slice
+    flow.review.go_to(second)
+    layer = viewer.layers["scar proposal"]
+    data = np.asarray(layer.data).copy()
+    data[second] = 0
+    data[second, 40:70, 40:70] = 3
+    layer.data = data
+    flow.review.act("accept")
+    decision = session.decisions[-1]
+    assert decision.slice == second and decision.source == "hand edit of the proposal layer"
+    painted = data[second] > 0
+    myocardium = spec.myocardium_mask(session.original[second])
+    np.testing.assert_array_equal(spec.scar_mask(session.labels[second]), painted & myocardium)

@@ -242,6 +242,34 @@ class ReviewWidget(Container):
         self.viewer.layers.selection.active = self.viewer.layers[layer_names.LABELS]
 
     # -- decisions -----------------------------------------------------------------------
+    def _shown_proposal(self, index: int):
+        """The proposal the annotator sees on slice ``index`` (the proposal layer) and where it
+        came from: the audit's proposal, a prompt of the annotator's, or a hand edit of the layer.
+        ``(None, None)`` without the layer: the audit's proposal is used."""
+        layer = (
+            self.viewer.layers[layer_names.PROPOSAL]
+            if layer_names.PROPOSAL in self.viewer.layers
+            else None
+        )
+        if layer is None:
+            return None, None
+        data = np.asarray(layer.data)
+        shown = (data if data.ndim == 2 else data[index]) > 0
+        if shown.shape != self.session.proposals[index].shape:
+            return None, None
+        if np.array_equal(shown, self.session.proposals[index]):
+            return shown, "audit proposal"
+        widget = self.proposals_widget
+        prompted = widget is not None and widget.proposals is not None
+        slice_ = widget.proposals.slices[index] if prompted else None
+        if (
+            slice_ is not None
+            and slice_.sources == ["user"]
+            and np.array_equal(shown, slice_.mask)
+        ):
+            return shown, "user prompt"
+        return shown, "hand edit of the proposal layer"
+
     def act(self, action: str):
         """Apply a queue action to the current slice (or move through the queue)."""
         if self.session is None:
@@ -273,7 +301,8 @@ class ReviewWidget(Container):
                 return None
             data = np.asarray(self.viewer.layers[layer_names.LABELS].data)
             edited = data if data.ndim == 2 else data[self.current]
-        decision = session.decide(self.current, action, edited)
+        proposal, source = self._shown_proposal(self.current) if edited is None else (None, None)
+        decision = session.decide(self.current, action, edited, proposal=proposal, source=source)
         self._sync_labels(self.current)
         self.fill_table()
         following = session.next_slice(None)
