@@ -81,3 +81,22 @@ def test_yolosam_view_opens_the_sample_with_widgets(qtbot):
         } <= set(docks)
     finally:
         viewer.close()
+
+
+def test_open_button_reads_the_path_field_and_activates_the_labels(
+    make_napari_viewer, qtbot, phantom_folder
+):
+    """The Open button (which passes its checked state) opens the path field's stack; with an
+    empty field it says so; after opening, the labels layer is the one painting goes to."""
+    from napari_yolosam.widgets.open_stack import OpenStackWidget
+
+    viewer = make_napari_viewer()
+    widget = OpenStackWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.open_button.native.click()  # nothing chosen yet
+    assert "choose a stack first" in widget.status.value
+    widget.path.value = str(phantom_folder)
+    widget.open_button.native.click()
+    qtbot.waitUntil(lambda: "labels" in viewer.layers, timeout=30000)
+    qtbot.waitUntil(lambda: "8 slices" in widget.status.value, timeout=30000)
+    assert viewer.layers.selection.active is viewer.layers["labels"]

@@ -96,7 +96,7 @@ class OpenStackWidget(Container):
             ]
         )
         self.preset.changed.connect(self._apply_preset)
-        self.open_button.changed.connect(self.open)
+        self.open_button.changed.connect(lambda *_: self.open())  # the button passes its state
         self.worker = None
 
     def _apply_preset(self, name: str) -> None:
@@ -121,7 +121,11 @@ class OpenStackWidget(Container):
         """Read ``path`` (default: the path field) in a worker; returns the worker."""
         from ._work import call
 
-        target = Path(path) if path is not None else Path(self.path.value)
+        chosen = path if path is not None else self.path.line_edit.value.strip()
+        if chosen in (None, "", False) or str(chosen) in ("", "."):
+            self.status.value = "choose a stack first: a folder, DICOM folder, TIFF or NIfTI file"
+            return None
+        target = Path(chosen)
         labels = self.labels_path.value
         labels = None if labels in (None, "") or str(labels) in ("", ".") else Path(labels)
         try:
@@ -139,7 +143,11 @@ class OpenStackWidget(Container):
         return self.worker
 
     def _show(self, stack) -> None:
+        from .. import layer_names
+
         replace_layers(self.viewer, stack_to_layer_data(stack))
+        if layer_names.LABELS in self.viewer.layers:  # painting goes to the labels, not the truth
+            self.viewer.layers.selection.active = self.viewer.layers[layer_names.LABELS]
         note = (
             f"{len(stack)} slices, labels: {stack.spec.name}"
             if stack.has_labels
