@@ -176,3 +176,22 @@ def test_one_grammar_every_input_is_images_and_every_option_has_help():
             assert "--data" not in text and "default 20" in text
     with pytest.raises(SystemExit):
         parser.parse_args(["propose", "--out", "x"])  # the input is required
+
+
+def test_view_names_the_missing_window_libraries(monkeypatch, capsys):
+    """On a machine without Qt's xcb libraries, `yolosam view` says what to install instead of
+    letting Qt abort the process."""
+    import ctypes.util
+
+    monkeypatch.setattr(
+        ctypes.util, "find_library", lambda name: None if name == "xcb-cursor" else "lib"
+    )
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    assert main(["view", "--no-block"]) == 2
+    err = capsys.readouterr().err
+    assert "libxcb-cursor0" in err and "sudo apt-get install -y libxcb-cursor0" in err
+    assert "Traceback" not in err
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    from napari_yolosam.viewer import missing_window_libraries
+
+    assert missing_window_libraries() == []

@@ -100,3 +100,31 @@ def test_open_button_reads_the_path_field_and_activates_the_labels(
     qtbot.waitUntil(lambda: "labels" in viewer.layers, timeout=30000)
     qtbot.waitUntil(lambda: "8 slices" in widget.status.value, timeout=30000)
     assert viewer.layers.selection.active is viewer.layers["labels"]
+
+
+@pytest.mark.parametrize("how", ["ctrl-c"])
+def test_yolosam_view_ends_cleanly(tmp_path, how):
+    """`yolosam view` in its own process: Ctrl-C closes it with no traceback (a deleted QTimer
+    used to raise in the quantification widget, then Qt aborted)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "YOLOSAM_HOME": str(tmp_path / "home")}
+    code = "from napari_yolosam.cli import main; import sys; sys.exit(main(['view']))"
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    time.sleep(12)  # napari and the widgets start
+    assert process.poll() is None, process.stderr.read().decode()[-2000:]
+    process.send_signal(signal.SIGINT)
+    try:
+        _, err = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    text = err.decode()
+    assert process.returncode == 0, text[-2000:]
+    assert "Traceback" not in text and "RuntimeError" not in text, text[-2000:]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 from magicgui.widgets import (
     CheckBox,
@@ -91,7 +93,7 @@ class QuantifyWidget(Container):
         self.native.layout().addWidget(self.table)
         self._canvas, self._axes = self._make_plot()
         self.rows: list[dict] = []
-        self._timer = QTimer()
+        self._timer = QTimer(self.native)  # goes with the widget
         self._timer.setSingleShot(True)
         self._timer.setInterval(300)
         self._timer.timeout.connect(self.refresh_in_background)
@@ -109,7 +111,8 @@ class QuantifyWidget(Container):
     def _teardown(self, *args) -> None:
         """Stop reacting to the viewer once the widget is gone (viewer closed, dock removed)."""
         self._closed = True
-        self._timer.stop()
+        with contextlib.suppress(RuntimeError):  # Qt may have deleted the timer already
+            self._timer.stop()
         for signal in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             signal.disconnect(self._watch_labels)
         if self._watched is not None:
@@ -147,8 +150,12 @@ class QuantifyWidget(Container):
         self._schedule()
 
     def _schedule(self, event=None) -> None:
-        if not self._closed:
+        if self._closed:
+            return
+        try:
             self._timer.start()
+        except RuntimeError:  # the viewer is closing: its layers go before this widget
+            self._closed = True
 
     # -- computing ---------------------------------------------------------------
     def sources(self, stack) -> dict[str, np.ndarray]:
