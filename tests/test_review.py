@@ -128,3 +128,72 @@ def test_accept_changes_scar_only_on_multiclass_labels(tmp_path):
     assert (np.isin(session.labels[0], (3, 4)) & (labels == 0)).sum() == allowed.after[
         "outside_myocardium_px"
     ] - (proposal[0] & (labels == 1)).sum()
+
+
+def test_autosave_keeps_only_the_changed_slices_of_the_original_labels(
+    phantom_folder, phantom, tmp_path
+):
+    """A commit holds the slices that differ from the labels the session started from (so it
+    costs the decisions, not the stack); other original labels on disk are not mixed in."""
+    from napari_yolosam import review_store
+
+    stack = read_stack(phantom_folder)
+    truth_scar = np.isin(phantom.truth, (3, 4))
+    autosave = ReviewSession.autosave_for(stack, tmp_path)
+    session = ReviewSession(stack, truth_scar, _rows(stack, [1, 4, 6]), autosave)
+    session.decide(1, "accept")
+    session.decide(4, "keep")  # keeps the label: nothing to store
+    session.decide(6, "accept")
+    with np.load(autosave / review_store.STATE) as data:
+        changed = [int(i) for i in data["changed"]]
+        assert "labels" not in data and data["changed_labels"].shape[0] == len(changed)
+    expected = [i for i in (1, 6) if not np.array_equal(session.labels[i], stack.labels[i])]
+    assert changed == expected and changed, "only the slices that differ"
+    restored = ReviewSession.restore(stack, truth_scar, _rows(stack, [1, 4, 6]), autosave)
+    np.testing.assert_array_equal(restored.labels, session.labels)
+    # the labels on disk changed since: the autosave is not applied to other originals
+    edited = read_stack(phantom_folder)
+    edited.labels[0] = 0
+    with pytest.warns(UserWarning, match="labels on disk changed"):
+        assert ReviewSession.restore(edited, truth_scar, _rows(edited, []), autosave) is None
+
+
+def test_autosave_of_the_full_labels_format_still_restores(phantom_folder, phantom, tmp_path):
+    from napari_yolosam import review_store
+    from napari_yolosam.review import stack_key
+
+    stack = read_stack(phantom_folder)
+    autosave = tmp_path / "old"
+    autosave.mkdir()
+    labels = stack.labels.copy()
+    labels[2] = 0
+    np.savez_compressed(
+        autosave / review_store.STATE,
+        key=np.array(stack_key(stack)),
+        seq=np.array(1),
+        labels=labels,
+        reviewed=np.array([2]),
+        decisions=np.array(
+            json.dumps(
+                [
+                    {
+                        "slice": 2,
+                        "image": stack.names[2],
+                        "action": "edit",
+                        "time": 1.0,
+                        "before": {},
+                        "after": {},
+                        "models": {},
+                    }
+                ]
+            )
+        ),
+        undo=np.array("[]"),
+        undo_labels=np.zeros((0, *labels.shape[1:]), labels.dtype),
+        redo=np.array("[]"),
+        redo_labels=np.zeros((0, *labels.shape[1:]), labels.dtype),
+    )
+    truth_scar = np.isin(phantom.truth, (3, 4))
+    restored = ReviewSession.restore(stack, truth_scar, _rows(stack, []), autosave)
+    np.testing.assert_array_equal(restored.labels, labels)
+    assert restored.decisions[0].source == "audit proposal"  # older logs had no source

@@ -97,6 +97,7 @@ class ReviewSession:
         self._undo: list[tuple[Decision, np.ndarray]] = []
         self._redo: list[tuple[Decision, np.ndarray]] = []
         self.reviewed: set[int] = set()
+        self._base: store.Baseline | None = None  # the originals digest, made on first autosave
         self.autosave_dir = None if autosave_dir is None else Path(autosave_dir)
         self._seq = 0
         #: Where an earlier autosave of this stack went when this fresh session started.
@@ -275,7 +276,13 @@ class ReviewSession:
             [(d.__dict__, a) for d, a in self._redo],
             self._seq,
         )
-        store.save_state(self.autosave_dir, stack_key(self.stack), state, entry)
+        store.save_state(self.autosave_dir, stack_key(self.stack), state, entry, self._baseline())
+
+    def _baseline(self) -> store.Baseline:
+        """The original labels and their digest (computed once per session)."""
+        if self._base is None:
+            self._base = store.Baseline.of(self.original)
+        return self._base
 
     @staticmethod
     def autosave_for(stack: Stack, root: str | Path) -> Path:
@@ -294,10 +301,12 @@ class ReviewSession:
         """The session autosaved in ``autosave_dir`` for this stack (labels, decisions and
         undo/redo history), or ``None`` if there is none."""
         autosave_dir = Path(autosave_dir)
-        saved = store.load_state(autosave_dir, stack_key(stack), stack.shape)
+        base = store.Baseline.of(stack.labels)
+        saved = store.load_state(autosave_dir, stack_key(stack), base)
         if saved is None:
             return None
         session = cls(stack, proposal_masks, rows, autosave_dir, models, fresh=False)
+        session._base = base
         session.labels = saved.labels.astype(stack.labels.dtype)
         session.reviewed = saved.reviewed
         session.decisions = [Decision(**d) for d in saved.decisions]
