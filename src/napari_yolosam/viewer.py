@@ -52,8 +52,14 @@ def open_viewer(
     spec: LabelSpec | None = None,
     block: bool = True,
 ):
-    """Start napari with the plugin docked, showing ``path`` or the phantom sample."""
+    """Start napari with the plugin docked, showing ``path`` or the phantom sample.
+
+    With ``block`` (``yolosam view``) Ctrl-C closes the viewer cleanly at any moment, while
+    napari starts too: Qt's event loop does not let Python see the signal by itself, so a
+    timer wakes the interpreter a few times a second.
+    """
     check_window_libraries()
+    interrupt = _Interrupt.install() if block else None
     import napari
 
     from .io import read_stack
@@ -70,21 +76,43 @@ def open_viewer(
     elif sample:
         replace_layers(viewer, phantom_sample())
     viewer.window.yolosam_workflow = Workflow(viewer)
-    if block:
-        _quit_on_interrupt(viewer)
-        napari.run()
+    if interrupt is not None:
+        interrupt.watch(viewer)
+        if not interrupt.stopped:
+            napari.run()
     return viewer
 
 
-def _quit_on_interrupt(viewer) -> None:
-    """Ctrl-C (SIGINT) closes the viewer cleanly: Qt's event loop does not let Python see the
-    signal by itself, so a timer wakes the interpreter a few times a second."""
-    import signal
+class _Interrupt:
+    """Ctrl-C for a Qt application: closes the viewer (or, before it exists, keeps it from
+    starting) instead of raising KeyboardInterrupt inside Qt, which aborts the process."""
 
-    from qtpy.QtCore import QTimer
+    def __init__(self) -> None:
+        self.viewer = None
+        self.stopped = False
+        self.timer = None
 
-    signal.signal(signal.SIGINT, lambda *_: viewer.close())
-    timer = QTimer()
-    timer.timeout.connect(lambda: None)
-    timer.start(250)
-    viewer.window.yolosam_interrupt_timer = timer  # kept as long as the window
+    @classmethod
+    def install(cls) -> _Interrupt:
+        import signal
+
+        interrupt = cls()
+        signal.signal(signal.SIGINT, interrupt.handle)
+        return interrupt
+
+    def handle(self, *_) -> None:
+        self.stopped = True
+        if self.viewer is not None:
+            self.viewer.close()
+
+    def watch(self, viewer) -> None:
+        from qtpy.QtCore import QTimer
+
+        self.viewer = viewer
+        if self.stopped:
+            viewer.close()
+            return
+        self.timer = QTimer()
+        self.timer.timeout.connect(lambda: None)
+        self.timer.start(250)
+        viewer.window.yolosam_interrupt = self  # kept as long as the window
