@@ -169,8 +169,10 @@ def test_single_2d_slice(make_napari_viewer, phantom, qtbot, tmp_path, monkeypat
 
     monkeypatch.setenv("YOLOSAM_HOME", str(tmp_path / "home"))
     viewer = make_napari_viewer()
-    viewer.add_image(phantom.stack.images[0], name="LGE image")
-    viewer.add_labels(phantom.stack.labels[0], name="labels")
+    viewer.add_image(phantom.stack.images[0].copy(), name="LGE image")
+    viewer.add_labels(
+        phantom.stack.labels[0].copy(), name="labels"
+    )  # edited in place, as napari paints
     flow = Workflow(viewer)
     flow.proposals.detector_spec.value = "none"
     flow.proposals.propose(current_only=True)

@@ -47,6 +47,7 @@ class ReviewWidget(Container):
         self.viewer = napari_viewer
         register(napari_viewer, self)
         self.proposals_widget = proposals_widget
+        self._disagreement_ready = False
         self.audit_button = PushButton(
             text="Run audit", tooltip="compare labels with proposals; rank and flag"
         )
@@ -157,6 +158,7 @@ class ReviewWidget(Container):
         if session is None:
             session = ReviewSession(stack, proposals.masks(), result.rows, autosave, models)
         self.session, self.stack = session, stack
+        self._disagreement_ready = False  # new proposals: the whole layer once
         if restored:
             self.viewer.layers[layer_names.LABELS].data = session.labels.copy()
         self.fill_table()
@@ -201,6 +203,14 @@ class ReviewWidget(Container):
         self.table.setSortingEnabled(True)
         self.table.sortItems(COLUMNS.index("quality"), Qt.AscendingOrder)  # worst first
 
+    def _drop_row(self, image: str) -> None:
+        """Take a decided slice's row out of the queue table (the rest stays as it is)."""
+        for r in range(self.table.rowCount()):
+            item = self.table.item(r, 1)
+            if item is not None and item.data(0) == image:
+                self.table.removeRow(r)
+                return
+
     def _row_selected(self) -> None:
         rows = self.table.selectionModel().selectedRows()
         if rows:
@@ -221,14 +231,25 @@ class ReviewWidget(Container):
             return
         if self.viewer.dims.ndim >= 3:
             self.viewer.dims.set_current_step(0, self.current)
+        self._update_disagreement(self.current)
+        self.viewer.layers.selection.active = self.viewer.layers[layer_names.LABELS]
+
+    def _disagreement_layer(self):
+        """The disagreement layer (label-only 1, proposal-only 2), made for the whole stack once
+        per audit; afterwards only the slice that changed is recomputed."""
+        shape = self.session.labels.shape
+        layer = self.viewer.layers[DISAGREEMENT] if DISAGREEMENT in self.viewer.layers else None
+        data = None if layer is None else np.asarray(layer.data)
+        if layer is not None and data.shape in (shape, shape[1:]) and self._disagreement_ready:
+            return layer
+        image = self.viewer.layers[layer_names.IMAGE]
         labels = np.asarray(self.viewer.layers[layer_names.LABELS].data)
-        if labels.ndim == 2:
-            labels = labels[None]
-        scar = self.stack.spec.scar_mask(labels)
-        disagreement = np.zeros(labels.shape, np.uint8)
+        scar = self.stack.spec.scar_mask(labels if labels.ndim == 3 else labels[None])
+        disagreement = np.zeros(scar.shape, np.uint8)
         disagreement[scar & ~self.session.proposals] = 1  # label only
         disagreement[~scar & self.session.proposals] = 2  # proposal only
-        image = self.viewer.layers[layer_names.IMAGE]
+        if labels.ndim == 2:
+            disagreement = disagreement[0]
         replace_layers(
             self.viewer,
             [
@@ -239,7 +260,25 @@ class ReviewWidget(Container):
                 )
             ],
         )
-        self.viewer.layers.selection.active = self.viewer.layers[layer_names.LABELS]
+        self._disagreement_ready = True
+        return self.viewer.layers[DISAGREEMENT]
+
+    def _update_disagreement(self, index: int) -> None:
+        """Recompute the disagreement of slice ``index`` only, in place."""
+        layer = self._disagreement_layer()
+        labels = np.asarray(self.viewer.layers[layer_names.LABELS].data)
+        label = labels if labels.ndim == 2 else labels[index]
+        scar = self.stack.spec.scar_mask(label)
+        proposal = self.session.proposals[index]
+        values = np.zeros(scar.shape, np.uint8)
+        values[scar & ~proposal] = 1
+        values[~scar & proposal] = 2
+        data = layer.data
+        if np.ndim(data) == 2:
+            data[...] = values
+        else:
+            data[index] = values
+        layer.refresh()
 
     # -- decisions -----------------------------------------------------------------------
     def _shown_proposal(self, index: int):
@@ -304,7 +343,7 @@ class ReviewWidget(Container):
         proposal, source = self._shown_proposal(self.current) if edited is None else (None, None)
         decision = session.decide(self.current, action, edited, proposal=proposal, source=source)
         self._sync_labels(self.current)
-        self.fill_table()
+        self._drop_row(decision.image)
         following = session.next_slice(None)
         if following is not None:
             self.go_to(following)
@@ -315,18 +354,21 @@ class ReviewWidget(Container):
         return decision
 
     def _sync_labels(self, index: int) -> None:
+        """Show slice ``index``'s labels from the session: that slice only, in place."""
         if layer_names.LABELS not in self.viewer.layers:
             self.status.value = (
                 f"no '{layer_names.LABELS}' layer: decisions are kept in the session"
             )
             return
         layer = self.viewer.layers[layer_names.LABELS]
-        data = np.asarray(layer.data).copy()
-        if data.ndim == 2:  # a single 2D slice
-            data = self.session.labels[0].copy()
+        data = layer.data
+        if np.ndim(data) == 2:  # a single 2D slice
+            data[...] = self.session.labels[0]
         else:
             data[index] = self.session.labels[index]
-        layer.data = data
+        layer.refresh()
+        if DISAGREEMENT in self.viewer.layers:
+            self._update_disagreement(index)
 
     def save(self, out) -> list[Path]:
         """Write the cleaned set to ``out`` (a new folder)."""
