@@ -182,14 +182,23 @@ class ProposalsWidget(Container):
         """Index of the slice shown."""
         return int(self.viewer.dims.current_step[0]) if self.viewer.dims.ndim >= 3 else 0
 
-    def propose(self, current_only: bool = False):
-        """Propose in a worker (this slice or all); returns the worker."""
+    def _stack_and_models(self):
+        """``(stack, detector, segmenter)`` from the viewer's layers and the chosen models, or
+        ``None`` with the reason in the status line."""
         try:
             stack = stack_from_viewer(self.viewer)
             detector, segmenter = self.models()
         except (MissingLayer, ValueError) as exc:
             self.status.value = str(exc)
             return None
+        return stack, detector, segmenter
+
+    def propose(self, current_only: bool = False):
+        """Propose in a worker (this slice or all); returns the worker."""
+        found = self._stack_and_models()
+        if found is None:
+            return None
+        stack, detector, segmenter = found
         indices = [self.current_slice()] if current_only else None
         work = propose(
             stack,
@@ -223,12 +232,10 @@ class ProposalsWidget(Container):
 
     def embed(self):
         """Encode the stack in a worker, the slice shown first; returns the worker."""
-        try:
-            stack = stack_from_viewer(self.viewer)
-            _, segmenter = self.models()
-        except (MissingLayer, ValueError) as exc:
-            self.status.value = str(exc)
+        found = self._stack_and_models()
+        if found is None:
             return None
+        stack, _, segmenter = found
         images = [stack.crop(i, stack.images[i]) for i in range(len(stack))]
         work = embed_stack(segmenter, images, self.cache, self.current_slice(), names=stack.names)
         self.progress.max, self.progress.value = len(images), 0
@@ -348,12 +355,10 @@ class ProposalsWidget(Container):
 
     def prompt_current_slice(self):
         """Run SAM on the prompts drawn on the current slice (worker); returns the worker."""
-        try:
-            stack = stack_from_viewer(self.viewer)
-            _, segmenter = self.models()
-        except (MissingLayer, ValueError) as exc:
-            self.status.value = str(exc)
+        found = self._stack_and_models()
+        if found is None:
             return None
+        stack, _, segmenter = found
         index = self.current_slice()
         box, points, labels = self._prompts(index)
         if box is None and points is None:
