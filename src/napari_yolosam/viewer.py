@@ -103,6 +103,7 @@ class _Interrupt:
     def handle(self, *_) -> None:
         self.stopped = True
         if self.viewer is not None:
+            _finish_workers()
             self.viewer.close()
 
     def watch(self, viewer) -> None:
@@ -110,9 +111,22 @@ class _Interrupt:
 
         self.viewer = viewer
         if self.stopped:
+            _finish_workers()
             viewer.close()
             return
         self.timer = QTimer()
         self.timer.timeout.connect(lambda: None)
         self.timer.start(250)
+        from qtpy.QtWidgets import QApplication
+
+        QApplication.instance().aboutToQuit.connect(_finish_workers)
         viewer.window.yolosam_interrupt = self  # kept as long as the window
+
+
+def _finish_workers(timeout_ms: int = 10000) -> None:
+    """Let running background workers end before their widgets go: a worker that reports to a
+    deleted widget makes Qt abort the process. Long work (training) was asked to stop by its
+    widget's cancel; this waits at most ``timeout_ms``."""
+    from qtpy.QtCore import QThreadPool
+
+    QThreadPool.globalInstance().waitForDone(timeout_ms)
