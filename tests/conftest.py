@@ -73,3 +73,14 @@ def tiny_detector():
     from napari_yolosam.models.detector import Detector
 
     return Detector.build("yolo11n.yaml", names=("scar", "lv"), imgsz=128, seed=0)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item, nextitem):
+    """GUI tests: background workers finish before the test's viewer and widgets are deleted
+    (the fixtures' teardown follows this hook; a worker reporting to a deleted widget makes Qt
+    abort the whole test process)."""
+    if "gui" in item.keywords:
+        from qtpy.QtCore import QThreadPool
+
+        QThreadPool.globalInstance().waitForDone(60000)

@@ -36,6 +36,7 @@ SCRIPT = textwrap.dedent(
     release.set()
     while len(done) < count:
         app.processEvents()
+    pool.waitForDone(10000)  # the workers' last signals go before Qt does (PyQt6 aborts else)
     print("scaled", scaled.width(), "workers", len(done), "pool", pool.maxThreadCount())
     """
 )
