@@ -210,7 +210,7 @@ def test_intensity_boxes_find_enhanced_myocardium(phantom):
 
 
 def test_intensity_prompts_come_from_the_image_not_the_label(tiny_segmenter, phantom):
-    from napari_yolosam.proposals.core import INDEPENDENT_SOURCES, intensity_boxes
+    from napari_yolosam.proposals import INDEPENDENT_SOURCES, intensity_boxes
 
     # the label's scar erased: label prompts vanish, intensity prompts remain
     labels = phantom.truth.copy()

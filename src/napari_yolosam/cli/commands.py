@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..io import StackError, read_stack, write_labels, write_yolo_labels
+from ..io.atomic import atomic_write_csv
 from ..io.outputs import check_output
 from ..io.writers import default_format
 from .options import (
@@ -15,7 +16,6 @@ from .options import (
     output_folder,
     sam_config_from_args,
     spec_from_args,
-    write_csv,
 )
 
 
@@ -274,8 +274,8 @@ def cmd_quantify(args: argparse.Namespace) -> int:
     slices, cases = quantify_labels(stack, n_sectors=args.sectors)
     if args.proposals or args.methods:
         cases = _comparison(stack, args, cases)
-    write_csv(out, cases, CASE_COLUMNS)
-    write_csv(slice_path, slices, SLICE_COLUMNS)
+    atomic_write_csv(out, cases, CASE_COLUMNS)
+    atomic_write_csv(slice_path, slices, SLICE_COLUMNS)
     note = units_note(stack)
     print(
         f"{len(cases)} case(s), {len(slices)} slice(s) -> {out}, {slice_path}"

@@ -180,13 +180,6 @@ def sam_config_from_args(args: argparse.Namespace):
     )
 
 
-def write_csv(path: str | Path, rows: list[dict], columns) -> None:
-    """A table in the project's one CSV format, written atomically."""
-    from ..io.atomic import atomic_write_csv
-
-    atomic_write_csv(path, rows, columns)
-
-
 def add_detector_prompt_options(parser: argparse.ArgumentParser) -> None:
     """``--conf`` (detector thresholds), ``--lv-scar`` and ``--intensity`` (more scar prompts)."""
     parser.add_argument(

@@ -20,17 +20,7 @@ from ..models.embeddings import EmbeddingCache
 from ..models.segmenter import PromptOutput, Segmenter
 from ..progress import Progress
 from ..stack import Stack
-from .types import (  # noqa: F401  (re-exported: the data proposals are made of)
-    DETECTOR_SOURCES,
-    INDEPENDENT_SOURCES,
-    INTENSITY_N,
-    SCAR_BOX_SOURCES,
-    SOURCES,
-    Proposals,
-    SliceProposal,
-    _pad,
-    label_boxes,
-)
+from .types import INTENSITY_N, Proposals, SliceProposal, _pad, label_boxes
 
 
 def segment_slice(
