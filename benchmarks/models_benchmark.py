@@ -246,8 +246,10 @@ def main() -> None:
     cache = EmbeddingCache(max_bytes=2 << 30, disk_dir=out / "embeddings")
     started = time.time()
     pretrained = Segmenter.from_spec(args.segmenter)
-    for image in stack.images:  # the encoder's trunk once per slice, up front (timed alone)
-        cache.get(pretrained, image, "trunk")
+    kinds = ["trunk"] + (["stage"] if "stage" in args.modes else [])
+    for image in stack.images:  # the frozen encoder part once per slice, up front (timed alone)
+        for kind in kinds:
+            cache.get(pretrained, image, kind)
     embed_minutes = round((time.time() - started) / 60, 1)
     report = {"args": vars(args), "embedding_minutes": embed_minutes, "folds": []}
     rows: dict[str, list] = {}

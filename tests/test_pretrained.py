@@ -105,3 +105,46 @@ def test_pretrained_names_load_their_weights_or_fail(tmp_path, monkeypatch):
     assert loaded.name == "mobile_sam" and not loaded.random_encoder
     for key, value in published.model.state_dict().items():
         assert torch.equal(loaded.model.state_dict()[key], value), key
+
+
+def test_stage_training_trains_the_last_stage_on_cached_inputs(phantom, tmp_path):
+    """Stage mode: the encoder's last stage, neck and decoder learn from cached inputs to that
+    stage; earlier stages stay frozen, the slow part runs once per slice (on disk across
+    caches), and the tuned embedding follows from the cached stage inputs."""
+    from napari_yolosam.models.embeddings import EmbeddingCache
+    from napari_yolosam.progress import drive
+    from napari_yolosam.training.sam import SamTrainConfig, train_segmenter
+
+    seg = Segmenter.from_spec("lite_medsam")
+    encoder = seg.model.image_encoder
+    last = f"layers.{len(encoder.layers) - 1}."
+    frozen = {k: v.clone() for k, v in encoder.state_dict().items() if not k.startswith(last)}
+    frozen = {k: v for k, v in frozen.items() if not k.startswith("neck.")}
+    stage_before = [p.detach().clone() for p in encoder.layers[-1].parameters()]
+    cache = EmbeddingCache(disk_dir=tmp_path / "cache")
+    image = phantom.stack.images[1]
+    torch.testing.assert_close(
+        cache.get(seg, image), seg.encode(image), atol=2e-2, rtol=2e-2
+    )
+    config = SamTrainConfig(
+        epochs=1, batch_size=2, mode="stage", val_fraction=0.25, max_steps_per_epoch=2
+    )
+    drive(train_segmenter(phantom.stack, seg, config, tmp_path / "run", cache=cache))
+    state = encoder.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in frozen.items()), "earlier stages frozen"
+    after = list(encoder.layers[-1].parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(stage_before, after, strict=True))
+    assert cache.stats.encoded <= len(phantom.stack) + 1, "one pass per slice (+ the first)"
+    fresh = EmbeddingCache(disk_dir=tmp_path / "cache")  # a restart: stage inputs on disk
+    tuned = fresh.get(seg, image)
+    assert fresh.stats.encoded == 0 and fresh.stats.disk_hits == 1
+    torch.testing.assert_close(tuned, seg.encode(image), atol=2e-2, rtol=2e-2)
+
+
+def test_stage_training_needs_a_tinyvit_encoder(phantom):
+    from napari_yolosam.training.sam import SamTrainConfig, train_segmenter
+
+    seg = Segmenter.build("tiny")
+    seg.random_encoder = False
+    with pytest.raises(ValueError, match="TinyViT"):
+        next(train_segmenter(phantom.stack, seg, SamTrainConfig(epochs=1, mode="stage")))

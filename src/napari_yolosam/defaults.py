@@ -9,11 +9,13 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 
-#: Segmenter training modes: ``full`` (every weight); ``neck`` (the encoder's neck,
+#: Segmenter training modes: ``full`` (every weight); ``stage`` (the encoder's last
+#: stage and neck, prompt encoder and mask decoder, on cached inputs to that stage;
+#: TinyViT encoders); ``neck`` (the encoder's neck,
 #: prompt encoder and mask decoder, on cached trunk features); ``decoder`` (frozen
 #: encoder, cached embeddings); ``auto`` (full for a random or scratch-sized encoder,
 #: else decoder).
-TRAIN_MODES = ("auto", "full", "neck", "decoder")
+TRAIN_MODES = ("auto", "full", "stage", "neck", "decoder")
 
 
 @dataclass(frozen=True)

@@ -137,7 +137,8 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
         "--mode",
         choices=TRAIN_MODES,
         default=TRAINING.mode,
-        help="full: train the encoder too; neck: the encoder's neck on cached trunk features; "
+        help="full: train the encoder too; stage: its last stage and neck on cached inputs "
+        "(TinyViT encoders); neck: the encoder's neck on cached trunk features; "
         "decoder: frozen encoder, cached embeddings; auto: full for a random encoder, else "
         f"decoder (default {TRAINING.mode})",
     )

@@ -25,9 +25,15 @@ import numpy as np
 from ..io.atomic import atomic_write, remove_partials
 from ..progress import Progress
 
-#: What the cache holds per slice: the image embedding, or the features entering
-#: the encoder's neck (for neck training; the embedding follows from them cheaply).
-KINDS = ("embedding", "trunk")
+#: What the cache holds per slice: the image embedding, the features entering the
+#: encoder's neck (neck training), or the tokens entering its last stage (stage
+#: training); the embedding follows from either without the slow part of the encoder.
+KINDS = ("embedding", "trunk", "stage")
+_FINGERPRINTS = {
+    "embedding": "fingerprint",
+    "trunk": "trunk_fingerprint",
+    "stage": "stage_fingerprint",
+}
 
 
 def image_key(image: np.ndarray) -> str:
@@ -89,18 +95,19 @@ class EmbeddingCache:
 
     @staticmethod
     def key(segmenter, image: np.ndarray, kind: str = "embedding") -> str:
-        """Cache key of ``image`` under ``segmenter`` (``kind``: ``embedding`` or ``trunk``)."""
+        """Cache key of ``image`` under ``segmenter`` (``kind``: one of :data:`KINDS`)."""
         if kind not in KINDS:
             raise ValueError(f"unknown cache entry kind {kind!r} ({', '.join(KINDS)})")
-        model = segmenter.fingerprint if kind == "embedding" else segmenter.trunk_fingerprint
+        model = getattr(segmenter, _FINGERPRINTS[kind])
         return f"{model}-{image_key(image)}"
 
     def get(self, segmenter, image: np.ndarray, kind: str = "embedding"):
-        """The embedding (or the trunk features, ``kind="trunk"``) of ``image`` under
-        ``segmenter`` (torch, float32), computed only on a miss.
+        """The embedding (or the trunk features or last-stage inputs, ``kind``) of ``image``
+        under ``segmenter`` (torch, float32), computed only on a miss.
 
-        A missing embedding whose trunk features are cached comes from the encoder's
-        neck alone (after neck-only training the slow trunk never runs again). A
+        A missing embedding whose trunk features (or last-stage inputs) are cached comes
+        from the encoder's neck (or last stage) alone: after neck or stage training the
+        slow part of the encoder never runs again. A
         slice another thread is encoding is waited for, not encoded again.
         """
         import torch
@@ -127,18 +134,20 @@ class EmbeddingCache:
         return torch.from_numpy(array.astype(np.float32)).to(segmenter.device)
 
     def _compute(self, segmenter, image: np.ndarray, kind: str, key: str) -> np.ndarray:
-        """Encode one slice (or run the neck on its cached trunk), store and return it."""
+        """Encode one slice (or finish the encoder on its cached trunk or last-stage input),
+        store and return it."""
         import torch
 
         trunk = None
         if kind == "embedding" and self.contains(segmenter, image, "trunk"):
             trunk = self.get(segmenter, image, "trunk")
-        if trunk is not None:  # the neck alone: cheap, kept in memory only
-            computed = segmenter.neck(trunk)
+            computed = segmenter.neck(trunk)  # the neck alone: cheap, kept in memory only
+        elif kind == "embedding" and self._has_stage(segmenter, image):
+            trunk = self.get(segmenter, image, "stage")
+            computed = segmenter.from_stage(trunk)  # the last stage: kept in memory only
         else:
-            computed = (
-                segmenter.encode_trunk(image) if kind == "trunk" else segmenter.encode(image)
-            )
+            encode = {"trunk": segmenter.encode_trunk, "stage": segmenter.encode_stage}
+            computed = encode.get(kind, segmenter.encode)(image)
         array = computed.detach().to("cpu", torch.float16).contiguous().numpy()
         if trunk is None:
             self._write_disk(key, array)
@@ -147,6 +156,12 @@ class EmbeddingCache:
                 self.stats.encoded += 1
             self._remember(key, array)
         return array
+
+    def _has_stage(self, segmenter, image: np.ndarray) -> bool:
+        """Whether last-stage inputs are cached (only TinyViT encoders have stages)."""
+        return hasattr(segmenter.model.image_encoder, "layers") and self.contains(
+            segmenter, image, "stage"
+        )
 
     def contains(self, segmenter, image: np.ndarray, kind: str = "embedding") -> bool:
         """Whether ``image`` is cached (memory or disk) for ``segmenter``."""

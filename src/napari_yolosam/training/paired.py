@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..models.segmenter.model import TARGET_TOKENS
+from ..models.segmenter.model import TARGET_TOKENS, encoder_tail
 
 
 def paired_predict_masks(decoder, image_embeddings, image_pe, sparse, dense):
@@ -32,7 +32,8 @@ def paired_predict_masks(decoder, image_embeddings, image_pe, sparse, dense):
 
 
 class PromptedSam(nn.Module):
-    """A trainable SAM step: (images, trunk features or embeddings, boxes, target tokens)
+    """A trainable SAM step: (images, last-stage inputs, trunk features or embeddings, boxes,
+    target tokens)
     -> logits, IoU.
 
     Wrapping the step in one module lets DistributedDataParallel see the
@@ -41,7 +42,7 @@ class PromptedSam(nn.Module):
 
     def __init__(self, sam, inputs: str = "embedding") -> None:
         super().__init__()
-        if inputs not in ("image", "trunk", "embedding"):
+        if inputs not in ("image", "stage", "trunk", "embedding"):
             raise ValueError(f"unknown step input {inputs!r}")
         self.sam = sam
         self.inputs = inputs
@@ -59,6 +60,8 @@ class PromptedSam(nn.Module):
         sam = self.sam
         if self.inputs == "image":
             embeddings = sam.image_encoder(inputs)
+        elif self.inputs == "stage":  # tokens entering the encoder's last stage
+            embeddings = encoder_tail(sam.image_encoder, inputs)
         elif self.inputs == "trunk":  # features entering the encoder's neck
             embeddings = sam.image_encoder.neck(inputs)
         else:

@@ -5,7 +5,9 @@ scratch, or any model on a GPU); ``decoder`` freezes the image encoder and
 takes embeddings from the embedding cache (prompt encoder and mask decoder
 train: workable on a CPU with a pretrained LiteMedSAM or vit_b); ``neck``
 also trains the encoder's neck, on cached trunk features (the encoder runs
-once per slice, as in ``decoder``). A random encoder is never frozen. With several processes
+once per slice, as in ``decoder``); ``stage`` also trains the encoder's last
+stage (TinyViT encoders), on cached inputs to that stage. A random encoder is
+never frozen. With several processes
 (``torchrun``) the step runs under DistributedDataParallel, each rank on its
 own shard; rank 0 writes the checkpoints.
 """
@@ -26,6 +28,7 @@ from ..models.checkpoints import read_payload
 from ..models.embeddings import EmbeddingCache
 from ..models.segmenter import Segmenter
 from ..models.segmenter.configs import SCRATCH_CONFIGS
+from ..models.segmenter.model import encoder_stages
 from ..progress import Progress
 from ..regions import scar_regions
 from ..stack import Stack
@@ -43,7 +46,7 @@ from .losses import LossWeights, noise_robust_loss
 
 BEST_NAME = "segmenter.pth"
 #: What each mode feeds the trainable part: images, cached trunk features, cached embeddings.
-INPUTS = {"full": "image", "neck": "trunk", "decoder": "embedding"}
+INPUTS = {"full": "image", "stage": "stage", "neck": "trunk", "decoder": "embedding"}
 LAST_NAME = "segmenter_last.pth"
 
 
@@ -86,12 +89,14 @@ class SamTrainConfig:
         if self.mode == "auto":
             scratch = segmenter.random_encoder or segmenter.name in SCRATCH_CONFIGS
             return "full" if scratch else "decoder"
-        if self.mode in ("decoder", "neck") and segmenter.random_encoder:
+        if self.mode in ("decoder", "neck", "stage") and segmenter.random_encoder:
             raise ValueError(
                 f"{self.mode} training would freeze the random encoder of a fresh "
                 f"{segmenter.name!r}: use a pretrained segmenter (lite_medsam, a downloaded "
                 "model or a checkpoint) or mode 'full'"
             )
+        if self.mode == "stage":
+            encoder_stages(segmenter.model.image_encoder)  # a clear error for a ViT encoder
         return self.mode
 
     def to_dict(self) -> dict:
@@ -128,12 +133,13 @@ def validate(
     stack: Stack,
     indices: list[int],
     cache: EmbeddingCache | None = None,
-    via_trunk: bool = False,
+    via: str = "embedding",
 ) -> dict:
     """Dice with true boxes on ``indices``: scar from a box round each scar region (slices
     with scar; a slice with only specks scores 0), myocardium (where labelled) and scar from
-    the true LV box (slices with scar and myocardium). ``via_trunk``: embeddings from cached
-    trunk features through the (training) neck, so the trunk runs once per slice."""
+    the true LV box (slices with scar and myocardium). ``via`` (``trunk`` or ``stage``):
+    embeddings from cached trunk features or last-stage inputs through the (training) rest
+    of the encoder, so the frozen part runs once per slice."""
     import torch
 
     cache = cache if cache is not None else EmbeddingCache(max_bytes=128 << 20)
@@ -148,11 +154,7 @@ def validate(
             myo = stack.spec.myocardium_mask(labels)
             if not scar.any() and not myo.any():
                 continue
-            embedding = (
-                segmenter.neck(cache.get(segmenter, image, "trunk"))
-                if via_trunk
-                else cache.get(segmenter, image)
-            )
+            embedding = _embedding(segmenter, cache, image, via)
             if scar.any():  # the boxes training draws: one per scar region
                 boxes = regions_to_boxes(scar_regions(scar)[0]).astype(np.float32)
                 out = segmenter.decode(embedding, image.shape, boxes=boxes) if len(boxes) else None
@@ -171,6 +173,15 @@ def validate(
         "val_lv_scar_dice": float(np.mean(lv_scores)) if lv_scores else float("nan"),
         "val_slices": len(scar_scores),
     }
+
+
+def _embedding(segmenter: Segmenter, cache: EmbeddingCache, image: np.ndarray, via: str):
+    """The slice's embedding, finished from cached features ``via`` the trainable encoder part."""
+    if via == "trunk":
+        return segmenter.neck(cache.get(segmenter, image, "trunk"))
+    if via == "stage":
+        return segmenter.from_stage(cache.get(segmenter, image, "stage"))
+    return cache.get(segmenter, image)
 
 
 def _has_scar_prompt(group) -> bool:
@@ -337,11 +348,15 @@ class _TrainRun:
 
 
 def _set_trainable(sam, mode: str) -> list:
-    """Freeze what ``mode`` keeps (the encoder; its neck too in decoder mode); the rest trains."""
+    """Freeze what ``mode`` keeps (the encoder, but its last stage and neck in stage mode and
+    its neck in neck mode); the rest trains."""
     for p in sam.image_encoder.parameters():
         p.requires_grad_(mode == "full")
+    if mode == "stage":
+        for p in encoder_stages(sam.image_encoder)[-1].parameters():
+            p.requires_grad_(True)
     for p in sam.image_encoder.neck.parameters():
-        p.requires_grad_(mode in ("full", "neck"))
+        p.requires_grad_(mode in ("full", "neck", "stage"))
     return [p for p in sam.parameters() if p.requires_grad]
 
 
@@ -511,7 +526,8 @@ def _finish_epoch(run: _TrainRun, epoch: int, losses: list[float], started: floa
     metrics = {}
     if run.rank == 0:
         cache = run.cache if run.mode != "full" else None
-        metrics = validate(segmenter, run.stack, run.val_idx, cache, run.mode == "neck")
+        via = INPUTS[run.mode] if run.mode in ("neck", "stage") else "embedding"
+        metrics = validate(segmenter, run.stack, run.val_idx, cache, via)
     record = {
         "model": "segmenter",
         "epoch": epoch + 1,

@@ -81,6 +81,7 @@ class Segmenter:
         self.device = torch.device(device)
         self._fingerprint: str | None = None
         self._trunk_fingerprint: str | None = None
+        self._stage_fingerprint: str | None = None
         self._prepared_cache: list = []
         #: True only for a network just built with random weights: its encoder is
         #: never frozen (decoder-only training needs a pretrained or trained encoder).
@@ -234,10 +235,25 @@ class Segmenter:
             )
         return self._trunk_fingerprint
 
+    @property
+    def stage_fingerprint(self) -> str:
+        """Hash of everything before the encoder's last stage (key of cached stage inputs)."""
+        if self._stage_fingerprint is None:
+            last = f"layers.{len(encoder_stages(self.model.image_encoder)) - 1}."
+            state = self.model.image_encoder.state_dict()
+            self._stage_fingerprint = state_fingerprint(
+                {k: v for k, v in state.items() if not k.startswith(("neck.", last))},
+                "stage",
+                sorted(self.config.items()),
+                self.preprocess.to_dict(),
+            )
+        return self._stage_fingerprint
+
     def weights_changed(self) -> None:
         """Call after changing weights (training) so cached embeddings and decoder work are not reused."""
         self._fingerprint = None
         self._trunk_fingerprint = None
+        self._stage_fingerprint = None
         self._prepared_cache = []
 
     def to(self, device: str) -> Segmenter:
@@ -268,6 +284,25 @@ class Segmenter:
         finally:
             handle.remove()
         return captured[0]
+
+    def encode_stage(self, image: np.ndarray):
+        """The tokens entering the encoder's last stage ``(1, N, C)`` (TinyViT encoders:
+        LiteMedSAM, MobileSAM), for training that stage on cached inputs."""
+        captured = []
+        last = encoder_stages(self.model.image_encoder)[-1]
+        handle = last.register_forward_pre_hook(lambda _module, args: captured.append(args[0]))
+        try:
+            self.encode(image)
+        finally:
+            handle.remove()
+        return captured[0]
+
+    def from_stage(self, stage):
+        """The image embedding from cached last-stage inputs (:meth:`encode_stage`), no gradient."""
+        import torch
+
+        with torch.inference_mode():
+            return encoder_tail(self.model.image_encoder, stage.to(self.device))
 
     def neck(self, trunk):
         """The image embedding from trunk features (:meth:`encode_trunk`), no gradient."""
@@ -376,3 +411,24 @@ class Segmenter:
         )
         token = TARGET_TOKENS[target]
         return masks[:, token], iou[:, token]
+
+
+def encoder_stages(encoder):
+    """The encoder's stages (TinyViT's ``layers``); a clear error for a ViT encoder."""
+    stages = getattr(encoder, "layers", None)
+    if stages is None or not len(stages):
+        raise ValueError(
+            "stage training needs a TinyViT encoder (lite_medsam, mobile_sam); "
+            "this encoder has no stages"
+        )
+    return stages
+
+
+def encoder_tail(encoder, stage):
+    """The encoder's last stage and neck on its cached input tokens ``(B, N, C)``: the image
+    embedding ``(B, 256, h, w)``, differentiable (TinyViT lays its N tokens out as a square)."""
+    x = encoder_stages(encoder)[-1](stage)
+    batch, tokens, channels = x.shape
+    side = int(round(tokens**0.5))
+    x = x.view(batch, side, side, channels).permute(0, 3, 1, 2)
+    return encoder.neck(x)
