@@ -67,7 +67,9 @@ def main() -> None:
     flow.proposals.proposals = Proposals(phantom.stack.names, slices, {"probabilities": True})
     flow.proposals.show()
     app = napari.qt.get_qapp()
-    audit_ms = timed(app, lambda: flow.review.run_audit(restore=False))
+    audit_ms = timed(app, lambda: flow.review.run_audit(restore=False))  # starts the worker
+    while flow.review.audit_worker is not None:
+        app.processEvents()
     review = flow.review
     times: dict[str, list[float]] = {}
 
@@ -82,7 +84,7 @@ def main() -> None:
         row = min(k + 1, review.table.rowCount() - 1)
         record("select a queue row", lambda row=row: review.table.selectRow(row))
     print(
-        f"{args.slices} slices of {args.size} px; run audit (on the GUI thread) {audit_ms:.0f} ms\n"
+        f"{args.slices} slices of {args.size} px; run audit: the GUI blocked {audit_ms:.0f} ms (the audit runs in a worker)\n"
     )
     print("| action | median ms | p99 ms | max ms |")
     print("|---|---|---|---|")

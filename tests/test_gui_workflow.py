@@ -29,6 +29,23 @@ def workflow(make_napari_viewer, phantom_folder, monkeypatch, tmp_path):
     return viewer, flow
 
 
+def audited(qtbot, review, restore: bool = True):
+    """Run the audit (a worker) and wait for its queue; the session."""
+    worker = review.run_audit(restore=restore)
+    assert worker is not None, review.status.value
+    assert review.session is None and "auditing" in review.status.value
+    qtbot.waitUntil(lambda: review.audit_worker is None, timeout=60000)
+    assert review.session is not None, review.status.value
+    return review.session
+
+
+def saved(qtbot, review, out):
+    """Save the cleaned set (a worker) and wait; the files written."""
+    assert review.save(out) is not None, review.status.value
+    qtbot.waitUntil(lambda: review.save_worker is None, timeout=60000)
+    return review.saved
+
+
 def _ticks(qtbot):
     """A 10 ms timer on the GUI thread: its count shows the event loop kept running."""
     from qtpy.QtCore import QTimer
@@ -53,7 +70,10 @@ def test_propose_review_save_and_restore(
     assert ticks["n"] > 3, "the event loop kept running while proposing"
     assert viewer.layers["scar proposal"].data.shape == viewer.layers["labels"].data.shape
 
-    session = flow.review.run_audit()
+    timer, ticks = _ticks(qtbot)
+    session = audited(qtbot, flow.review)
+    timer.stop()
+    assert ticks["n"] > 3, "the event loop kept running while auditing"
     queue = session.queue()
     assert queue and flow.review.table.rowCount() == len(queue)
     assert flow.review.current == queue[0] and "disagreement" in viewer.layers
@@ -77,8 +97,7 @@ def test_propose_review_save_and_restore(
         flow.review.current = second
         flow.review.act("edit")
         assert viewer.layers["labels"].data[second, 0, 0] == 3
-    saved = flow.review.save(tmp_path / "cleaned")
-    assert saved
+    assert saved(qtbot, flow.review, tmp_path / "cleaned")
     from napari_yolosam.io import read_stack
 
     back = read_stack(phantom_folder, labels=tmp_path / "cleaned/masks")
@@ -101,7 +120,7 @@ def test_propose_review_save_and_restore(
     flow2.proposals.proposals = (
         flow.proposals.proposals
     )  # the same proposals (no need to recompute)
-    restored = flow2.review.run_audit(restore=bool(flow2.review.restore.value))
+    restored = audited(qtbot, flow2.review, restore=bool(flow2.review.restore.value))
     assert len(restored.decisions) == decided and "restored" in flow2.review.status.value
     np.testing.assert_array_equal(np.asarray(viewer2.layers["labels"].data), labels_now)
 
@@ -177,10 +196,10 @@ def test_single_2d_slice(make_napari_viewer, phantom, qtbot, tmp_path, monkeypat
     flow.proposals.detector_spec.value = "none"
     flow.proposals.propose(current_only=True)
     qtbot.waitUntil(lambda: "scar proposal" in viewer.layers, timeout=30000)
-    session = flow.review.run_audit(restore=False)
+    session = audited(qtbot, flow.review, restore=False)
     assert session is not None and len(session.stack) == 1
     flow.review.bias_shift.value = False
-    assert flow.review.run_audit(restore=False) is not None
+    assert audited(qtbot, flow.review, restore=False) is not None
     assert "not shifted: switched off" in flow.review.status.value
     flow.review.current = 0
     flow.review.act("accept")
@@ -251,7 +270,7 @@ def test_accept_takes_the_proposal_the_annotator_sees(workflow, qtbot):
     flow.proposals.detector_spec.value = "none"
     flow.proposals.propose(current_only=False)
     qtbot.waitUntil(lambda: "scar proposal" in viewer.layers, timeout=60000)
-    session = flow.review.run_audit(restore=False)
+    session = audited(qtbot, flow.review, restore=False)
     first, second = session.queue()[:2]
     flow.review.go_to(first)
     flow.proposals.add_prompt_layers()

@@ -348,3 +348,29 @@ class ReviewSession:
             "source_labels": str(self.stack.label_source),
         }
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
+
+
+def open_review(
+    stack: Stack,
+    proposals,
+    config=None,
+    models: dict | None = None,
+    autosave_root: str | Path | None = None,
+    restore: bool = True,
+):
+    """Audit ``stack`` against ``proposals`` and open its review: the autosaved session of this
+    stack under ``autosave_root`` when ``restore`` finds one, else a new one. Returns
+    ``(session, audit result, restored)``; slow (the audit), so the GUI runs it in a worker."""
+    from .audit import audit
+
+    result = audit(stack, proposals, config=config)
+    autosave = None if autosave_root is None else ReviewSession.autosave_for(stack, autosave_root)
+    masks = proposals.masks()
+    session = None
+    if restore and autosave is not None:
+        session = ReviewSession.restore(stack, masks, result.rows, autosave, models)
+    restored = session is not None
+    if session is None:
+        session = ReviewSession(stack, masks, result.rows, autosave, models)
+    return session, result, restored
+

@@ -10,9 +10,10 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem
 
 from .. import layer_names
-from ..audit import AuditConfig, audit
+from ..audit import AuditConfig
 from ..paths import cache_dir
-from ..review import ReviewSession
+from ..review import ReviewSession, open_review
+from . import _work
 from ._layers import replace_layers
 from ._session import find_widget, register
 from ._stack_from_layers import MissingLayer, stack_from_viewer
@@ -98,6 +99,9 @@ class ReviewWidget(Container):
         self.native.layout().addWidget(self.table)
         self.session: ReviewSession | None = None
         self.stack = None
+        self.audit_worker = None  # the audit running in the background
+        self.save_worker = None  # the cleaned set being written in the background
+        self.saved: list[Path] = []
         self.current: int | None = None
         self.audit_button.changed.connect(lambda: self.run_audit(restore=bool(self.restore.value)))
         self.save_button.changed.connect(lambda: self.save(self.out.value))
@@ -123,10 +127,11 @@ class ReviewWidget(Container):
             raise MissingLayer("no proposals: open the proposals widget and propose first")
         return None  # not proposed yet: run_audit starts the proposals widget's worker first
 
-    def run_audit(self, restore: bool = True) -> ReviewSession | None:
-        """Audit the current labels against the proposals and fill the queue.
+    def run_audit(self, restore: bool = True):
+        """Audit the current labels against the proposals in a worker, then fill the queue.
 
-        An autosaved session of the same stack is restored (``restore``)."""
+        An autosaved session of the same stack is restored (``restore``). Returns the
+        worker (``None`` when nothing could start; the status says why)."""
         try:
             stack = stack_from_viewer(self.viewer)
             found = self._proposals(stack)
@@ -141,25 +146,43 @@ class ReviewWidget(Container):
         except (MissingLayer, ValueError) as exc:
             self.status.value = str(exc)
             return None
+        if self.audit_worker is not None:
+            self.status.value = "the audit is already running"
+            return None
         config = AuditConfig(bias_correction=bool(self.bias_shift.value))
-        result = audit(stack, proposals, config=config)
         models = {
             "segmenter": getattr(segmenter, "name", None),
             "segmenter_fingerprint": getattr(segmenter, "fingerprint", None),
             "detector": getattr(detector, "config", None),
         }
-        autosave = ReviewSession.autosave_for(stack, cache_dir("autosave"))
-        session = (
-            ReviewSession.restore(stack, proposals.masks(), result.rows, autosave, models)
-            if restore
-            else None
+        self.session = None  # no decisions on the old queue while the new one is made
+        self.audit_button.enabled = False
+        self.status.value = f"auditing {len(stack)} slice(s) ..."
+        self.audit_worker = _work.call(
+            open_review,
+            stack,
+            proposals,
+            config,
+            models,
+            cache_dir("autosave"),
+            restore,
+            on_done=lambda opened: self._show_audit(stack, config, *opened),
+            on_error=self._audit_failed,
         )
-        restored = session is not None
-        if session is None:
-            session = ReviewSession(stack, proposals.masks(), result.rows, autosave, models)
+        return self.audit_worker
+
+    def _audit_failed(self, exc: Exception) -> None:
+        self.audit_worker = None
+        self.audit_button.enabled = True
+        self.status.value = f"audit failed: {exc}"
+
+    def _show_audit(self, stack, config, session, result, restored: bool) -> None:
+        """Show an audit's queue (GUI thread): labels if restored, table, status, worst slice."""
+        self.audit_worker = None
+        self.audit_button.enabled = True
         self.session, self.stack = session, stack
         self._disagreement_ready = False  # new proposals: the whole layer once
-        if restored:
+        if restored and layer_names.LABELS in self.viewer.layers:
             self.viewer.layers[layer_names.LABELS].data = session.labels.copy()
         self.fill_table()
         bias = result.summary["bias"]
@@ -178,7 +201,6 @@ class ReviewWidget(Container):
         queue = session.queue()
         if queue:
             self.go_to(queue[0])
-        return session
 
     def fill_table(self) -> None:
         """Show the queue (flagged, unreviewed slices) worst first."""
@@ -314,6 +336,9 @@ class ReviewWidget(Container):
         if self.session is None:
             self.status.value = "run the audit first"
             return None
+        if self.save_worker is not None and action not in ("next", "previous"):
+            self.status.value = "the cleaned set is being saved: decide again in a moment"
+            return None
         session = self.session
         if action in ("next", "previous"):
             target = (
@@ -370,15 +395,28 @@ class ReviewWidget(Container):
         if DISAGREEMENT in self.viewer.layers:
             self._update_disagreement(index)
 
-    def save(self, out) -> list[Path]:
-        """Write the cleaned set to ``out`` (a new folder)."""
+    def save(self, out):
+        """Write the cleaned set to ``out`` (a new folder) in a worker; returns the worker."""
         if self.session is None or not str(out) or str(out) == ".":
             self.status.value = "run the audit and choose a new folder first"
-            return []
-        try:
-            written = self.session.save_cleaned(out)
-        except (PermissionError, ValueError, OSError) as exc:
-            self.status.value = str(exc)
-            return []
-        self.status.value = f"saved {len(written)} files to {out}"
-        return written
+            return None
+        if self.save_worker is not None:
+            self.status.value = "the cleaned set is being saved"
+            return None
+        self.save_button.enabled = False
+        self.status.value = f"saving the cleaned set to {out} ..."
+        self.save_worker = _work.call(
+            self.session.save_cleaned,
+            out,
+            on_done=lambda written: self._saved(out, written),
+            on_error=lambda exc: self._saved(out, None, exc),
+        )
+        return self.save_worker
+
+    def _saved(self, out, written: list[Path] | None, error: Exception | None = None) -> None:
+        self.save_worker = None
+        self.save_button.enabled = True
+        self.saved = written or []
+        self.status.value = (
+            f"saved {len(written)} files to {out}" if written is not None else f"not saved: {error}"
+        )
