@@ -20,12 +20,13 @@ def workflow(make_napari_viewer, phantom_folder, monkeypatch, tmp_path):
 
     # the widgets offer the pretrained default; these tests use the small tiny for speed
     assert flow.proposals.segmenter_spec.value == default_segmenter()
-    assert flow.finetune.segmenter.value == default_segmenter()
+    assert flow.finetune.segmenter.value == "in use"  # fine-tuning starts from the model in use
     from napari_yolosam.training.sam import SamTrainConfig
 
     config = SamTrainConfig()  # the widget's defaults are the core's
     assert (flow.finetune.lr.value, flow.finetune.epochs.value) == (config.lr, config.epochs)
-    flow.proposals.segmenter_spec.value = flow.finetune.segmenter.value = "tiny"
+    flow.proposals.segmenter_spec.value = "tiny"
+    assert flow.finetune.starting_models() == ("yolo11n.yaml", "tiny")
     return viewer, flow
 
 
@@ -44,6 +45,13 @@ def saved(qtbot, review, out):
     assert review.save(out) is not None, review.status.value
     qtbot.waitUntil(lambda: review.save_worker is None, timeout=60000)
     return review.saved
+
+
+def confirmed(review, action: str = "accept"):
+    """An action on a proposal the widget asks about (the tests' tiny has random weights):
+    the first press only asks, the second decides."""
+    assert review.act(action) is None and "untrained model" in review.status.value
+    return review.act(action)
 
 
 def _ticks(qtbot):
@@ -78,7 +86,7 @@ def test_propose_review_save_and_restore(
     assert queue and flow.review.table.rowCount() == len(queue)
     assert flow.review.current == queue[0] and "disagreement" in viewer.layers
     first = flow.review.current
-    flow.review.act("accept")
+    assert confirmed(flow.review).slice == first
     assert first not in session.queue()
     # shortcuts: the key bindings call the same actions
     from napari_yolosam.widgets.review import SHORTCUTS
@@ -146,8 +154,16 @@ def test_interactive_box_prompt(workflow, qtbot):
 
 
 def test_finetune_loads_models_and_rescores(workflow, qtbot, tmp_path):
+    """Fine-tuning starts from the model in use; load + re-score keeps the review's earlier
+    decisions (the saved summary counts them) and the widget says what the new model is."""
     viewer, flow = workflow
     flow.proposals.detector_spec.value = "none"
+    flow.proposals.propose(current_only=False)
+    qtbot.waitUntil(lambda: "scar proposal" in viewer.layers, timeout=60000)
+    assert "untrained" in flow.proposals.model_info.value
+    session = audited(qtbot, flow.review, restore=False)
+    accepted = confirmed(flow.review)
+    assert accepted.before["label_area"] != accepted.after["label_area"], "a changed label"
     flow.finetune.what.value = "segmenter"
     flow.finetune.epochs.value = 1
     flow.finetune.out.value = str(tmp_path / "run")
@@ -157,22 +173,45 @@ def test_finetune_loads_models_and_rescores(workflow, qtbot, tmp_path):
     timer.stop()
     assert ticks["n"] > 3, "the event loop kept running while training"
     assert flow.finetune.history and (tmp_path / "run/segmenter.pth").exists()
+    first_call = flow.finetune.result.history[0]
+    assert first_call["model"] == "segmenter"
     flow.finetune.load_and_rescore()
-    qtbot.waitUntil(lambda: flow.review.session is not None, timeout=60000)
+    qtbot.waitUntil(lambda: "kept" in flow.review.status.value, timeout=60000)
     assert flow.proposals.segmenter_spec.value == str(tmp_path / "run/segmenter.pth")
+    assert flow.review.session is session and len(session.decisions) == 1
+    assert "fine-tuned on" in flow.proposals.model_info.value
+    assert not flow.review.untrained
+    assert saved(qtbot, flow.review, tmp_path / "cleaned")
+    summary = json.loads((tmp_path / "cleaned/summary.json").read_text())
+    assert summary["reviewed"] == 1 and summary["actions"]["accept"] == 1, summary
+    assert summary["changed_slices"] == [accepted.image], summary
 
 
 def test_finetune_cancel(workflow, qtbot, tmp_path):
+    """Cancelled in the first epoch: nothing to load, no partial file. Cancelled after an
+    epoch: that epoch's checkpoint loads. The progress bar follows the steps, never 100%
+    while training goes on."""
     viewer, flow = workflow
     flow.finetune.what.value = "segmenter"
     flow.finetune.epochs.value = 50
     flow.finetune.out.value = str(tmp_path / "run")
     flow.finetune.start()
-    qtbot.waitUntil(lambda: flow.finetune.progress.value >= 1, timeout=60000)
+    flow.finetune.cancel()  # stops at the first event: before any epoch's checkpoint
+    qtbot.waitUntil(lambda: "cancelled" in flow.finetune.status.value, timeout=60000)
+    assert flow.finetune.result is None and "no model to load" in flow.finetune.status.value
+    assert not list((tmp_path / "run").glob("*.part*")), "no partial file"
+    flow.finetune.out.value = str(tmp_path / "run2")
+    flow.finetune.start()
+    qtbot.waitUntil(lambda: len(flow.finetune.history) >= 1, timeout=120000)
+    progress = flow.finetune.progress
+    assert 0 < progress.value < progress.max, "training's real progress"
     flow.finetune.cancel()
     qtbot.waitUntil(lambda: "cancelled" in flow.finetune.status.value, timeout=60000)
-    assert flow.finetune.result is None
-    assert not list((tmp_path / "run").glob("*.part*")), "no partial file"
+    assert flow.finetune.result is not None and "can be loaded" in flow.finetune.status.value
+    assert flow.finetune.result.segmenter == tmp_path / "run2/segmenter.pth"
+    flow.finetune.load_and_rescore()
+    assert flow.proposals.segmenter_spec.value == str(tmp_path / "run2/segmenter.pth")
+    qtbot.waitUntil(lambda: flow.proposals.proposals is not None, timeout=60000)
 
 
 def test_missing_layers_are_reported(workflow):
@@ -202,7 +241,7 @@ def test_single_2d_slice(make_napari_viewer, phantom, qtbot, tmp_path, monkeypat
     assert audited(qtbot, flow.review, restore=False) is not None
     assert "not shifted: switched off" in flow.review.status.value
     flow.review.current = 0
-    flow.review.act("accept")
+    assert flow.review.act("accept") is not None, "pretrained LiteMedSAM: no question asked"
     assert np.asarray(viewer.layers["labels"].data).shape == phantom.stack.labels[0].shape
 
 
@@ -282,7 +321,7 @@ def test_accept_takes_the_proposal_the_annotator_sees(workflow, qtbot):
     )
     shown = np.asarray(viewer.layers["scar proposal"].data)[first] > 0
     assert not np.array_equal(shown, session.proposals[first]), "the prompt changed the proposal"
-    flow.review.act("accept")
+    confirmed(flow.review)
     decision = session.decisions[-1]
     assert decision.slice == first and decision.source == "user prompt"
     spec = session.stack.spec
@@ -295,7 +334,7 @@ def test_accept_takes_the_proposal_the_annotator_sees(workflow, qtbot):
     data[second] = 0
     data[second, 40:70, 40:70] = 3
     layer.data = data
-    flow.review.act("accept")
+    confirmed(flow.review)
     decision = session.decisions[-1]
     assert decision.slice == second and decision.source == "hand edit of the proposal layer"
     painted = data[second] > 0

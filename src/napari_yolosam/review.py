@@ -55,6 +55,10 @@ def stack_key(stack: Stack) -> str:
     return digest.hexdigest()
 
 
+#: Scar over this share of a slice without labelled myocardium is implausible.
+IMPLAUSIBLE_SHARE = 0.05
+
+
 class ReviewSession:
     """Review of a stack's labels against proposals, slice by slice.
 
@@ -102,6 +106,17 @@ class ReviewSession:
         self._seq = 0
         #: Where an earlier autosave of this stack went when this fresh session started.
         self.archived = store.archive(self.autosave_dir) if fresh and self.autosave_dir else None
+
+    def rescore(self, proposal_masks: np.ndarray, rows: list[dict], models: dict | None = None):
+        """New proposals and audit rows for the same review (after fine-tuning): the labels,
+        decisions, undo history and reviewed slices stay, so the log and the summary count
+        every decision made before the re-score."""
+        masks = np.asarray(proposal_masks, bool)
+        if masks.shape != self.proposals.shape:
+            raise ValueError(f"proposals of shape {masks.shape} for a review of {self.proposals.shape}")
+        self.proposals = masks
+        self.rows = {r["image"]: r for r in rows}
+        self.models = models or self.models
 
     # -- the queue ---------------------------------------------------------------
     def queue(self) -> list[int]:
@@ -175,6 +190,29 @@ class ReviewSession:
             "label_area": int(scar.sum()),
             "dice_vs_proposal": dice(scar, self.proposals[index]),
         }
+
+    def proposal_concerns(
+        self, index: int, proposal: np.ndarray | None = None, untrained: bool = False
+    ) -> list[str]:
+        """Why a proposal should not replace slice ``index``'s scar without a second look, in
+        words: it comes from an untrained model, most of it lies outside the labelled
+        myocardium, or it is larger than the whole myocardium (burden over 100%)."""
+        proposal = self.proposals[index] if proposal is None else np.asarray(proposal, bool)
+        area = int(proposal.sum())
+        concerns = []
+        if untrained and area:
+            concerns.append("it comes from an untrained model (random weights)")
+        spec, label = self.stack.spec, self.labels[index]
+        wall = spec.myocardium_mask(label) | spec.scar_mask(label)
+        if spec.has_myocardium and wall.any():
+            outside = int((proposal & ~wall).sum())
+            if area and outside > area / 2:
+                concerns.append(f"{outside} of its {area} px lie outside the myocardium")
+            if area > wall.sum():
+                concerns.append(f"it is {area / wall.sum():.0%} of the myocardium's area")
+        elif area > IMPLAUSIBLE_SHARE * proposal.size:
+            concerns.append(f"it covers {area / proposal.size:.0%} of the slice")
+        return concerns
 
     def decide(
         self,
@@ -357,13 +395,18 @@ def open_review(
     models: dict | None = None,
     autosave_root: str | Path | None = None,
     restore: bool = True,
+    previous: ReviewSession | None = None,
 ):
-    """Audit ``stack`` against ``proposals`` and open its review: the autosaved session of this
+    """Audit ``stack`` against ``proposals`` and open its review: ``previous`` re-scored
+    (its decisions kept) when given for the same slices, else the autosaved session of this
     stack under ``autosave_root`` when ``restore`` finds one, else a new one. Returns
     ``(session, audit result, restored)``; slow (the audit), so the GUI runs it in a worker."""
     from .audit import audit
 
     result = audit(stack, proposals, config=config)
+    if previous is not None and list(previous.stack.names) == list(stack.names):
+        previous.rescore(proposals.masks(), result.rows, models)
+        return previous, result, False
     autosave = None if autosave_root is None else ReviewSession.autosave_for(stack, autosave_root)
     masks = proposals.masks()
     session = None

@@ -94,6 +94,8 @@ class Detector:
         self.yolo.model.names = dict(enumerate(self.names))
         self.thresholds: dict[str, float] = {}
         self._fingerprint: str | None = None
+        #: What the weights are, in words (shown by the GUI).
+        self.origin = "untrained (random weights): it finds nothing until it is trained"
 
     @classmethod
     def build(
@@ -153,6 +155,7 @@ class Detector:
         }
         load_state_checked(detector.yolo.model, payload["state_dict"], path)
         detector._fingerprint = None
+        detector.origin = f"detector checkpoint ({path.name}; classes {', '.join(detector.names)})"
         return detector
 
     @classmethod
@@ -164,7 +167,9 @@ class Detector:
             yolo = YOLO(str(path), task="detect")
         names = [yolo.model.names[i] for i in sorted(yolo.model.names)]
         imgsz = int(getattr(yolo.model, "args", {}).get("imgsz", 640))
-        return cls(yolo, str(path), names, imgsz, PreprocessConfig(img_size=imgsz), device)
+        detector = cls(yolo, str(path), names, imgsz, PreprocessConfig(img_size=imgsz), device)
+        detector.origin = f"ultralytics weights ({path.name}, trusted)"
+        return detector
 
     @classmethod
     def from_spec(

@@ -53,6 +53,19 @@ class RunResult:
     val_cases: list[str] = field(default_factory=list)
 
 
+def saved_models(out: str | Path) -> RunResult | None:
+    """The models a run folder holds (a finished run, or one stopped after at least one
+    epoch: each epoch's checkpoints are complete files), or ``None`` when it holds none."""
+    out = Path(out)
+    detector = out / "detector.pt"
+    segmenter = out / BEST_NAME
+    found = [p if p.is_file() else None for p in (detector, segmenter)]
+    if not any(found):
+        return None
+    history = read_metrics(out / "metrics.csv") if (out / "metrics.csv").is_file() else []
+    return RunResult(out, found[0], found[1], history)
+
+
 def write_metrics(path: Path, history: list[dict]) -> None:
     """``metrics.csv``: one row per model and epoch (written atomically)."""
     atomic_write_csv(path, history, METRIC_COLUMNS, digits=5)

@@ -20,11 +20,16 @@ from magicgui.widgets import (
 from ..defaults import TRAINING, default_segmenter, segmenter_choices
 from ..io import read_stack
 from ..paths import cache_dir
-from ..training.run import RunResult, train
+from ..training.run import RunResult, saved_models, train
 from ..training.sam import SamTrainConfig
 from ._session import find_widget, register
 from ._stack_from_layers import MissingLayer, stack_from_viewer
 from ._work import start
+
+
+#: The choice that starts fine-tuning from the models the proposals widget uses.
+IN_USE = "in use"
+DETECTOR_CHOICES = (IN_USE, "yolo11n.yaml", "yolov8n.yaml")
 
 
 class FinetuneWidget(Container):
@@ -71,6 +76,7 @@ class FinetuneWidget(Container):
         )
         self.history: list[dict] = []
         self.result: RunResult | None = None
+        self._run: Path | None = None
         self.worker = self._stop = None
         self._canvas, self._axes = self._make_plot()
         self.start_button.changed.connect(self.start)
@@ -96,17 +102,19 @@ class FinetuneWidget(Container):
         )
         self.segmenter = ComboBox(
             label="segmenter from",
-            choices=segmenter_choices(),
-            value=default_segmenter(),
-            tooltip="pretrained lite_medsam (its encoder stays frozen), tiny / tiny_hr from "
-            "scratch, a downloaded model, or a checkpoint path to start from (type a path)",
+            choices=[IN_USE, *segmenter_choices()],
+            value=IN_USE,
+            tooltip="the model the proposals use, pretrained lite_medsam (its encoder stays "
+            "frozen), tiny / tiny_hr from scratch, a downloaded model, or a checkpoint path "
+            "to start from (type a path)",
         )
         self.segmenter.native.setEditable(True)
         self.detector = ComboBox(
             label="detector from",
-            choices=["yolo11n.yaml", "yolov8n.yaml"],
-            value="yolo11n.yaml",
-            tooltip="a configuration or checkpoint path",
+            choices=list(DETECTOR_CHOICES),
+            value=IN_USE,
+            tooltip="the detector the proposals use (yolo11n.yaml from scratch when they use "
+            "none), a configuration or a checkpoint path",
         )
         self.detector.native.setEditable(True)
         self.epochs = SpinBox(
@@ -150,6 +158,20 @@ class FinetuneWidget(Container):
             return Path(chosen)
         return cache_dir("runs") / time.strftime("run-%Y%m%d-%H%M%S")
 
+    def starting_models(self) -> tuple[str, str]:
+        """The detector and segmenter to start from: the choices, where ``in use`` means the
+        proposals widget's models (its defaults without that widget or a detector)."""
+        from .proposals import ProposalsWidget
+
+        widget = self.proposals_widget or find_widget(self.viewer, ProposalsWidget)
+        detector, segmenter = str(self.detector.value), str(self.segmenter.value)
+        if detector == IN_USE:
+            spec = str(widget.detector_spec.value) if widget is not None else "none"
+            detector = DETECTOR_CHOICES[1] if spec.lower() in ("", "none") else spec
+        if segmenter == IN_USE:
+            segmenter = str(widget.segmenter_spec.value) if widget else default_segmenter()
+        return detector, segmenter
+
     def start(self):
         """Start training in a worker; returns the worker."""
         try:
@@ -168,12 +190,13 @@ class FinetuneWidget(Container):
             lr=float(self.lr.value),
             val_fraction=0.2 if len(set(stack.cases)) > 1 else 0.0,
         )
-        run = self.run_folder()
+        run = self._run = self.run_folder()
+        detector, segmenter = self.starting_models()
         work = train(
             stack,
             run,
-            detector=None if what == "segmenter" else str(self.detector.value),
-            segmenter=None if what == "detector" else str(self.segmenter.value),
+            detector=None if what == "segmenter" else detector,
+            segmenter=None if what == "detector" else segmenter,
             epochs=epochs,
             sam_config=config,
             device=str(self.device.value),
@@ -222,8 +245,13 @@ class FinetuneWidget(Container):
         self._canvas.draw_idle()
 
     def _on_done(self, result: RunResult | None) -> None:
-        if result is None:
-            self.status.value = "cancelled: the last finished epoch's checkpoints are kept"
+        if result is None:  # cancelled: what the finished epochs saved can still be loaded
+            self.result = saved_models(self._run) if self._run is not None else None
+            self.status.value = (
+                "cancelled: the last finished epoch's checkpoints are kept and can be loaded"
+                if self.result is not None
+                else "cancelled before the first epoch ended: no model to load"
+            )
             return
         self.result = result
         self.status.value = f"done: {result.segmenter or ''} {result.detector or ''}".strip()
@@ -261,6 +289,8 @@ class FinetuneWidget(Container):
         )
         widget.set_models(detector, segmenter)
         widget.proposals = None
-        if self.review_widget is not None:
-            widget.after_propose.append(lambda: self.review_widget.run_audit(restore=False))
+        if self.review_widget is not None:  # the open review keeps its decisions
+            widget.after_propose.append(
+                lambda: self.review_widget.run_audit(restore=False, rescore=True)
+            )
         return widget.propose(current_only=False)

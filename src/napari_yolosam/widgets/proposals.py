@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from magicgui.widgets import (
     CheckBox,
@@ -21,6 +23,7 @@ from ..models.embeddings import EmbeddingCache, embed_stack
 from ..models.model_store import KNOWN_MODELS
 from ..models.segmenter import SEGMENTER_CONFIGS
 from ..paths import cache_dir
+from ..progress import Progress
 from ..proposals.core import Proposals, prompt_slice, propose
 from ..proposals.prompts import slice_prompts, user_proposal, with_slice
 from ._layers import replace_layers
@@ -45,6 +48,8 @@ class ProposalsWidget(Container):
         self._model_controls()
         self._action_controls()
         self.progress = ProgressBar(label="progress", value=0, max=1)
+        self.model_info = Label(value="models: not loaded yet (they load with the first use)")
+        self.model_info.native.setWordWrap(True)
         self.status = Label(value="")
         self.extend(
             [
@@ -62,12 +67,15 @@ class ProposalsWidget(Container):
                 self.prompt_button,
                 self.cancel_button,
                 self.progress,
+                self.model_info,
                 self.status,
             ]
         )
+        self.status.native.setWordWrap(True)
         self.cache = EmbeddingCache(disk_dir=cache_dir("embeddings"))  # shared with the CLI
         self.detector = self.segmenter = None
         self._loaded = (None, None, None)
+        self._loading = threading.Lock()  # models load in workers; one load at a time
         self.proposals: Proposals | None = None
         self.worker = self._stop = None
         self.embed_worker = self._embed_stop = None
@@ -164,7 +172,8 @@ class ProposalsWidget(Container):
         self.segmenter_spec.value = str(segmenter)
 
     def models(self):
-        """Load the chosen models (once per choice); returns ``(detector or None, segmenter)``."""
+        """Load the chosen models (once per choice); returns ``(detector or None, segmenter)``.
+        Slow the first time: the widget calls it in its workers, never on the GUI thread."""
         from ..models import load_models
 
         wanted = (
@@ -172,43 +181,64 @@ class ProposalsWidget(Container):
             str(self.segmenter_spec.value),
             str(self.device.value),
         )
-        if wanted != self._loaded:
-            self.detector, self.segmenter = load_models(wanted[0], wanted[1], wanted[2])
-            self._loaded = wanted
-        return self.detector, self.segmenter
+        with self._loading:
+            if wanted != self._loaded:
+                self.detector, self.segmenter = load_models(wanted[0], wanted[1], wanted[2])
+                self._loaded = wanted
+            return self.detector, self.segmenter
+
+    def describe_models(self) -> str:
+        """What the loaded models are, in words (pretrained, fine-tuned on what, untrained)."""
+        if self.segmenter is None:
+            return "models: not loaded yet (they load with the first use)"
+        detector = (
+            "none (prompts from the labels)" if self.detector is None else self.detector.origin
+        )
+        return f"segmenter: {self.segmenter.origin}\ndetector: {detector}"
+
+    def _with_models(self, make):
+        """Work that first loads the chosen models (in the worker: the GUI stays free), says
+        what they are, then runs ``make(detector, segmenter)``'s work."""
+        detector, segmenter = self.models()
+        yield Progress(0, 0, "models", self.describe_models())
+        return (yield from make(detector, segmenter))
+
+    def _on_event(self, event) -> None:
+        if event is None:
+            return
+        if event.stage == "models":
+            self.model_info.value = event.message
+            return
+        self.progress.value = event.step
 
     # -- proposing -----------------------------------------------------------------
     def current_slice(self) -> int:
         """Index of the slice shown."""
         return int(self.viewer.dims.current_step[0]) if self.viewer.dims.ndim >= 3 else 0
 
-    def _stack_and_models(self):
-        """``(stack, detector, segmenter)`` from the viewer's layers and the chosen models, or
-        ``None`` with the reason in the status line."""
+    def _stack(self):
+        """The stack from the viewer's layers, or ``None`` with the reason in the status."""
         try:
-            stack = stack_from_viewer(self.viewer)
-            detector, segmenter = self.models()
+            return stack_from_viewer(self.viewer)
         except (MissingLayer, ValueError) as exc:
             self.status.value = str(exc)
             return None
-        return stack, detector, segmenter
 
     def propose(self, current_only: bool = False):
         """Propose in a worker (this slice or all); returns the worker."""
-        found = self._stack_and_models()
-        if found is None:
+        stack = self._stack()
+        if stack is None:
             return None
-        stack, detector, segmenter = found
         indices = [self.current_slice()] if current_only else None
-        work = propose(
-            stack,
-            segmenter,
-            detector,
-            cache=self.cache,
-            conf=float(self.conf.value) or None,
-            indices=indices,
-            lv_scar=bool(self.lv_scar.value),
-            intensity=bool(self.intensity.value),
+        options = {
+            "cache": self.cache,
+            "conf": float(self.conf.value) or None,
+            "indices": indices,
+            "lv_scar": bool(self.lv_scar.value),
+            "intensity": bool(self.intensity.value),
+        }
+        work = self._with_models(
+            lambda detector, segmenter: propose(stack, segmenter, detector, **options)
         )
         self.progress.max = len(indices or stack.names)
         self.progress.value = 0
@@ -222,7 +252,7 @@ class ProposalsWidget(Container):
 
         self.worker, self._stop = start(
             work,
-            on_event=lambda e: setattr(self.progress, "value", e.step),
+            on_event=self._on_event,
             on_done=done,
             on_error=self._fail,
             total=self.progress.max,
@@ -232,12 +262,16 @@ class ProposalsWidget(Container):
 
     def embed(self):
         """Encode the stack in a worker, the slice shown first; returns the worker."""
-        found = self._stack_and_models()
-        if found is None:
+        stack = self._stack()
+        if stack is None:
             return None
-        stack, _, segmenter = found
         images = [stack.crop(i, stack.images[i]) for i in range(len(stack))]
-        work = embed_stack(segmenter, images, self.cache, self.current_slice(), names=stack.names)
+        shown = self.current_slice()
+        work = self._with_models(
+            lambda _, segmenter: embed_stack(
+                segmenter, images, self.cache, shown, names=stack.names
+            )
+        )
         self.progress.max, self.progress.value = len(images), 0
         self.status.value = "embedding (the slice shown first) ..."
 
@@ -250,7 +284,7 @@ class ProposalsWidget(Container):
 
         self.embed_worker, self._embed_stop = start(
             work,
-            on_event=lambda e: setattr(self.progress, "value", e.step),
+            on_event=self._on_event,
             on_done=done,
             on_error=self._fail,
             total=len(images),
@@ -355,24 +389,24 @@ class ProposalsWidget(Container):
 
     def prompt_current_slice(self):
         """Run SAM on the prompts drawn on the current slice (worker); returns the worker."""
-        found = self._stack_and_models()
-        if found is None:
+        stack = self._stack()
+        if stack is None:
             return None
-        stack, _, segmenter = found
         index = self.current_slice()
         box, points, labels = self._prompts(index)
         if box is None and points is None:
             return None
         image = stack.crop(index, stack.images[index])
 
-        def work():
+        def work(_, segmenter):
             yield None
             return prompt_slice(
                 segmenter, self.cache, image, boxes=box, points=points, point_labels=labels
             )
 
         self.worker, self._stop = start(
-            work(),
+            self._with_models(work),
+            on_event=self._on_event,
             on_done=lambda out: self._apply_user(index, box, out, stack),
             on_error=self._fail,
         )

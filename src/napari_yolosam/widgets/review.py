@@ -102,6 +102,8 @@ class ReviewWidget(Container):
         self.audit_worker = None  # the audit running in the background
         self.save_worker = None  # the cleaned set being written in the background
         self.saved: list[Path] = []
+        self.untrained = False  # the proposals come from a model with random weights
+        self._asked = None  # (slice, action) awaiting a second press to confirm
         self.current: int | None = None
         self.audit_button.changed.connect(lambda: self.run_audit(restore=bool(self.restore.value)))
         self.save_button.changed.connect(lambda: self.save(self.out.value))
@@ -127,18 +129,22 @@ class ReviewWidget(Container):
             raise MissingLayer("no proposals: open the proposals widget and propose first")
         return None  # not proposed yet: run_audit starts the proposals widget's worker first
 
-    def run_audit(self, restore: bool = True):
+    def run_audit(self, restore: bool = True, rescore: bool = False):
         """Audit the current labels against the proposals in a worker, then fill the queue.
 
-        An autosaved session of the same stack is restored (``restore``). Returns the
-        worker (``None`` when nothing could start; the status says why)."""
+        An autosaved session of the same stack is restored (``restore``); ``rescore`` keeps
+        the open review and its decisions and only renews proposals and queue (after
+        fine-tuning). Returns the worker (``None`` when nothing could start; the status
+        says why)."""
         try:
             stack = stack_from_viewer(self.viewer)
             found = self._proposals(stack)
             if (
                 found is None
             ):  # propose in the background first, then audit (never on the GUI thread)
-                self.proposals_widget.after_propose.append(lambda: self.run_audit(restore))
+                self.proposals_widget.after_propose.append(
+                    lambda: self.run_audit(restore, rescore)
+                )
                 self.proposals_widget.propose(current_only=False)
                 self.status.value = "proposing all slices first ..."
                 return None
@@ -155,6 +161,8 @@ class ReviewWidget(Container):
             "segmenter_fingerprint": getattr(segmenter, "fingerprint", None),
             "detector": getattr(detector, "config", None),
         }
+        self.untrained = bool(getattr(segmenter, "random_encoder", False))
+        previous = self.session if rescore else None
         self.session = None  # no decisions on the old queue while the new one is made
         self.audit_button.enabled = False
         self.status.value = f"auditing {len(stack)} slice(s) ..."
@@ -166,7 +174,8 @@ class ReviewWidget(Container):
             models,
             cache_dir("autosave"),
             restore,
-            on_done=lambda opened: self._show_audit(stack, config, *opened),
+            previous,
+            on_done=lambda opened: self._show_audit(stack, config, *opened, previous),
             on_error=self._audit_failed,
         )
         return self.audit_worker
@@ -176,10 +185,11 @@ class ReviewWidget(Container):
         self.audit_button.enabled = True
         self.status.value = f"audit failed: {exc}"
 
-    def _show_audit(self, stack, config, session, result, restored: bool) -> None:
+    def _show_audit(self, stack, config, session, result, restored: bool, previous) -> None:
         """Show an audit's queue (GUI thread): labels if restored, table, status, worst slice."""
         self.audit_worker = None
         self.audit_button.enabled = True
+        kept = session is previous and bool(session.decisions)
         self.session, self.stack = session, stack
         self._disagreement_ready = False  # new proposals: the whole layer once
         if restored and layer_names.LABELS in self.viewer.layers:
@@ -197,6 +207,7 @@ class ReviewWidget(Container):
                 else ")"
             )
             + (f"; restored {len(session.decisions)} decision(s)" if restored else "")
+            + (f"; {len(session.decisions)} earlier decision(s) kept" if kept else "")
         )
         queue = session.queue()
         if queue:
@@ -366,6 +377,8 @@ class ReviewWidget(Container):
             data = np.asarray(self.viewer.layers[layer_names.LABELS].data)
             edited = data if data.ndim == 2 else data[self.current]
         proposal, source = self._shown_proposal(self.current) if edited is None else (None, None)
+        if action in ("accept", "union") and not self._confirmed(action, proposal):
+            return None
         decision = session.decide(self.current, action, edited, proposal=proposal, source=source)
         self._sync_labels(self.current)
         self._drop_row(decision.image)
@@ -377,6 +390,20 @@ class ReviewWidget(Container):
             f"; {outside} proposed px outside the myocardium left out" if outside else ""
         )
         return decision
+
+    def _confirmed(self, action: str, proposal) -> bool:
+        """Whether the proposal may replace the scar: at once when nothing is wrong with it,
+        else on the same action asked a second time (the status says why)."""
+        concerns = self.session.proposal_concerns(self.current, proposal, self.untrained)
+        if not concerns or self._asked == (self.current, action):
+            self._asked = None
+            return True
+        self._asked = (self.current, action)
+        self.status.value = (
+            f"Check this proposal: {'; '.join(concerns)}. "
+            f"Press {action} again to use it anyway, or keep the label."
+        )
+        return False
 
     def _sync_labels(self, index: int) -> None:
         """Show slice ``index``'s labels from the session: that slice only, in place."""

