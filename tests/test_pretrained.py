@@ -123,9 +123,7 @@ def test_stage_training_trains_the_last_stage_on_cached_inputs(phantom, tmp_path
     stage_before = [p.detach().clone() for p in encoder.layers[-1].parameters()]
     cache = EmbeddingCache(disk_dir=tmp_path / "cache")
     image = phantom.stack.images[1]
-    torch.testing.assert_close(
-        cache.get(seg, image), seg.encode(image), atol=2e-2, rtol=2e-2
-    )
+    torch.testing.assert_close(cache.get(seg, image), seg.encode(image), atol=2e-2, rtol=2e-2)
     config = SamTrainConfig(
         epochs=1, batch_size=2, mode="stage", val_fraction=0.25, max_steps_per_epoch=2
     )

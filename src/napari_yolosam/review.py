@@ -113,7 +113,9 @@ class ReviewSession:
         every decision made before the re-score."""
         masks = np.asarray(proposal_masks, bool)
         if masks.shape != self.proposals.shape:
-            raise ValueError(f"proposals of shape {masks.shape} for a review of {self.proposals.shape}")
+            raise ValueError(
+                f"proposals of shape {masks.shape} for a review of {self.proposals.shape}"
+            )
         self.proposals = masks
         self.rows = {r["image"]: r for r in rows}
         self.models = models or self.models
@@ -416,4 +418,3 @@ def open_review(
     if session is None:
         session = ReviewSession(stack, masks, result.rows, autosave, models)
     return session, result, restored
-

@@ -26,7 +26,6 @@ from ._session import find_widget, register
 from ._stack_from_layers import MissingLayer, stack_from_viewer
 from ._work import start
 
-
 #: The choice that starts fine-tuning from the models the proposals widget uses.
 IN_USE = "in use"
 DETECTOR_CHOICES = (IN_USE, "yolo11n.yaml", "yolov8n.yaml")

@@ -445,5 +445,7 @@ class ReviewWidget(Container):
         self.save_button.enabled = True
         self.saved = written or []
         self.status.value = (
-            f"saved {len(written)} files to {out}" if written is not None else f"not saved: {error}"
+            f"saved {len(written)} files to {out}"
+            if written is not None
+            else f"not saved: {error}"
         )
