@@ -71,14 +71,12 @@ def test_yolosam_view_opens_the_sample_with_widgets(qtbot):
     viewer = open_viewer(sample=True, block=False)
     try:
         assert {"LGE image", "labels", "phantom truth"} <= {layer.name for layer in viewer.layers}
-        docks = viewer.window._dock_widgets
-        assert {
-            "Open stack",
-            "Models and proposals",
-            "Review queue",
-            "Fine-tuning",
-            "Scar quantification",
-        } <= set(docks)
+        from napari_yolosam.widgets.workflow import TITLE
+
+        assert TITLE in viewer.window._dock_widgets
+        tabs = viewer.window.yolosam_workflow.widget
+        titles = [tabs.tabText(i) for i in range(tabs.count())]
+        assert titles == ["Open", "Propose", "Review", "Train", "Quantify"]
     finally:
         viewer.close()
 

@@ -54,6 +54,11 @@ def confirmed(review, action: str = "accept"):
     return review.act(action)
 
 
+def _selected_slice(review):
+    rows = review.table.selectionModel().selectedRows()
+    return int(review.table.item(rows[0].row(), 0).data(0)) if rows else None
+
+
 def _ticks(qtbot):
     """A 10 ms timer on the GUI thread: its count shows the event loop kept running."""
     from qtpy.QtCore import QTimer
@@ -85,6 +90,10 @@ def test_propose_review_save_and_restore(
     queue = session.queue()
     assert queue and flow.review.table.rowCount() == len(queue)
     assert flow.review.current == queue[0] and "disagreement" in viewer.layers
+    assert _selected_slice(flow.review) == queue[0], "the highlighted row is the slice shown"
+    colour = viewer.layers["disagreement"].get_color(1)
+    np.testing.assert_allclose(colour[:3], (1, 0, 1))  # label only: magenta, as the legend says
+    assert "label only" in flow.review.legend.value
     first = flow.review.current
     assert confirmed(flow.review).slice == first
     assert first not in session.queue()
@@ -98,7 +107,8 @@ def test_propose_review_save_and_restore(
         keys["Alt-K"](viewer)
         assert second not in session.queue()
         keys["Alt-Z"](viewer)  # undo brings it back
-        assert second in session.queue()
+        assert second in session.queue() and "keep undone" in flow.review.status.value
+        assert _selected_slice(flow.review) == second
         labels = viewer.layers["labels"].data.copy()
         labels[second, :2, :2] = 3
         viewer.layers["labels"].data = labels

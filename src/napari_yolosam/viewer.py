@@ -66,11 +66,9 @@ def open_viewer(
     from .napari_hooks.layers import stack_to_layer_data
     from .napari_hooks.sample import phantom_sample
     from .widgets._layers import replace_layers
-    from .widgets.open_stack import OpenStackWidget
     from .widgets.workflow import Workflow
 
     viewer = napari.Viewer(title="napari-yolosam")
-    viewer.window.add_dock_widget(OpenStackWidget(viewer), name="Open stack", area="right")
     if path is not None:
         replace_layers(viewer, stack_to_layer_data(read_stack(path, spec=spec)))
     elif sample:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from magicgui.widgets import CheckBox, Container, FileEdit, Label, PushButton
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem
+from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
 from .. import layer_names
 from ..audit import AuditConfig
@@ -19,6 +19,12 @@ from ._session import find_widget, register
 from ._stack_from_layers import MissingLayer, stack_from_viewer
 
 DISAGREEMENT = "disagreement"
+#: Disagreement colours, apart from the labels' own (scar is yellow-orange, myocardium blue).
+LABEL_ONLY, PROPOSAL_ONLY = "#ff00ff", "#00ffff"
+LEGEND = (
+    f'disagreement: <span style="color:{LABEL_ONLY}">&#9632;</span> label only &nbsp; '
+    f'<span style="color:{PROPOSAL_ONLY}">&#9632;</span> proposal only'
+)
 COLUMNS = ("slice", "image", "quality", "issue", "dice", "label_area", "proposal_area")
 #: (action, button text, napari key binding)
 SHORTCUTS = (
@@ -32,6 +38,14 @@ SHORTCUTS = (
     ("undo", "Undo", "Alt-Z"),
     ("redo", "Redo", "Alt-Y"),
 )
+
+
+def _disagreement_colours():
+    from napari.utils.colormaps import DirectLabelColormap
+
+    return DirectLabelColormap(
+        color_dict={None: "transparent", 0: "transparent", 1: LABEL_ONLY, 2: PROPOSAL_ONLY}
+    )
 
 
 class ReviewWidget(Container):
@@ -78,12 +92,17 @@ class ReviewWidget(Container):
             text="Save cleaned set", tooltip="labels + decisions.jsonl + summary.json"
         )
         self.status = Label(value="")
+        self.status.native.setWordWrap(True)
+        self.legend = Label(value=LEGEND)
+        self.legend.native.setToolTip("the 'disagreement' layer: where label and proposal differ")
+        rows = [list(self.buttons.values())[k : k + 3] for k in range(0, len(self.buttons), 3)]
         self.extend(
             [
                 self.audit_button,
                 self.restore,
                 self.bias_shift,
-                *self.buttons.values(),
+                *[Container(widgets=row, layout="horizontal", labels=False) for row in rows],
+                self.legend,
                 self.out,
                 self.save_button,
                 self.status,
@@ -95,6 +114,9 @@ class ReviewWidget(Container):
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.table.setToolTip("Flagged slices, worst first; click a row to go there")
         self.table.setMinimumHeight(160)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeToContents)
+        header.setStretchLastSection(True)
         self.table.itemSelectionChanged.connect(self._row_selected)
         self.native.layout().addWidget(self.table)
         self.session: ReviewSession | None = None
@@ -265,7 +287,22 @@ class ReviewWidget(Container):
         if self.viewer.dims.ndim >= 3:
             self.viewer.dims.set_current_step(0, self.current)
         self._update_disagreement(self.current)
+        self._highlight_row(self.current)
         self.viewer.layers.selection.active = self.viewer.layers[layer_names.LABELS]
+
+    def _highlight_row(self, index: int) -> None:
+        """Select the queue row of slice ``index`` (none when it is not queued), quietly."""
+        self.table.blockSignals(True)
+        try:
+            self.table.clearSelection()
+            for r in range(self.table.rowCount()):
+                item = self.table.item(r, 0)
+                if item is not None and int(item.data(0)) == index:
+                    self.table.selectRow(r)
+                    self.table.scrollToItem(item)
+                    break
+        finally:
+            self.table.blockSignals(False)
 
     def _disagreement_layer(self):
         """The disagreement layer (label-only 1, proposal-only 2), made for the whole stack once
@@ -288,7 +325,12 @@ class ReviewWidget(Container):
             [
                 (
                     disagreement,
-                    {"name": DISAGREEMENT, "opacity": 0.6, "scale": image.scale},
+                    {
+                        "name": DISAGREEMENT,
+                        "opacity": 0.6,
+                        "scale": image.scale,
+                        "colormap": _disagreement_colours(),
+                    },
                     "labels",
                 )
             ],
@@ -366,6 +408,12 @@ class ReviewWidget(Container):
                 self._sync_labels(decision.slice)
                 self.fill_table()
                 self.go_to(decision.slice)
+            self.status.value = (
+                f"nothing to {action}"
+                if decision is None
+                else f"{decision.image}: {decision.action} "
+                f"{'undone' if action == 'undo' else 'redone'}; {len(session.queue())} left"
+            )
             return decision
         if self.current is None:
             return None
