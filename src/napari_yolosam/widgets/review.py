@@ -26,14 +26,25 @@ LEGEND = (
     f'<span style="color:{PROPOSAL_ONLY}">&#9632;</span> proposal only'
 )
 COLUMNS = ("slice", "image", "quality", "issue", "dice", "label_area", "proposal_area")
-#: (action, button text, napari key binding)
+#: (action, button text, napari key binding); the tooltips say what each does
+TIPS = {
+    "next": "the next flagged slice, worst first",
+    "previous": "the previous flagged slice",
+    "accept": "the proposal as shown becomes the scar (inside the labelled myocardium)",
+    "keep": "the label stays as it is",
+    "union": "scar = label or proposal",
+    "intersection": "scar = label and proposal",
+    "edit": "keep what you painted in the labels layer",
+    "undo": "undo the last decision (any slice)",
+    "redo": "redo the last undone decision",
+}
 SHORTCUTS = (
-    ("next", "Next flagged", "Alt-Down"),
-    ("previous", "Previous flagged", "Alt-Up"),
-    ("accept", "Accept proposal", "Alt-A"),
+    ("next", "Next", "Alt-Down"),
+    ("previous", "Previous", "Alt-Up"),
+    ("accept", "Accept", "Alt-A"),
     ("keep", "Keep label", "Alt-K"),
     ("union", "Union", "Alt-U"),
-    ("intersection", "Intersection", "Alt-I"),
+    ("intersection", "Intersect", "Alt-I"),
     ("edit", "Keep my edit", "Alt-E"),
     ("undo", "Undo", "Alt-Z"),
     ("redo", "Redo", "Alt-Y"),
@@ -68,9 +79,7 @@ class ReviewWidget(Container):
         )
         self.buttons = {}
         for action, text, key in SHORTCUTS:
-            button = PushButton(
-                text=f"{text} ({key.replace('-', '+')})", tooltip=f"{text} [{key}]"
-            )
+            button = PushButton(text=text, tooltip=f"{TIPS[action]} [{key.replace('-', '+')}]")
             button.changed.connect(lambda *a, action=action: self.act(action))
             self.buttons[action] = button
         self.restore = CheckBox(
