@@ -26,29 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney), ties counted half."""
-    pos, neg = scores[positive], scores[~positive]
-    if not len(pos) or not len(neg):
-        return float("nan")
-    order = np.argsort(np.concatenate([pos, neg]), kind="mergesort")
-    ranks = np.empty(len(order))
-    values = np.concatenate([pos, neg])[order]
-    i = 0
-    while i < len(values):  # average ranks of ties
-        j = i
-        while j + 1 < len(values) and values[j + 1] == values[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
-
-
-def precision_at(scores: np.ndarray, positive: np.ndarray, share: float = 0.1) -> float:
-    """Share of true positives among the ``share`` highest scores."""
-    k = max(1, int(round(share * len(scores))))
-    return float(positive[np.argsort(-scores, kind="mergesort")[:k]].mean())
+from napari_yolosam.audit.metrics import auroc, precision_at  # noqa: F401 (models_benchmark too)
 
 
 def make_noisy(stack, truth, n_range, rng, local_share: float = 0.3):

@@ -350,3 +350,24 @@ def test_accept_takes_the_proposal_the_annotator_sees(workflow, qtbot):
     painted = data[second] > 0
     myocardium = spec.myocardium_mask(session.original[second])
     np.testing.assert_array_equal(spec.scar_mask(session.labels[second]), painted & myocardium)
+
+
+def test_proposing_one_slice_redraws_that_slice_only(workflow, qtbot):
+    """After the whole stack is proposed, proposing the slice in view writes that slice of
+    the existing layers in place (no whole-stack layers rebuilt per click)."""
+    viewer, flow = workflow
+    widget = flow.proposals
+    widget.detector_spec.value = "none"
+    widget.propose(current_only=False)
+    qtbot.waitUntil(lambda: "scar proposal" in viewer.layers, timeout=60000)
+    qtbot.waitUntil(lambda: not widget.worker.is_running, timeout=60000)
+    layer = viewer.layers["scar proposal"]
+    layer.data[3] = 0
+    layer.data[5] = 7  # a marker on another slice: untouched if only slice 3 is redrawn
+    viewer.dims.set_current_step(0, 3)
+    widget.propose(current_only=True)
+    qtbot.waitUntil(lambda: widget.status.value.startswith("proposed"), timeout=60000)
+    assert viewer.layers["scar proposal"] is layer, "the same layer, updated in place"
+    expected = widget.proposals.slices[3].mask.astype(np.uint8) * 3
+    np.testing.assert_array_equal(layer.data[3], expected)
+    assert (layer.data[5] == 7).all()

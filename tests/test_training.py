@@ -382,13 +382,29 @@ def test_train_then_propose_cli(tmp_path, capsys):
 
 
 def test_demo_quick(tmp_path):
-    from napari_yolosam.demo import QUICK, run_demo
+    from napari_yolosam.audit.metrics import dice
+    from napari_yolosam.demo import QUICK, run_demo, summary_lines
+    from napari_yolosam.io import read_stack
 
     report = run_demo(tmp_path / "demo", QUICK, segmenter="tiny")  # tiny: seconds
-    assert (tmp_path / "demo/report.json").exists() and (
-        tmp_path / "demo/proposals/summary.csv"
-    ).exists()
-    assert 0 <= report["noisy_label_dice_vs_truth"] <= 1
+    demo = tmp_path / "demo"
+    assert (demo / "report.json").exists() and (demo / "proposals/summary.csv").exists()
+    truth = read_stack(demo / "data", labels=demo / "data/truth").scar()
+    noisy = read_stack(demo / "data").scar()
+    cleaned = read_stack(demo / "data", labels=demo / "cleaned/masks").scar()
+    scar = [i for i in range(len(truth)) if truth[i].any()]
+    # the figures are the files' own: the noisy labels, then the cleaned set, against the truth
+    for labels, key in ((noisy, "before"), (cleaned, "after")):
+        expected = np.mean([dice(labels[i], truth[i]) for i in scar])
+        assert report[key]["labels_dice_vs_truth"] == pytest.approx(expected, abs=1e-3)
+    changed = sum(not np.array_equal(noisy[i], cleaned[i]) for i in range(len(noisy)))
+    assert changed <= report["review"]["accepted"], "the review changed only what it accepted"
+    assert (demo / "cleaned/decisions.jsonl").read_text().count("\n") == report["review"][
+        "accepted"
+    ]
+    lines = summary_lines(report)
+    assert any(line.startswith("audit AUROC") for line in lines)
+    assert all("(" in line for line in lines[1:-1]), "each figure comes with its meaning"
 
 
 def test_points_and_devices(train_phantom, tmp_path):

@@ -59,3 +59,23 @@ def hd95_and_msd(
         return float("nan"), float("nan")
     distances = surface_distances(a, b, spacing or (1.0, 1.0))
     return float(np.percentile(distances, 95)), float(distances.mean())
+
+
+def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve of ``scores`` for the ``positive`` items (Mann-Whitney, ties
+    counted half); NaN without both classes."""
+    from scipy.stats import rankdata
+
+    scores, positive = np.asarray(scores, float), np.asarray(positive, bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if not n_pos or not n_neg:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def precision_at(scores: np.ndarray, positive: np.ndarray, share: float = 0.1) -> float:
+    """Share of positives among the ``share`` highest scores."""
+    scores, positive = np.asarray(scores, float), np.asarray(positive, bool)
+    k = max(1, int(round(share * len(scores))))
+    return float(positive[np.argsort(-scores, kind="mergesort")[:k]].mean())

@@ -241,7 +241,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ..demo import QUICK, DemoSize, run_demo
+    from ..demo import QUICK, DemoSize, run_demo, summary_lines
     from ..progress import cli_progress
 
     report = run_demo(
@@ -252,7 +252,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         segmenter=args.segmenter,
         overwrite=args.overwrite,
     )
-    print(json.dumps({k: v for k, v in report.items() if k != "metrics"}, indent=1, default=str))
+    print("\n".join(summary_lines(report)))
+    print(f"report: {Path(args.out) / 'report.json'}")
     return 0
 
 

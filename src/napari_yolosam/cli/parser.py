@@ -358,7 +358,11 @@ def _review(command) -> None:
 
 
 def _demo(command) -> None:
-    p = command("demo", "the method end to end on generated data (no data, no weights needed)")
+    p = command(
+        "demo",
+        "the whole method on generated data: propose, audit, scripted review, fine-tune, "
+        "re-score (about 4 min on 2 cores; no data, no download)",
+    )
     p.add_argument(
         "--out", default="demo", help="folder for data, models, proposals and report.json"
     )

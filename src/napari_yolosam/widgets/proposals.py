@@ -296,16 +296,41 @@ class ProposalsWidget(Container):
         """Keep ``result`` for the given slices (all when ``None``) and show the proposal layers."""
         if self.proposals is None or indices is None or len(self.proposals) != len(result):
             self.proposals = result
+            self.show()
         else:
             for i in indices:
                 self.proposals.slices[i] = result.slices[i]
             self.proposals.settings = result.settings
-        self.show()
+            if not self.show_slices(indices):
+                self.show()
         no_det = sum(s.status == "no_detection" for s in self.proposals.slices)
         self.status.value = f"proposed; {no_det} slice(s) without detection"
         callbacks, self.after_propose = self.after_propose, []
         for callback in callbacks:
             callback()
+
+    def show_slices(self, indices: list[int]) -> bool:
+        """Redraw only slices ``indices`` of the proposal layers, in place (one slice's work, not
+        the stack's); ``False`` when the layers are not there to update."""
+        layers = self.viewer.layers
+        names = (layer_names.PROPOSAL, layer_names.PROBABILITY)
+        if not all(n in layers and np.ndim(layers[n].data) == 3 for n in names):
+            return False
+        if any(self.proposals.slices[i].myocardium is not None for i in indices) and (
+            layer_names.MYOCARDIUM_PROPOSAL not in layers
+        ):
+            return False
+        for i in indices:
+            sp = self.proposals.slices[i]
+            layers[layer_names.PROPOSAL].data[i] = sp.mask.astype(np.uint8) * 3
+            layers[layer_names.PROBABILITY].data[i] = sp.probability
+            if layer_names.MYOCARDIUM_PROPOSAL in layers:
+                myo = sp.myocardium if sp.myocardium is not None else 0
+                layers[layer_names.MYOCARDIUM_PROPOSAL].data[i] = np.asarray(myo, np.uint8) * 2
+        for name in (*names, layer_names.MYOCARDIUM_PROPOSAL):
+            if name in layers:
+                layers[name].refresh()
+        return True
 
     def show(self) -> None:
         """(Re)draw the proposal, probability and proposed-myocardium layers."""

@@ -51,6 +51,21 @@ SHORTCUTS = (
 )
 
 
+def disagreement(session: ReviewSession, labels: np.ndarray) -> np.ndarray:
+    """``(N, H, W)`` label only (1) and proposal only (2) of the whole stack."""
+    scar = session.stack.spec.scar_mask(labels)
+    values = np.zeros(scar.shape, np.uint8)
+    values[scar & ~session.proposals] = 1
+    values[~scar & session.proposals] = 2
+    return values
+
+
+def _review_with_disagreement(stack, proposals, *args):
+    """:func:`open_review` and the disagreement of its labels (both in the audit's worker)."""
+    session, result, restored = open_review(stack, proposals, *args)
+    return session, result, restored, disagreement(session, session.labels)
+
+
 def _disagreement_colours():
     from napari.utils.colormaps import DirectLabelColormap
 
@@ -73,7 +88,6 @@ class ReviewWidget(Container):
         self.viewer = napari_viewer
         register(napari_viewer, self)
         self.proposals_widget = proposals_widget
-        self._disagreement_ready = False
         self.audit_button = PushButton(
             text="Run audit", tooltip="compare labels with proposals; rank and flag"
         )
@@ -198,7 +212,7 @@ class ReviewWidget(Container):
         self.audit_button.enabled = False
         self.status.value = f"auditing {len(stack)} slice(s) ..."
         self.audit_worker = _work.call(
-            open_review,
+            _review_with_disagreement,
             stack,
             proposals,
             config,
@@ -216,13 +230,15 @@ class ReviewWidget(Container):
         self.audit_button.enabled = True
         self.status.value = f"audit failed: {exc}"
 
-    def _show_audit(self, stack, config, session, result, restored: bool, previous) -> None:
+    def _show_audit(
+        self, stack, config, session, result, restored: bool, disagreement, previous
+    ) -> None:
         """Show an audit's queue (GUI thread): labels if restored, table, status, worst slice."""
         self.audit_worker = None
         self.audit_button.enabled = True
         kept = session is previous and bool(session.decisions)
         self.session, self.stack = session, stack
-        self._disagreement_ready = False  # new proposals: the whole layer once
+        self._show_disagreement(disagreement)
         if restored and layer_names.LABELS in self.viewer.layers:
             self.viewer.layers[layer_names.LABELS].data = session.labels.copy()
         self.fill_table()
@@ -313,20 +329,10 @@ class ReviewWidget(Container):
         finally:
             self.table.blockSignals(False)
 
-    def _disagreement_layer(self):
-        """The disagreement layer (label-only 1, proposal-only 2), made for the whole stack once
-        per audit; afterwards only the slice that changed is recomputed."""
-        shape = self.session.labels.shape
-        layer = self.viewer.layers[DISAGREEMENT] if DISAGREEMENT in self.viewer.layers else None
-        data = None if layer is None else np.asarray(layer.data)
-        if layer is not None and data.shape in (shape, shape[1:]) and self._disagreement_ready:
-            return layer
+    def _show_disagreement(self, disagreement: np.ndarray) -> None:
+        """The disagreement layer for the whole stack (computed in the audit's worker)."""
         image = self.viewer.layers[layer_names.IMAGE]
         labels = np.asarray(self.viewer.layers[layer_names.LABELS].data)
-        scar = self.stack.spec.scar_mask(labels if labels.ndim == 3 else labels[None])
-        disagreement = np.zeros(scar.shape, np.uint8)
-        disagreement[scar & ~self.session.proposals] = 1  # label only
-        disagreement[~scar & self.session.proposals] = 2  # proposal only
         if labels.ndim == 2:
             disagreement = disagreement[0]
         replace_layers(
@@ -344,12 +350,12 @@ class ReviewWidget(Container):
                 )
             ],
         )
-        self._disagreement_ready = True
-        return self.viewer.layers[DISAGREEMENT]
 
     def _update_disagreement(self, index: int) -> None:
         """Recompute the disagreement of slice ``index`` only, in place."""
-        layer = self._disagreement_layer()
+        if DISAGREEMENT not in self.viewer.layers:  # removed by the annotator: made again
+            self._show_disagreement(disagreement(self.session, self.session.labels))
+        layer = self.viewer.layers[DISAGREEMENT]
         labels = np.asarray(self.viewer.layers[layer_names.LABELS].data)
         label = labels if labels.ndim == 2 else labels[index]
         scar = self.stack.spec.scar_mask(label)
