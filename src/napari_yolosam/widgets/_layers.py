@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
+import numpy as np
 
-def replace_layers(viewer, layer_data: list[tuple]) -> list:
-    """Add ``(data, kwargs, type)`` tuples, first removing layers with the same names."""
+
+def replace_layers(viewer, layer_data: list[tuple], in_place: bool = False) -> list:
+    """Add ``(data, kwargs, type)`` tuples, first removing layers with the same names.
+
+    ``in_place``: a layer of the same name, type, shape and dtype gets the new data copied
+    into its own array instead (a derived layer redrawn: no layer removed and added, which
+    takes napari about a second per layer at 1,000 slices)."""
     added = []
     for data, kwargs, layer_type in layer_data:
         name = kwargs.get("name")
         if name in viewer.layers:
+            layer = viewer.layers[name]
+            if in_place and _same_array(layer, data, layer_type):
+                layer.data[...] = data
+                layer.refresh()
+                added.append(layer)
+                continue
             viewer.layers.remove(name)
         added.append(getattr(viewer, f"add_{layer_type}")(data, **kwargs))
     return added
+
+
+def _same_array(layer, data, layer_type: str) -> bool:
+    current = layer.data
+    return (
+        type(layer).__name__.lower() == layer_type
+        and isinstance(current, np.ndarray)
+        and current.shape == np.shape(data)
+        and current.dtype == np.asarray(data).dtype
+    )

@@ -371,7 +371,7 @@ class ProposalsWidget(Container):
                     "labels",
                 )
             )
-        replace_layers(self.viewer, layers)
+        replace_layers(self.viewer, layers, in_place=True)
 
     def cancel(self) -> None:
         """Ask the running work (proposals, embedding) to stop after the current slice."""

@@ -263,25 +263,29 @@ class ReviewWidget(Container):
     def fill_table(self) -> None:
         """Show the queue (flagged, unreviewed slices) worst first."""
         self.table.setSortingEnabled(False)
-        rows = [self.session.rows[self.stack.names[i]] for i in self.session.queue()]
-        self.table.setRowCount(len(rows))
-        index = {n: i for i, n in enumerate(self.stack.names)}
-        for r, row in enumerate(rows):
-            values = (
-                index[row["image"]],
-                row["image"],
-                row["quality"],
-                row["issue"],
-                row["dice"],
-                row["label_area"],
-                row["proposal_area"],
-            )
-            for c, value in enumerate(values):
-                item = QTableWidgetItem()
-                item.setData(0, round(value, 3) if isinstance(value, float) else value)
-                self.table.setItem(r, c, item)
+        queue = self.session.queue()
+        self.table.setRowCount(len(queue))
+        for r, index in enumerate(queue):
+            self._set_row(r, index)
         self.table.setSortingEnabled(True)
         self.table.sortItems(COLUMNS.index("quality"), Qt.AscendingOrder)  # worst first
+
+    def _set_row(self, r: int, index: int) -> None:
+        row = self.session.rows[self.stack.names[index]]
+        values = (index, *(row[c] for c in COLUMNS[1:]))
+        for c, value in enumerate(values):
+            item = QTableWidgetItem()
+            item.setData(0, round(value, 3) if isinstance(value, float) else value)
+            self.table.setItem(r, c, item)
+
+    def _put_row(self, index: int) -> None:
+        """Put slice ``index``'s row back in the queue table (after an undo), in order."""
+        self.table.setSortingEnabled(False)
+        r = self.table.rowCount()
+        self.table.insertRow(r)
+        self._set_row(r, index)
+        self.table.setSortingEnabled(True)
+        self.table.sortItems(COLUMNS.index("quality"), Qt.AscendingOrder)
 
     def _drop_row(self, image: str) -> None:
         """Take a decided slice's row out of the queue table (the rest stays as it is)."""
@@ -309,9 +313,10 @@ class ReviewWidget(Container):
                 f"the '{layer_names.LABELS}' or '{layer_names.IMAGE}' layer is gone"
             )
             return
+        if DISAGREEMENT not in self.viewer.layers:  # removed by the annotator: made again
+            self._show_disagreement(disagreement(self.session, self.session.labels))
         if self.viewer.dims.ndim >= 3:
             self.viewer.dims.set_current_step(0, self.current)
-        self._update_disagreement(self.current)
         self._highlight_row(self.current)
         self.viewer.layers.selection.active = self.viewer.layers[layer_names.LABELS]
 
@@ -349,12 +354,11 @@ class ReviewWidget(Container):
                     "labels",
                 )
             ],
+            in_place=True,
         )
 
-    def _update_disagreement(self, index: int) -> None:
+    def _update_disagreement(self, index: int, refresh: bool = True) -> None:
         """Recompute the disagreement of slice ``index`` only, in place."""
-        if DISAGREEMENT not in self.viewer.layers:  # removed by the annotator: made again
-            self._show_disagreement(disagreement(self.session, self.session.labels))
         layer = self.viewer.layers[DISAGREEMENT]
         labels = np.asarray(self.viewer.layers[layer_names.LABELS].data)
         label = labels if labels.ndim == 2 else labels[index]
@@ -368,7 +372,8 @@ class ReviewWidget(Container):
             data[...] = values
         else:
             data[index] = values
-        layer.refresh()
+        if refresh:
+            layer.refresh()
 
     # -- decisions -----------------------------------------------------------------------
     def _shown_proposal(self, index: int):
@@ -420,8 +425,10 @@ class ReviewWidget(Container):
         if action in ("undo", "redo"):
             decision = session.undo() if action == "undo" else session.redo()
             if decision is not None:
-                self._sync_labels(decision.slice)
-                self.fill_table()
+                self._sync_labels(decision.slice, refresh=decision.slice == self.current)
+                self._drop_row(decision.image)  # one row in or out, never the whole table
+                if decision.slice in session.queue():
+                    self._put_row(decision.slice)
                 self.go_to(decision.slice)
             self.status.value = (
                 f"nothing to {action}"
@@ -443,9 +450,9 @@ class ReviewWidget(Container):
         if action in ("accept", "union") and not self._confirmed(action, proposal):
             return None
         decision = session.decide(self.current, action, edited, proposal=proposal, source=source)
-        self._sync_labels(self.current)
-        self._drop_row(decision.image)
         following = session.next_slice(None)
+        self._sync_labels(self.current, refresh=following in (None, self.current))
+        self._drop_row(decision.image)
         if following is not None:
             self.go_to(following)
         outside = decision.after.get("outside_myocardium_px", 0)
@@ -468,8 +475,9 @@ class ReviewWidget(Container):
         )
         return False
 
-    def _sync_labels(self, index: int) -> None:
-        """Show slice ``index``'s labels from the session: that slice only, in place."""
+    def _sync_labels(self, index: int, refresh: bool = True) -> None:
+        """Show slice ``index``'s labels from the session: that slice only, in place. Without
+        ``refresh`` the layers are redrawn by the move to another slice that follows."""
         if layer_names.LABELS not in self.viewer.layers:
             self.status.value = (
                 f"no '{layer_names.LABELS}' layer: decisions are kept in the session"
@@ -481,9 +489,10 @@ class ReviewWidget(Container):
             data[...] = self.session.labels[0]
         else:
             data[index] = self.session.labels[index]
-        layer.refresh()
+        if refresh:
+            layer.refresh()
         if DISAGREEMENT in self.viewer.layers:
-            self._update_disagreement(index)
+            self._update_disagreement(index, refresh)
 
     def save(self, out):
         """Write the cleaned set to ``out`` (a new folder) in a worker; returns the worker."""
