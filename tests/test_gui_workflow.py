@@ -87,6 +87,7 @@ def test_propose_review_save_and_restore(
     session = audited(qtbot, flow.review)
     timer.stop()
     assert ticks["n"] > 3, "the event loop kept running while auditing"
+    assert "weak models" in flow.review.status.value, "the CLI's warning, in the widget too"
     queue = session.queue()
     assert queue and flow.review.table.rowCount() == len(queue)
     assert flow.review.current == queue[0] and "disagreement" in viewer.layers

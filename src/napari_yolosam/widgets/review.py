@@ -255,6 +255,7 @@ class ReviewWidget(Container):
             )
             + (f"; restored {len(session.decisions)} decision(s)" if restored else "")
             + (f"; {len(session.decisions)} earlier decision(s) kept" if kept else "")
+            + (f". Note: {result.summary['note']}" if result.summary.get("note") else "")
         )
         queue = session.queue()
         if queue:
