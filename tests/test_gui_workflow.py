@@ -372,3 +372,20 @@ def test_proposing_one_slice_redraws_that_slice_only(workflow, qtbot):
     expected = widget.proposals.slices[3].mask.astype(np.uint8) * 3
     np.testing.assert_array_equal(layer.data[3], expected)
     assert (layer.data[5] == 7).all()
+
+
+def test_audit_runs_with_progress_and_can_be_cancelled(workflow, qtbot):
+    """The audit reports progress in the review tab and stops on Cancel; the queue shown
+    before it stays, decisions on it included."""
+    viewer, flow = workflow
+    flow.proposals.detector_spec.value = "none"
+    flow.proposals.propose(current_only=False)
+    qtbot.waitUntil(lambda: "scar proposal" in viewer.layers, timeout=60000)
+    session = audited(qtbot, flow.review, restore=False)
+    assert flow.review.progress.value == flow.review.progress.max == len(session.stack)
+    flow.review.act("keep")
+    assert flow.review.run_audit(restore=False) is not None
+    flow.review.cancel_button.native.click()
+    qtbot.waitUntil(lambda: flow.review.audit_worker is None, timeout=60000)
+    assert "audit cancelled" in flow.review.status.value
+    assert flow.review.session is session and len(session.decisions) == 1

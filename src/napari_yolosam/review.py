@@ -401,11 +401,12 @@ def open_review(
 ):
     """Audit ``stack`` against ``proposals`` and open its review: ``previous`` re-scored
     (its decisions kept) when given for the same slices, else the autosaved session of this
-    stack under ``autosave_root`` when ``restore`` finds one, else a new one. Returns
-    ``(session, audit result, restored)``; slow (the audit), so the GUI runs it in a worker."""
-    from .audit import audit
+    stack under ``autosave_root`` when ``restore`` finds one, else a new one. A generator:
+    yields the audit's progress and returns ``(session, audit result, restored)``; slow (the
+    audit), so the GUI runs it in a worker, where it can be stopped."""
+    from .audit import AuditConfig, audit_steps
 
-    result = audit(stack, proposals, config=config)
+    result = yield from audit_steps(stack, proposals, config=config or AuditConfig())
     if previous is not None and list(previous.stack.names) == list(stack.names):
         previous.rescore(proposals.masks(), result.rows, models)
         return previous, result, False

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..progress import Progress, drive
 from ..proposals.types import Proposals
 from ..stack import Stack
 from .bias import (
@@ -115,7 +117,20 @@ def audit(
     myocardium: np.ndarray | None = None,
     config: AuditConfig = AuditConfig(),  # noqa: B008 (frozen: immutable)
 ) -> AuditResult:
-    """Compare a stack's labels with proposals; score, flag and type every slice.
+    """Compare a stack's labels with proposals; score, flag and type every slice
+    (:func:`audit_steps` run to its end; see there)."""
+    return drive(audit_steps(stack, proposals, myocardium, config))
+
+
+def audit_steps(
+    stack: Stack,
+    proposals: Proposals,
+    myocardium: np.ndarray | None = None,
+    config: AuditConfig = AuditConfig(),  # noqa: B008 (frozen: immutable)
+) -> Generator[Progress, None, AuditResult]:
+    """Compare a stack's labels with proposals; score, flag and type every slice. Yields a
+    :class:`Progress` every few slices (``stage="audit"``), so that it can be shown and
+    stopped; returns the result.
 
     Parameters
     ----------
@@ -167,6 +182,8 @@ def audit(
         row, found = slice_row(crop, labels_c[i], probs_c[i], i, context, config)
         rows.append({"image": stack.names[i], "case": stack.cases[i], **row})
         evidence.append(found)
+        if i % 16 == 15 or i == n - 1:
+            yield Progress(i + 1, n, "audit", f"slice {i + 1} of {n}")
         r0, c0 = crops[i][0].start or 0, crops[i][1].start or 0
         if pixel_maps[i].size:
             issue_map[i, r0 : r0 + pixel_maps[i].shape[0], c0 : c0 + pixel_maps[i].shape[1]] = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from magicgui.widgets import CheckBox, Container, FileEdit, Label, PushButton
+from magicgui.widgets import CheckBox, Container, FileEdit, Label, ProgressBar, PushButton
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
@@ -62,7 +62,7 @@ def disagreement(session: ReviewSession, labels: np.ndarray) -> np.ndarray:
 
 def _review_with_disagreement(stack, proposals, *args):
     """:func:`open_review` and the disagreement of its labels (both in the audit's worker)."""
-    session, result, restored = open_review(stack, proposals, *args)
+    session, result, restored = yield from open_review(stack, proposals, *args)
     return session, result, restored, disagreement(session, session.labels)
 
 
@@ -91,6 +91,11 @@ class ReviewWidget(Container):
         self.audit_button = PushButton(
             text="Run audit", tooltip="compare labels with proposals; rank and flag"
         )
+        self.cancel_button = PushButton(
+            text="Cancel audit", tooltip="stop the audit; the queue shown before stays"
+        )
+        self.cancel_button.changed.connect(self.cancel_audit)
+        self.progress = ProgressBar(value=0, max=1, tooltip="the audit's progress")
         self.buttons = {}
         for action, text, key in SHORTCUTS:
             button = PushButton(text=text, tooltip=f"{TIPS[action]} [{key.replace('-', '+')}]")
@@ -121,7 +126,12 @@ class ReviewWidget(Container):
         rows = [list(self.buttons.values())[k : k + 3] for k in range(0, len(self.buttons), 3)]
         self.extend(
             [
-                self.audit_button,
+                Container(
+                    widgets=[self.audit_button, self.cancel_button],
+                    layout="horizontal",
+                    labels=False,
+                ),
+                self.progress,
                 self.restore,
                 self.bias_shift,
                 *[Container(widgets=row, layout="horizontal", labels=False) for row in rows],
@@ -144,7 +154,8 @@ class ReviewWidget(Container):
         self.native.layout().addWidget(self.table)
         self.session: ReviewSession | None = None
         self.stack = None
-        self.audit_worker = None  # the audit running in the background
+        self.audit_worker = self._stop_audit = None  # the audit running in the background
+        self._before_audit = None  # the session shown before the audit started
         self.save_worker = None  # the cleaned set being written in the background
         self.saved: list[Path] = []
         self.untrained = False  # the proposals come from a model with random weights
@@ -208,34 +219,43 @@ class ReviewWidget(Container):
         }
         self.untrained = bool(getattr(segmenter, "random_encoder", False))
         previous = self.session if rescore else None
-        self.session = None  # no decisions on the old queue while the new one is made
+        self._before_audit, self.session = self.session, None  # no decisions meanwhile
         self.audit_button.enabled = False
         self.status.value = f"auditing {len(stack)} slice(s) ..."
-        self.audit_worker = _work.call(
-            _review_with_disagreement,
-            stack,
-            proposals,
-            config,
-            models,
-            cache_dir("autosave"),
-            restore,
-            previous,
-            on_done=lambda opened: self._show_audit(stack, config, *opened, previous),
+        self.progress.max, self.progress.value = len(stack), 0
+        work = _review_with_disagreement(
+            stack, proposals, config, models, cache_dir("autosave"), restore, previous
+        )
+        self.audit_worker, self._stop_audit = _work.start(
+            work,
+            on_event=lambda event: setattr(self.progress, "value", event.step),
+            on_done=lambda opened: self._show_audit(stack, config, opened, previous),
             on_error=self._audit_failed,
+            total=len(stack),
+            desc="auditing",
         )
         return self.audit_worker
 
+    def cancel_audit(self) -> None:
+        """Stop the running audit; the queue shown before it stays."""
+        if self._stop_audit is not None:
+            self._stop_audit.set()
+
     def _audit_failed(self, exc: Exception) -> None:
-        self.audit_worker = None
+        self.audit_worker = self._stop_audit = None
+        self.session = self._before_audit
         self.audit_button.enabled = True
         self.status.value = f"audit failed: {exc}"
 
-    def _show_audit(
-        self, stack, config, session, result, restored: bool, disagreement, previous
-    ) -> None:
+    def _show_audit(self, stack, config, opened, previous) -> None:
         """Show an audit's queue (GUI thread): labels if restored, table, status, worst slice."""
-        self.audit_worker = None
+        self.audit_worker = self._stop_audit = None
         self.audit_button.enabled = True
+        if opened is None:  # stopped: the queue of before stays
+            self.session = self._before_audit
+            self.status.value = "audit cancelled: the queue shown before stays"
+            return
+        session, result, restored, disagreement = opened
         kept = session is previous and bool(session.decisions)
         self.session, self.stack = session, stack
         self._show_disagreement(disagreement)
