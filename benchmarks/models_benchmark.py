@@ -96,12 +96,17 @@ def audit_rows(stack, expert, proposals, label_dice, has_expert) -> tuple[dict, 
     return figures, {"rows": rows, "judged": judged}
 
 
-def judge(stack, expert, segmenter, detector, cache, intensity: bool) -> tuple[dict, dict]:
+#: Proposal variants the benchmark can add (``--variants``): their tag and propose options.
+VARIANTS = {"intensity": {"intensity": True}, "extent": {"extent": True}}
+
+
+def judge(stack, expert, segmenter, detector, cache, extra: list[str]) -> tuple[dict, dict]:
     """Every figure of one fold's audit half for one segmenter; per-slice rows for the audit.
 
-    With ``intensity`` the end-to-end and audited proposals are measured
-    twice: as before, and with SAM prompted by the myocardium's enhanced
-    regions too (``propose(intensity=True)``), so the table shows what it adds.
+    Each named variant in ``extra`` (:data:`VARIANTS`) measures the end-to-end and
+    audited proposals again with its propose options (``_intensity``: SAM prompted by the
+    myocardium's enhanced regions too; ``_extent``: SAM locates, the enhanced regions
+    it touches set the extent), so the table shows what each adds.
     """
     from napari_yolosam.audit.metrics import dice
 
@@ -114,13 +119,12 @@ def judge(stack, expert, segmenter, detector, cache, intensity: bool) -> tuple[d
     }
     candidates = {"label_prompted": run_propose(stack, segmenter, None, cache)}
     figures["label_prompted_dice"] = proposal_dice(candidates["label_prompted"], expert)
-    variants = [False, True] if intensity else [False]
+    variants = {"": {}, **{f"_{name}": VARIANTS[name] for name in extra}}
     if detector is not None:
         blind = stack.with_labels(None)
-        for extra in variants:
-            tag = "_intensity" if extra else ""
+        for tag, options in variants.items():
             figures["end_to_end" + tag] = proposal_dice(
-                run_propose(blind, segmenter, detector, cache, intensity=extra), expert
+                run_propose(blind, segmenter, detector, cache, **options), expert
             )
         figures["end_to_end_lv"] = proposal_dice(
             run_propose(blind, segmenter, detector, cache, lv_scar=True), expert
@@ -131,9 +135,8 @@ def judge(stack, expert, segmenter, detector, cache, intensity: bool) -> tuple[d
         )
         figures["end_to_end_anatomy"] = proposal_dice(candidates["anatomy"], expert)
     rows = {}
-    for extra in variants:  # what `yolosam audit` proposes, and judges the labels with
-        tag = "_intensity" if extra else ""
-        proposals = run_propose(stack, segmenter, detector, cache, intensity=extra)
+    for tag, options in variants.items():  # what `yolosam audit` proposes and judges with
+        proposals = run_propose(stack, segmenter, detector, cache, **options)
         audited, rows[tag] = audit_rows(stack, expert, proposals, label_dice, has_expert)
         figures.update({k + tag: v for k, v in audited.items()})
     judged = rows[""]["judged"]
@@ -221,7 +224,11 @@ def main() -> None:
     parser.add_argument("--max-folds", type=int, default=2, help="judge only the first k folds")
     parser.add_argument("--tag", default="", help="suffix of the report's file name")
     parser.add_argument(
-        "--intensity", action="store_true", help="measure intensity-region prompts too"
+        "--variants",
+        nargs="*",
+        default=[],
+        choices=sorted(VARIANTS),
+        help="measure these proposal variants too (intensity-region prompts; enhanced extent)",
     )
     parser.add_argument(
         "--skip-zero-shot", action="store_true", help="judge fine-tuned models only"
@@ -264,7 +271,7 @@ def main() -> None:
         for mode in args.modes:
             models[mode] = fine_tune(train_stack, run, mode, args, cache)
         for key, (model, info) in models.items():
-            fold[key], fold_rows = judge(sub, expert, model, detector, cache, args.intensity)
+            fold[key], fold_rows = judge(sub, expert, model, detector, cache, args.variants)
             fold[key].update({k: v for k, v in info.items() if k != "history"})
             for tag, tag_rows in fold_rows.items():
                 rows.setdefault(key + tag, []).append(tag_rows)

@@ -269,3 +269,42 @@ def test_user_prompt_becomes_the_slices_proposal(tiny_segmenter, phantom):
     assert all(not s.mask.any() for k, s in enumerate(proposals.slices) if k != 1)
     empty = type(output)(output.masks[:0], output.logits[:0], output.iou[:0])
     assert user_proposal(empty, box, stack.shape[1:]) is None
+
+
+def test_enhanced_extent_keeps_the_enhanced_regions_sam_touches():
+    """SAM locates, the image sets the extent: a mask touching one enhanced region becomes that
+    whole region; SAM's pixels on tissue that is not enhanced go; an enhanced region SAM did
+    not touch is not added; logits match the masks."""
+    from napari_yolosam.models.segmenter import PromptOutput
+    from napari_yolosam.proposals import enhanced_extent
+
+    rng = np.random.default_rng(0)
+    image = (100 + rng.uniform(-1, 1, (64, 64))).astype(np.float32)  # no pixel above 2 SD
+    myocardium = np.zeros((64, 64), bool)
+    myocardium[10:54, 10:54] = True
+    touched, untouched = np.zeros_like(myocardium), np.zeros_like(myocardium)
+    touched[15:25, 15:30] = True
+    untouched[40:48, 40:48] = True
+    image[touched | untouched] = 200  # enhanced far above mean + 2 SD of the remote
+    sam = np.zeros((1, 64, 64), bool)
+    sam[0, 20:30, 25:35] = True  # overlaps the touched region, spills onto remote tissue
+    logits = np.where(sam, 3.0, -3.0).astype(np.float32)
+    out = enhanced_extent(PromptOutput(sam, logits, np.ones(1, np.float32)), image, myocardium)
+    np.testing.assert_array_equal(out.union, touched)
+    assert not (out.union & untouched).any()
+    np.testing.assert_array_equal(out.logits[0] >= 0, out.masks[0])
+    empty = PromptOutput(
+        np.zeros((0, 64, 64), bool), np.zeros((0, 64, 64), np.float32), np.ones(0)
+    )
+    assert enhanced_extent(empty, image, myocardium) is empty
+
+
+def test_propose_with_extent_changes_only_the_extent(tiny_segmenter, phantom):
+    stack = phantom.stack
+    plain = drive(propose(stack, tiny_segmenter, None, indices=[0, 1]))
+    found = drive(propose(stack, tiny_segmenter, None, indices=[0, 1], extent=True))
+    assert found.settings["extent"] is True and plain.settings["extent"] is False
+    for i in (0, 1):
+        assert found.slices[i].sources == plain.slices[i].sources, "the same prompts"
+        if not plain.slices[i].mask.any():
+            assert not found.slices[i].mask.any(), "no scar where SAM saw none"

@@ -160,6 +160,7 @@ def cmd_propose(args: argparse.Namespace) -> int:
         carry_neighbour=args.carry_neighbour,
         lv_scar=args.lv_scar,
         intensity=args.intensity,
+        extent=args.extent,
     )
     proposals = drive(work, cli_progress())
     save_proposals(proposals, stack, args.out, overwrite=args.overwrite)
@@ -369,6 +370,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
                 conf=args.conf,
                 lv_scar=args.lv_scar,
                 intensity=args.intensity,
+                extent=args.extent,
             ),
             cli_progress(),
         )

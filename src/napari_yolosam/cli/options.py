@@ -182,7 +182,8 @@ def sam_config_from_args(args: argparse.Namespace):
 
 
 def add_detector_prompt_options(parser: argparse.ArgumentParser) -> None:
-    """``--conf`` (detector thresholds), ``--lv-scar`` and ``--intensity`` (more scar prompts)."""
+    """``--conf`` (detector thresholds), ``--lv-scar`` and ``--intensity`` (more scar prompts),
+    ``--extent`` (the enhanced regions SAM's masks touch)."""
     parser.add_argument(
         "--conf",
         type=float,
@@ -199,4 +200,10 @@ def add_detector_prompt_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="prompt SAM for scar with a box round each enhanced region of the myocardium too "
         "(mean + 2 SD of the remote myocardium; the label's myocardium, else the proposed one)",
+    )
+    parser.add_argument(
+        "--extent",
+        action="store_true",
+        help="SAM locates the scar, the image sets its extent: each proposed mask becomes the "
+        "enhanced regions of the myocardium (mean + 2 SD of the remote) that it touches",
     )

@@ -18,7 +18,14 @@ from .types import (
     label_boxes,
 )
 
-_CORE = ("intensity_boxes", "model_myocardium", "prompt_slice", "propose", "segment_slice")
+_CORE = (
+    "enhanced_extent",
+    "intensity_boxes",
+    "model_myocardium",
+    "prompt_slice",
+    "propose",
+    "segment_slice",
+)
 
 __all__ = [
     "DETECTOR_SOURCES",

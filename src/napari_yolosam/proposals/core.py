@@ -76,6 +76,30 @@ def intensity_boxes(
     return label_boxes(nsd(image, myocardium, INTENSITY_N, blood_pool=blood_pool).mask)
 
 
+def enhanced_extent(
+    output: PromptOutput,
+    image: np.ndarray,
+    myocardium: np.ndarray,
+    blood_pool: np.ndarray | None = None,
+) -> PromptOutput:
+    """SAM says where the scar is, the image says how far it reaches: each prompt's mask
+    becomes the enhanced regions of the myocardium (brighter than mean +
+    :data:`INTENSITY_N` SD of the remote myocardium) that it touches. Scar SAM drew on
+    tissue that is not enhanced is dropped; enhanced tissue joined to its scar is added; no
+    scar appears where SAM saw none. Logits are moved across 0 to match the masks."""
+    from ..semiauto import nsd
+
+    if not len(output.masks) or not myocardium.any():
+        return output
+    regions, _ = ndi.label(nsd(image, myocardium, INTENSITY_N, blood_pool=blood_pool).mask)
+    masks = np.zeros_like(output.masks)
+    for k, mask in enumerate(output.masks):
+        touched = np.unique(regions[mask & (regions > 0)])
+        masks[k] = np.isin(regions, touched[touched > 0])
+    logits = np.where(masks, np.maximum(output.logits, 0.0), np.minimum(output.logits, -1e-3))
+    return PromptOutput(masks, logits.astype(np.float32), output.iou)
+
+
 @dataclass
 class _Anatomy:
     """The label's anatomy of a stack (``None`` where the labels carry none)."""
@@ -151,6 +175,8 @@ def _propose_slice(
     output, _ = segment_slice(
         segmenter, embedding, shape, prompts, None, options["restrict_to_myocardium"], myocardium
     )
+    if options["extent"] and myocardium is not None:
+        output = enhanced_extent(output, image, myocardium, blood)
     return output, proposed, prompts
 
 
@@ -169,6 +195,7 @@ def propose(
     lv_scar: bool = False,
     scar_boxes: bool = True,
     intensity: bool = False,
+    extent: bool = False,
 ) -> Generator[Progress, None, Proposals]:
     """Propose scar masks for the slices of ``stack`` (a generator: :class:`Progress` after
     each slice, ``stage="propose"``; close it to stop; returns :class:`Proposals`).
@@ -203,6 +230,9 @@ def propose(
         Prompt with a box round each enhanced region of the myocardium
         (:func:`intensity_boxes`, source ``intensity``): from the image and
         the anatomy, not from the label's scar or the detector's.
+    extent
+        SAM locates the scar, the image sets its extent (:func:`enhanced_extent`): each
+        mask becomes the enhanced regions of the myocardium it touches.
     """
     cache = EmbeddingCache(max_bytes=256 << 20) if cache is None else cache
     options = {
@@ -215,6 +245,7 @@ def propose(
         "lv_scar": lv_scar,
         "scar_boxes": scar_boxes,
         "intensity": intensity,
+        "extent": extent,
     }
     n = len(stack)
     indices = list(range(n)) if indices is None else [int(i) for i in indices]

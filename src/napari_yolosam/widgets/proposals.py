@@ -61,6 +61,7 @@ class ProposalsWidget(Container):
                 self.conf,
                 self.lv_scar,
                 self.intensity,
+                self.extent,
                 self.slice_button,
                 self.all_button,
                 self.embed_button,
@@ -142,6 +143,13 @@ class ProposalsWidget(Container):
             value=False,
             tooltip="prompt SAM with a box round each region of the myocardium brighter than "
             "mean + 2 SD of the remote myocardium (needs the label's or the proposed myocardium)",
+        )
+
+        self.extent = CheckBox(
+            text="scar extent from enhancement",
+            value=False,
+            tooltip="SAM locates the scar, the image sets its extent: each proposed mask becomes "
+            "the enhanced regions of the myocardium (mean + 2 SD of the remote) that it touches",
         )
 
     def _action_controls(self) -> None:
@@ -236,6 +244,7 @@ class ProposalsWidget(Container):
             "indices": indices,
             "lv_scar": bool(self.lv_scar.value),
             "intensity": bool(self.intensity.value),
+            "extent": bool(self.extent.value),
         }
         work = self._with_models(
             lambda detector, segmenter: propose(stack, segmenter, detector, **options)
