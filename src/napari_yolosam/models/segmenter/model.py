@@ -307,21 +307,17 @@ class Segmenter:
     def encode_trunk(self, image: np.ndarray):
         """The features entering the encoder's neck ``(1, C, h, w)``: all of the encoder but
         its last, light part (SAM's ViT, TinyViT and LiteMedSAM all end in a ``neck``)."""
-        captured = []
-        neck = self.model.image_encoder.neck
-        handle = neck.register_forward_pre_hook(lambda _module, args: captured.append(args[0]))
-        try:
-            self.encode(image)
-        finally:
-            handle.remove()
-        return captured[0]
+        return self._input_of(self.model.image_encoder.neck, image)
 
     def encode_stage(self, image: np.ndarray):
         """The tokens entering the encoder's last stage ``(1, N, C)`` (TinyViT encoders:
         LiteMedSAM, MobileSAM), for training that stage on cached inputs."""
+        return self._input_of(encoder_stages(self.model.image_encoder)[-1], image)
+
+    def _input_of(self, module, image: np.ndarray):
+        """What enters ``module`` (a part of the encoder) when ``image`` is encoded."""
         captured = []
-        last = encoder_stages(self.model.image_encoder)[-1]
-        handle = last.register_forward_pre_hook(lambda _module, args: captured.append(args[0]))
+        handle = module.register_forward_pre_hook(lambda _module, args: captured.append(args[0]))
         try:
             self.encode(image)
         finally:
