@@ -301,9 +301,11 @@ def test_enhanced_extent_keeps_the_enhanced_regions_sam_touches():
 
 def test_propose_with_extent_changes_only_the_extent(tiny_segmenter, phantom):
     stack = phantom.stack
-    plain = drive(propose(stack, tiny_segmenter, None, indices=[0, 1]))
-    found = drive(propose(stack, tiny_segmenter, None, indices=[0, 1], extent=True))
-    assert found.settings["extent"] is True and plain.settings["extent"] is False
+    from napari_yolosam.defaults import EXTENT
+
+    plain = drive(propose(stack, tiny_segmenter, None, indices=[0, 1], extent=False))
+    found = drive(propose(stack, tiny_segmenter, None, indices=[0, 1]))
+    assert EXTENT and found.settings["extent"] is True and plain.settings["extent"] is False
     for i in (0, 1):
         assert found.slices[i].sources == plain.slices[i].sources, "the same prompts"
         if not plain.slices[i].mask.any():

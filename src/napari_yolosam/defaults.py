@@ -17,6 +17,11 @@ from dataclasses import dataclass
 #: else decoder).
 TRAIN_MODES = ("auto", "full", "stage", "neck", "decoder")
 
+#: Proposals take their extent from the enhanced regions SAM's masks touch (see
+#: ``proposals.core.enhanced_extent``): on EMIDEC dev the offered correction of flagged
+#: slices beat the label by 0.13 and 0.19 Dice (2 folds) against 0.09 and 0.02 below it.
+EXTENT = True
+
 
 @dataclass(frozen=True)
 class TrainDefaults:

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..defaults import TRAIN_MODES, TRAINING, default_segmenter
+from ..defaults import EXTENT, TRAIN_MODES, TRAINING, default_segmenter
 from ..io.outputs import check_output, staged_folder
 from ..labelspec import MASK_MODES, LabelSpec
 
@@ -183,7 +183,7 @@ def sam_config_from_args(args: argparse.Namespace):
 
 def add_detector_prompt_options(parser: argparse.ArgumentParser) -> None:
     """``--conf`` (detector thresholds), ``--lv-scar`` and ``--intensity`` (more scar prompts),
-    ``--extent`` (the enhanced regions SAM's masks touch)."""
+    ``--no-extent`` (SAM's masks as they are, not the enhanced regions they touch)."""
     parser.add_argument(
         "--conf",
         type=float,
@@ -202,8 +202,11 @@ def add_detector_prompt_options(parser: argparse.ArgumentParser) -> None:
         "(mean + 2 SD of the remote myocardium; the label's myocardium, else the proposed one)",
     )
     parser.add_argument(
-        "--extent",
-        action="store_true",
-        help="SAM locates the scar, the image sets its extent: each proposed mask becomes the "
-        "enhanced regions of the myocardium (mean + 2 SD of the remote) that it touches",
+        "--no-extent",
+        dest="extent",
+        action="store_false",
+        default=EXTENT,
+        help="keep SAM's masks as they are; by default SAM locates the scar and the image sets "
+        "its extent: each mask becomes the enhanced regions of the myocardium (mean + 2 SD of "
+        "the remote) that it touches",
     )

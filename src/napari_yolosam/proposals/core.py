@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..defaults import EXTENT
 from ..models.detector import LV_CLASS, SCAR_CLASS, Detections, Detector
 from ..models.embeddings import EmbeddingCache
 from ..models.segmenter import PromptOutput, Segmenter
@@ -195,7 +196,7 @@ def propose(
     lv_scar: bool = False,
     scar_boxes: bool = True,
     intensity: bool = False,
-    extent: bool = False,
+    extent: bool = EXTENT,
 ) -> Generator[Progress, None, Proposals]:
     """Propose scar masks for the slices of ``stack`` (a generator: :class:`Progress` after
     each slice, ``stage="propose"``; close it to stop; returns :class:`Proposals`).
@@ -228,25 +229,15 @@ def propose(
         from the anatomy alone).
     intensity
         Prompt with a box round each enhanced region of the myocardium
-        (:func:`intensity_boxes`, source ``intensity``): from the image and
-        the anatomy, not from the label's scar or the detector's.
+        (:func:`intensity_boxes`, source ``intensity``), independent of label and detector.
     extent
-        SAM locates the scar, the image sets its extent (:func:`enhanced_extent`): each
-        mask becomes the enhanced regions of the myocardium it touches.
+        SAM locates the scar, the image sets its extent (:func:`enhanced_extent`; default
+        :data:`~napari_yolosam.defaults.EXTENT`; where a myocardium is known).
     """
     cache = EmbeddingCache(max_bytes=256 << 20) if cache is None else cache
-    options = {
-        "conf": conf,
-        "iou": iou,
-        "use_labels": use_labels,
-        "carry_neighbour": carry_neighbour,
-        "box_margin": box_margin,
-        "restrict_to_myocardium": restrict_to_myocardium,
-        "lv_scar": lv_scar,
-        "scar_boxes": scar_boxes,
-        "intensity": intensity,
-        "extent": extent,
-    }
+    options = dict(conf=conf, iou=iou, use_labels=use_labels, carry_neighbour=carry_neighbour)
+    options.update(box_margin=box_margin, restrict_to_myocardium=restrict_to_myocardium)
+    options.update(lv_scar=lv_scar, scar_boxes=scar_boxes, intensity=intensity, extent=extent)
     n = len(stack)
     indices = list(range(n)) if indices is None else [int(i) for i in indices]
     slices: list[SliceProposal | None] = [None] * n

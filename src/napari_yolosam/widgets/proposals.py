@@ -18,7 +18,7 @@ from magicgui.widgets import (
 )
 
 from .. import layer_names
-from ..defaults import default_segmenter
+from ..defaults import EXTENT, default_segmenter
 from ..models.embeddings import EmbeddingCache, embed_stack
 from ..models.model_store import KNOWN_MODELS
 from ..models.segmenter import SEGMENTER_CONFIGS
@@ -147,7 +147,7 @@ class ProposalsWidget(Container):
 
         self.extent = CheckBox(
             text="scar extent from enhancement",
-            value=False,
+            value=EXTENT,
             tooltip="SAM locates the scar, the image sets its extent: each proposed mask becomes "
             "the enhanced regions of the myocardium (mean + 2 SD of the remote) that it touches",
         )

@@ -141,17 +141,7 @@ class ReviewWidget(Container):
                 self.status,
             ]
         )
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(list(COLUMNS))
-        self.table.setSortingEnabled(True)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
-        self.table.setToolTip("Flagged slices, worst first; click a row to go there")
-        self.table.setMinimumHeight(160)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeToContents)
-        header.setStretchLastSection(True)
-        self.table.itemSelectionChanged.connect(self._row_selected)
-        self.native.layout().addWidget(self.table)
+        self.table = self._queue_table()
         self.session: ReviewSession | None = None
         self.stack = None
         self.audit_worker = self._stop_audit = None  # the audit running in the background
@@ -167,6 +157,21 @@ class ReviewWidget(Container):
             self.viewer.bind_key(
                 key, lambda viewer, action=action: self.act(action), overwrite=True
             )
+
+    def _queue_table(self) -> QTableWidget:
+        """The queue table under the controls: sortable, whole rows, columns fit their text."""
+        table = QTableWidget(0, len(COLUMNS))
+        table.setHorizontalHeaderLabels(list(COLUMNS))
+        table.setSortingEnabled(True)
+        table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        table.setToolTip("Flagged slices, worst first; click a row to go there")
+        table.setMinimumHeight(160)
+        header = table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeToContents)
+        header.setStretchLastSection(True)
+        table.itemSelectionChanged.connect(self._row_selected)
+        self.native.layout().addWidget(table)
+        return table
 
     # -- audit and queue ---------------------------------------------------------------
     def _proposals(self, stack):
