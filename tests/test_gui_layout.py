@@ -33,24 +33,22 @@ def _fits(viewer, qtbot) -> None:
     assert 0 < bottom <= window.height(), "the slice slider is on screen"
 
 
-def test_yolosam_view_fits_1280x800_with_whole_tab_titles(qtbot):
-    from napari_yolosam.viewer import open_viewer
+def test_yolosam_view_fits_1280x800_with_whole_tab_titles(make_napari_viewer, qtbot):
+    from napari_yolosam.viewer import dock_workflow
 
-    viewer = open_viewer(sample=True, block=False)
-    try:
-        _fits(viewer, qtbot)
-        tabs = viewer.window.yolosam_workflow.widget
-        bar = tabs.tabBar()
-        for i in range(tabs.count()):  # each title drawn whole
-            assert bar.tabRect(i).width() >= bar.fontMetrics().horizontalAdvance(tabs.tabText(i))
-        assert bar.sizeHint().width() <= tabs.width(), "no tab scrolls out of sight"
-        tabs.show_page("Review")
-        table = viewer.window.yolosam_workflow.review.table
-        assert table.viewport().height() >= 5 * table.verticalHeader().defaultSectionSize(), (
-            "the queue table shows at least 5 rows"
-        )
-    finally:
-        viewer.close()
+    viewer = make_napari_viewer(show=True)
+    dock_workflow(viewer, sample=True)  # what `yolosam view` shows
+    _fits(viewer, qtbot)
+    tabs = viewer.window.yolosam_workflow.widget
+    bar = tabs.tabBar()
+    for i in range(tabs.count()):  # each title drawn whole
+        assert bar.tabRect(i).width() >= bar.fontMetrics().horizontalAdvance(tabs.tabText(i))
+    assert bar.sizeHint().width() <= tabs.width(), "no tab scrolls out of sight"
+    tabs.show_page("Review")
+    table = viewer.window.yolosam_workflow.review.table
+    assert table.viewport().height() >= 5 * table.verticalHeader().defaultSectionSize(), (
+        "the queue table shows at least 5 rows"
+    )
 
 
 def test_the_plugins_menu_widgets_fit_1280x800(make_napari_viewer, qtbot):

@@ -62,23 +62,32 @@ def open_viewer(
     interrupt = _Interrupt.install() if block else None
     import napari
 
+    viewer = napari.Viewer(title="napari-yolosam")
+    dock_workflow(viewer, path, sample, spec)
+    if interrupt is not None:
+        interrupt.watch(viewer)
+        if not interrupt.stopped:
+            napari.run()
+    return viewer
+
+
+def dock_workflow(
+    viewer, path: str | Path | None = None, sample: bool = False, spec: LabelSpec | None = None
+):
+    """What ``yolosam view`` shows in ``viewer``: the stack at ``path`` (or the phantom
+    sample) and the tabbed workflow dock (kept as ``viewer.window.yolosam_workflow``)."""
     from .io import read_stack
     from .napari_hooks.layers import stack_to_layer_data
     from .napari_hooks.sample import phantom_sample
     from .widgets._layers import replace_layers
     from .widgets.workflow import Workflow
 
-    viewer = napari.Viewer(title="napari-yolosam")
     if path is not None:
         replace_layers(viewer, stack_to_layer_data(read_stack(path, spec=spec)))
     elif sample:
         replace_layers(viewer, phantom_sample())
     viewer.window.yolosam_workflow = Workflow(viewer)
-    if interrupt is not None:
-        interrupt.watch(viewer)
-        if not interrupt.stopped:
-            napari.run()
-    return viewer
+    return viewer.window.yolosam_workflow
 
 
 class _Interrupt:
