@@ -79,6 +79,23 @@ def test_rule_accepts_low_quality_confident_proposals(proposed, tmp_path):
     assert strict == [], "no proposal is more than certain"
 
 
+def test_rule_never_accepts_an_implausible_proposal(proposed):
+    """A proposal the widget would ask about (here: larger than the slice's myocardium) is
+    not accepted by a rule; the CLI names the slice and the reason."""
+    from napari_yolosam.review_batch import rule_decisions, rule_skipped
+
+    folder, props = proposed
+    session, proposals = _session(folder, props)
+    index = session.queue()[0]
+    huge = np.ones(session.proposals[index].shape, bool)
+    session.proposals[index] = huge
+    proposals.slices[index].mask = huge
+    proposals.slices[index].probability = np.ones(huge.shape, np.float32)
+    assert "of the myocardium's area" in " ".join(session.proposal_concerns(index))
+    assert index not in [p.index for p in rule_decisions(session, proposals, 0.99)]
+    assert session.stack.names[index] in dict(rule_skipped(session))
+
+
 def test_bad_decisions_are_one_line_errors(proposed, tmp_path, capsys):
     folder, props = proposed
     base = ["review", "--images", str(folder), "--proposals", str(props)]

@@ -396,7 +396,7 @@ def cmd_review(args: argparse.Namespace) -> int:
     from ..audit import AuditConfig, audit
     from ..proposals.io import load_proposals
     from ..review import ReviewSession
-    from ..review_batch import apply, queue_table, read_decisions, rule_decisions
+    from ..review_batch import apply, queue_table, read_decisions, rule_decisions, rule_skipped
 
     if not args.list and (not args.out or (args.decisions is None) == (args.accept_below is None)):
         raise ValueError("give --list, or --out with one of --decisions FILE / --accept-below Q")
@@ -421,8 +421,11 @@ def cmd_review(args: argparse.Namespace) -> int:
         if args.decisions
         else rule_decisions(session, proposals, args.accept_below, args.min_confidence)
     )
+    skipped = [] if args.decisions else rule_skipped(session)
     decisions = apply(session, planned)
     session.save_cleaned(args.out, overwrite=args.overwrite)
+    for image, why in skipped:
+        print(f"not accepted by the rule (review it by eye): {image}: {why}")
     counts = {
         a: sum(d.action == a for d in decisions) for a in sorted({d.action for d in decisions})
     }
