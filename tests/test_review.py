@@ -146,7 +146,11 @@ def test_autosave_keeps_only_the_changed_slices_of_the_original_labels(
     session.decide(6, "accept")
     with np.load(autosave / review_store.STATE) as data:
         changed = [int(i) for i in data["changed"]]
-        assert "labels" not in data and data["changed_labels"].shape[0] == len(changed)
+        names = [str(n) for n in data["changed_files"]]
+        assert "labels" not in data and len(names) == len(changed)
+    for i, name in zip(changed, names, strict=True):  # each changed slice in its own file
+        stored = np.load(autosave / review_store.SLICES / name)
+        np.testing.assert_array_equal(stored, session.labels[i])
     expected = [i for i in (1, 6) if not np.array_equal(session.labels[i], stack.labels[i])]
     assert changed == expected and changed, "only the slices that differ"
     restored = ReviewSession.restore(stack, truth_scar, _rows(stack, [1, 4, 6]), autosave)
@@ -156,6 +160,31 @@ def test_autosave_keeps_only_the_changed_slices_of_the_original_labels(
     edited.labels[0] = 0
     with pytest.warns(UserWarning, match="labels on disk changed"):
         assert ReviewSession.restore(edited, truth_scar, _rows(edited, []), autosave) is None
+
+
+def test_a_commit_writes_the_decision_s_slices_not_the_earlier_ones(phantom_folder, tmp_path):
+    """Hundreds of decisions cost the same per commit: a decision writes its own slice (and
+    its undo slice) and a small index; slices written before are not written again."""
+    from napari_yolosam import review_store
+
+    stack = read_stack(phantom_folder)
+    scar = np.zeros(stack.labels.shape, bool)  # every accept removes the slice's scar
+    autosave = ReviewSession.autosave_for(stack, tmp_path)
+    session = ReviewSession(stack, scar, _rows(stack, range(len(stack))), autosave)
+    slices = autosave / review_store.SLICES
+    for i in range(len(stack) - 1):
+        session.decide(i, "accept")
+    before = {p.name: p.stat().st_mtime_ns for p in slices.glob("*.npy")}
+    session.decide(len(stack) - 1, "accept")
+    after = {p.name: p.stat().st_mtime_ns for p in slices.glob("*.npy")}
+    assert all(after[name] == mtime for name, mtime in before.items()), "none rewritten"
+    assert len(set(after) - set(before)) <= 2, "the new slice and its undo copy at most"
+    held = stack.labels[0].nbytes * len(stack)  # what the changed slices themselves take
+    assert (autosave / review_store.STATE).stat().st_size < held / 2, "an index, not the slices"
+    restored = ReviewSession.restore(stack, scar, _rows(stack, range(len(stack))), autosave)
+    np.testing.assert_array_equal(restored.labels, session.labels)
+    restored.undo()
+    np.testing.assert_array_equal(restored.labels[-1], stack.labels[-1])
 
 
 def test_autosave_of_the_full_labels_format_still_restores(phantom_folder, phantom, tmp_path):
@@ -197,3 +226,25 @@ def test_autosave_of_the_full_labels_format_still_restores(phantom_folder, phant
     restored = ReviewSession.restore(stack, truth_scar, _rows(stack, []), autosave)
     np.testing.assert_array_equal(restored.labels, labels)
     assert restored.decisions[0].source == "audit proposal"  # older logs had no source
+
+
+def test_unused_slice_files_go_and_are_written_again_when_needed(phantom_folder, tmp_path):
+    """Every 50 commits the slice files no state refers to are deleted; a slice that comes
+    back to content whose file went is written again (the state never refers to a gone file)."""
+    from napari_yolosam import review_store
+
+    stack = read_stack(phantom_folder)
+    scar = np.zeros(stack.labels.shape, bool)
+    autosave = ReviewSession.autosave_for(stack, tmp_path)
+    session = ReviewSession(stack, scar, _rows(stack, range(len(stack))), autosave)
+    for _ in range(30):  # accept, undo, redo ... on one slice: its files come and go
+        session.decide(0, "accept")
+        session.undo()
+    session.decide(0, "accept")
+    with np.load(autosave / review_store.STATE) as data:
+        referenced = {
+            str(n) for key in ("changed_files", "undo_files", "redo_files") for n in data[key]
+        }
+    assert referenced <= {p.name for p in (autosave / review_store.SLICES).glob("*.npy")}
+    restored = ReviewSession.restore(stack, scar, _rows(stack, range(len(stack))), autosave)
+    np.testing.assert_array_equal(restored.labels, session.labels)

@@ -102,6 +102,7 @@ class ReviewSession:
         self._redo: list[tuple[Decision, np.ndarray]] = []
         self.reviewed: set[int] = set()
         self._base: store.Baseline | None = None  # the originals digest, made on first autosave
+        self._files: store.SliceFiles | None = None  # the autosave's slice files
         self.autosave_dir = None if autosave_dir is None else Path(autosave_dir)
         self._seq = 0
         #: Where an earlier autosave of this stack went when this fresh session started.
@@ -316,7 +317,11 @@ class ReviewSession:
             [(d.__dict__, a) for d, a in self._redo],
             self._seq,
         )
-        store.save_state(self.autosave_dir, stack_key(self.stack), state, entry, self._baseline())
+        if self._files is None:
+            self._files = store.SliceFiles(self.autosave_dir)
+        store.save_state(
+            self.autosave_dir, stack_key(self.stack), state, entry, self._baseline(), self._files
+        )
 
     def _baseline(self) -> store.Baseline:
         """The original labels and their digest (computed once per session)."""

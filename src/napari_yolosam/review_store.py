@@ -1,10 +1,13 @@
 """The review autosave as one atomic state.
 
 Labels, reviewed slices, the decisions and the undo/redo history live in one
-file, ``state.npz``, replaced atomically after every decision, undo or redo
-(a kill leaves the state before it or after it, never a mix). The labels are
-kept as the slices that differ from the original labels (with a digest of
-those originals), so a commit costs the decisions made, not the stack's size.
+small file, ``state.npz``, replaced atomically after every decision, undo or
+redo (a kill leaves the state before it or after it, never a mix). The labels
+are kept as the slices that differ from the original labels (with a digest of
+those originals); each such slice, and each slice of the undo/redo history,
+is a file of its own in ``slices/`` named by its content, written once before
+any state refers to it. So a commit writes the one or two slices the
+decision made and a small index, whatever the number of earlier decisions.
 ``decisions.jsonl`` beside it is the human-readable log: one line per change,
 appended after the state is committed and rewritten from the state on
 restore, so the two always agree when a session is picked up. A torn last
@@ -25,6 +28,7 @@ import numpy as np
 from .io.atomic import atomic_write, atomic_write_text, remove_partials
 
 STATE = "state.npz"
+SLICES = "slices"  # content-named slice files the state refers to
 LOG = "decisions.jsonl"
 LEGACY_LABELS = "labels.npz"  # autosaves before the one-state format
 #: Undo levels kept in the autosave (the session keeps them all in memory).
@@ -61,48 +65,112 @@ class SavedState:
     seq: int = 0
 
 
-def _history_arrays(history: list[tuple[dict, np.ndarray]], shape) -> tuple[str, np.ndarray]:
+class SliceFiles:
+    """The content-named slice files of one autosave folder; remembers which arrays it has
+    written (the session keeps one, so each slice is hashed and written once)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder / SLICES
+        self._known: dict[int, tuple[np.ndarray, str]] = {}  # id(array) -> (array, name)
+        self._slices: dict[int, tuple[np.ndarray, str]] = {}  # slice -> (as written, name)
+
+    def name(self, array: np.ndarray) -> str:
+        """The file name of ``array`` (written now if new; arrays are never changed later)."""
+        known = self._known.get(id(array))
+        if known is not None and known[0] is array:
+            return known[1]
+        import hashlib
+
+        data = np.ascontiguousarray(array)
+        digest = hashlib.blake2b(data.data, digest_size=16)
+        digest.update(f"{data.shape}{data.dtype}".encode())
+        name = f"{digest.hexdigest()}.npy"
+        path = self.folder / name
+        if not path.exists():
+            self.folder.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, lambda tmp: _save_npy(tmp, data))
+        self._known[id(array)] = (array, name)
+        return name
+
+    def slice_name(self, index: int, array: np.ndarray) -> str:
+        """The file name of slice ``index`` of the labels (a mutable array): hashed and
+        written only when it differs from what was written for that slice last time."""
+        last = self._slices.get(index)
+        if last is not None and np.array_equal(last[0], array):
+            return last[1]
+        copy = np.array(array, copy=True)
+        name = self.name(copy)
+        self._slices[index] = (copy, name)
+        return name
+
+    def read(self, name: str) -> np.ndarray:
+        return np.load(self.folder / Path(name).name, allow_pickle=False)
+
+    def keep_only(self, names: set[str]) -> None:
+        """Delete the slice files no committed state refers to (and forget them)."""
+        self._known = {k: v for k, v in self._known.items() if v[1] in names}
+        self._slices = {k: v for k, v in self._slices.items() if v[1] in names}
+        if self.folder.is_dir():
+            for path in self.folder.glob("*.npy"):
+                if path.name not in names:
+                    path.unlink(missing_ok=True)
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as handle:
+        np.save(handle, array, allow_pickle=False)
+
+
+def _history(history: list[tuple[dict, np.ndarray]], files: SliceFiles) -> tuple[str, list]:
     kept = history[-HISTORY:]
-    arrays = np.stack([a for _, a in kept]) if kept else np.zeros((0, *shape), np.uint8)
-    return json.dumps([d for d, _ in kept], default=float), arrays
+    return json.dumps([d for d, _ in kept], default=float), [files.name(a) for _, a in kept]
 
 
-def save_state(folder: Path, key: str, state: SavedState, entry: dict, base: Baseline) -> None:
-    """Commit ``state`` atomically (its labels as the slices that differ from ``base``), then
-    append ``entry`` (with the state's sequence number) to the readable log."""
+def save_state(
+    folder: Path,
+    key: str,
+    state: SavedState,
+    entry: dict,
+    base: Baseline,
+    files: SliceFiles | None = None,
+) -> None:
+    """Commit ``state`` atomically (its labels as the slices that differ from ``base``, each
+    in its own content-named file), then append ``entry`` (with the state's sequence
+    number) to the readable log. ``files``: the session's :class:`SliceFiles` (so that
+    slices written before are not hashed again)."""
     folder.mkdir(parents=True, exist_ok=True)
-    shape = state.labels.shape[1:]
-    undo_json, undo_arrays = _history_arrays(state.undo, shape)
-    redo_json, redo_arrays = _history_arrays(state.redo, shape)
+    files = files or SliceFiles(folder)
     touched = {int(d["slice"]) for d in state.decisions}
     touched |= {int(d["slice"]) for d, _ in (*state.undo, *state.redo)}
     changed = [i for i in sorted(touched) if not np.array_equal(state.labels[i], base.labels[i])]
-    changed_labels = (
-        state.labels[changed] if changed else np.zeros((0, *shape), state.labels.dtype)
-    )
+    changed_files = [files.slice_name(i, state.labels[i]) for i in changed]
+    undo_json, undo_files = _history(state.undo, files)
+    redo_json, redo_files = _history(state.redo, files)
     atomic_write(
         folder / STATE,
-        lambda tmp: np.savez_compressed(
+        lambda tmp: np.savez(
             tmp,
             key=np.array(key),
             seq=np.array(state.seq),
             shape=np.array(state.labels.shape),
             base=np.array(base.digest),
             changed=np.array(changed, int),
-            changed_labels=changed_labels,
+            changed_files=np.array(changed_files, dtype=str),
             reviewed=np.array(sorted(state.reviewed), int),
             decisions=np.array(json.dumps(state.decisions, default=float)),
             undo=np.array(undo_json),
-            undo_labels=undo_arrays,
+            undo_files=np.array(undo_files, dtype=str),
             redo=np.array(redo_json),
-            redo_labels=redo_arrays,
+            redo_files=np.array(redo_files, dtype=str),
         ),
     )
     with open(folder / LOG, "a", encoding="utf-8") as handle:
         handle.write(json.dumps({**entry, "seq": state.seq}, default=float) + "\n")
+    if state.seq % 50 == 0:  # now and then: the files the committed state no longer uses
+        files.keep_only({*changed_files, *undo_files, *redo_files})
 
 
-def _saved_labels(data, base: Baseline) -> np.ndarray | None:
+def _saved_labels(data, base: Baseline, files: SliceFiles) -> np.ndarray | None:
     """The autosaved labels: the original labels with the changed slices (``None`` when the
     originals are not the ones the session started from); full labels in older autosaves."""
     if "labels" in data:  # a state written before the changed-slices format
@@ -117,9 +185,19 @@ def _saved_labels(data, base: Baseline) -> np.ndarray | None:
         return None
     labels = base.labels.copy()
     changed = np.asarray(data["changed"], int)
-    if changed.size:
+    if changed.size and "changed_labels" in data:  # slices inside the state (before files)
         labels[changed] = data["changed_labels"]
+    elif changed.size:
+        for i, name in zip(changed, data["changed_files"], strict=True):
+            labels[i] = files.read(str(name))
     return labels
+
+
+def _arrays(data, history: str, files: SliceFiles) -> list[np.ndarray]:
+    """A history's slices: from their files, or inside the state (autosaves before files)."""
+    if f"{history}_labels" in data:
+        return list(data[f"{history}_labels"])
+    return [files.read(str(name)) for name in data[f"{history}_files"]]
 
 
 def load_state(folder: Path, key: str, base: Baseline) -> SavedState | None:
@@ -130,11 +208,12 @@ def load_state(folder: Path, key: str, base: Baseline) -> SavedState | None:
     if not (folder / STATE).exists():
         return _load_legacy(folder, key, shape)
     with np.load(folder / STATE, allow_pickle=False) as data:
-        labels = _saved_labels(data, base) if str(data["key"]) == key else None
+        files = SliceFiles(folder)
+        labels = _saved_labels(data, base, files) if str(data["key"]) == key else None
         if labels is None:
             return None
-        undo = list(zip(json.loads(str(data["undo"])), data["undo_labels"], strict=True))
-        redo = list(zip(json.loads(str(data["redo"])), data["redo_labels"], strict=True))
+        undo = list(zip(json.loads(str(data["undo"])), _arrays(data, "undo", files), strict=True))
+        redo = list(zip(json.loads(str(data["redo"])), _arrays(data, "redo", files), strict=True))
         state = SavedState(
             labels,
             {int(i) for i in data["reviewed"]},
