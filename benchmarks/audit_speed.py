@@ -39,18 +39,7 @@ def main() -> None:
         prob = 1 / (
             1 + np.exp(-(ndi.distance_transform_edt(mask) - ndi.distance_transform_edt(~mask)))
         )
-        slices.append(
-            SliceProposal(
-                mask,
-                prob.astype(np.float32),
-                np.zeros((1, 4), np.float32),
-                np.array([np.nan], np.float32),
-                np.ones(1, np.float32),
-                ["label"],
-                mask[None],
-                "ok",
-            )
-        )
+        slices.append(SliceProposal.of_mask(mask, prob))
     proposals = Proposals(phantom.stack.names, slices, {"probabilities": True})
     from napari_yolosam.audit import AuditConfig
 

@@ -77,18 +77,7 @@ def main() -> None:
     replace_layers(viewer, stack_to_layer_data(phantom.stack))
     flow = Workflow(viewer)
     truth = np.isin(phantom.truth, (3, 4))
-    slices = [
-        SliceProposal(
-            m,
-            m.astype(np.float32),
-            np.zeros((1, 4), np.float32),
-            np.array([np.nan], np.float32),
-            np.ones(1, np.float32),
-            ["label"],
-            m[None],
-        )
-        for m in truth
-    ]
+    slices = [SliceProposal.of_mask(m) for m in truth]
     flow.proposals.proposals = Proposals(phantom.stack.names, slices, {"probabilities": True})
     flow.proposals.show()
     app = napari.qt.get_qapp()

@@ -355,18 +355,7 @@ def test_a_size_difference_no_threshold_explains_is_not_corrected(phantom):
     for s in scar:  # proposals larger than the labels, surest away from them
         wide = ndi.binary_dilation(s, iterations=6) & ~s
         prob = np.where(s, 0.6, 0.0) + np.where(wide, 0.95, 0.0)
-        slices.append(
-            SliceProposal(
-                prob > 0.5,
-                prob.astype(np.float32),
-                np.zeros((1, 4), np.float32),
-                np.array([np.nan], np.float32),
-                np.ones(1, np.float32),
-                ["label"],
-                (prob > 0.5)[None],
-                "ok",
-            )
-        )
+        slices.append(SliceProposal.of_mask(prob > 0.5, prob))
     result = audit(phantom.stack, Proposals(phantom.stack.names, slices, {"probabilities": True}))
     bias = result.summary["bias"]
     assert bias["fitted_threshold"] > 0.5 and bias["meaning"] == "labels smaller than proposals"

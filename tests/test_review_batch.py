@@ -82,7 +82,7 @@ def test_rule_accepts_low_quality_confident_proposals(proposed, tmp_path):
 def test_rule_never_accepts_an_implausible_proposal(proposed):
     """A proposal the widget would ask about (here: larger than the slice's myocardium) is
     not accepted by a rule; the CLI names the slice and the reason."""
-    from napari_yolosam.review_batch import rule_decisions, rule_skipped
+    from napari_yolosam.review_batch import rule_decisions
 
     folder, props = proposed
     session, proposals = _session(folder, props)
@@ -92,8 +92,9 @@ def test_rule_never_accepts_an_implausible_proposal(proposed):
     proposals.slices[index].mask = huge
     proposals.slices[index].probability = np.ones(huge.shape, np.float32)
     assert "of the myocardium's area" in " ".join(session.proposal_concerns(index))
-    assert index not in [p.index for p in rule_decisions(session, proposals, 0.99)]
-    assert session.stack.names[index] in dict(rule_skipped(session))
+    skipped: list = []
+    assert index not in [p.index for p in rule_decisions(session, proposals, 0.99, 0.0, skipped)]
+    assert session.stack.names[index] in dict(skipped)
 
 
 def test_bad_decisions_are_one_line_errors(proposed, tmp_path, capsys):

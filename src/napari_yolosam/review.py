@@ -412,11 +412,11 @@ def open_review(
     from .audit import AuditConfig, audit_steps
 
     result = yield from audit_steps(stack, proposals, config=config or AuditConfig())
+    masks = proposals.masks()
     if previous is not None and list(previous.stack.names) == list(stack.names):
-        previous.rescore(proposals.masks(), result.rows, models)
+        previous.rescore(masks, result.rows, models)
         return previous, result, False
     autosave = None if autosave_root is None else ReviewSession.autosave_for(stack, autosave_root)
-    masks = proposals.masks()
     session = None
     if restore and autosave is not None:
         session = ReviewSession.restore(stack, masks, result.rows, autosave, models)

@@ -100,30 +100,28 @@ def proposal_confidence(proposals: Proposals, index: int) -> float:
 
 
 def rule_decisions(
-    session: ReviewSession, proposals: Proposals, below: float, min_confidence: float = 0.0
+    session: ReviewSession,
+    proposals: Proposals,
+    below: float,
+    min_confidence: float = 0.0,
+    skipped: list | None = None,
 ) -> list[Planned]:
     """Accept the proposal on every queued slice whose quality is under ``below`` and whose
     proposal is at least ``min_confidence`` sure of itself (worst first). A proposal the
     review widget would ask about (:meth:`ReviewSession.proposal_concerns`: mostly outside
-    the myocardium, larger than it) is not accepted by a rule; :func:`rule_skipped` lists
-    those slices with the reason."""
+    the myocardium, larger than it) is not accepted by a rule: ``(image, reason)`` goes to
+    ``skipped`` when a list is given."""
     planned = []
     for index in session.queue():
         row = session.rows[session.stack.names[index]]
         confidence = proposal_confidence(proposals, index)
         if row["quality"] < below and confidence >= min_confidence:
-            if not session.proposal_concerns(index):
+            concerns = session.proposal_concerns(index)
+            if not concerns:
                 planned.append(Planned(index, "accept", source="audit proposal (rule)"))
+            elif skipped is not None:
+                skipped.append((session.stack.names[index], "; ".join(concerns)))
     return planned
-
-
-def rule_skipped(session: ReviewSession) -> list[tuple[str, str]]:
-    """Queued slices whose proposal a rule does not accept, with the reason in words."""
-    return [
-        (session.stack.names[i], "; ".join(concerns))
-        for i in session.queue()
-        if (concerns := session.proposal_concerns(i))
-    ]
 
 
 def apply(session: ReviewSession, planned: list[Planned]) -> list[Decision]:

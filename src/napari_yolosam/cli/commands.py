@@ -396,7 +396,7 @@ def cmd_review(args: argparse.Namespace) -> int:
     from ..audit import AuditConfig, audit
     from ..proposals.io import load_proposals
     from ..review import ReviewSession
-    from ..review_batch import apply, queue_table, read_decisions, rule_decisions, rule_skipped
+    from ..review_batch import apply, queue_table, read_decisions, rule_decisions
 
     if not args.list and (not args.out or (args.decisions is None) == (args.accept_below is None)):
         raise ValueError("give --list, or --out with one of --decisions FILE / --accept-below Q")
@@ -416,12 +416,12 @@ def cmd_review(args: argparse.Namespace) -> int:
             )
         print(f"{len(session.queue())} of {len(stack)} slices in the queue")
         return 0
+    skipped: list[tuple[str, str]] = []
     planned = (
         read_decisions(args.decisions, session)
         if args.decisions
-        else rule_decisions(session, proposals, args.accept_below, args.min_confidence)
+        else rule_decisions(session, proposals, args.accept_below, args.min_confidence, skipped)
     )
-    skipped = [] if args.decisions else rule_skipped(session)
     decisions = apply(session, planned)
     session.save_cleaned(args.out, overwrite=args.overwrite)
     for image, why in skipped:

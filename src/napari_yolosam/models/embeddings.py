@@ -138,21 +138,21 @@ class EmbeddingCache:
         store and return it."""
         import torch
 
-        trunk = None
+        cached = None  # trunk features or last-stage inputs the embedding is finished from
         if kind == "embedding" and self.contains(segmenter, image, "trunk"):
-            trunk = self.get(segmenter, image, "trunk")
-            computed = segmenter.neck(trunk)  # the neck alone: cheap, kept in memory only
+            cached = self.get(segmenter, image, "trunk")
+            computed = segmenter.neck(cached)  # the neck alone: cheap, kept in memory only
         elif kind == "embedding" and self._has_stage(segmenter, image):
-            trunk = self.get(segmenter, image, "stage")
-            computed = segmenter.from_stage(trunk)  # the last stage: kept in memory only
+            cached = self.get(segmenter, image, "stage")
+            computed = segmenter.from_stage(cached)  # the last stage: kept in memory only
         else:
             encode = {"trunk": segmenter.encode_trunk, "stage": segmenter.encode_stage}
             computed = encode.get(kind, segmenter.encode)(image)
         array = computed.detach().to("cpu", torch.float16).contiguous().numpy()
-        if trunk is None:
+        if cached is None:
             self._write_disk(key, array)
         with self._lock:
-            if trunk is None:
+            if cached is None:
                 self.stats.encoded += 1
             self._remember(key, array)
         return array

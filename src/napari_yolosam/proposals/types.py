@@ -71,6 +71,24 @@ class SliceProposal:
             status,
         )
 
+    @classmethod
+    def of_mask(
+        cls, mask: np.ndarray, probability: np.ndarray | None = None, source: str = "label"
+    ) -> SliceProposal:
+        """A slice proposed by one prompt whose mask is ``mask`` (probability: the mask's own
+        0/1, unless given); for proposals made outside SAM (benchmarks, tests)."""
+        mask = np.asarray(mask, bool)
+        prob = mask.astype(np.float32) if probability is None else probability
+        return cls(
+            mask,
+            np.asarray(prob, np.float32),
+            np.zeros((1, 4), np.float32),
+            np.array([np.nan], np.float32),
+            np.ones(1, np.float32),
+            [source],
+            mask[None],
+        )
+
     def from_source(self, *sources: str) -> np.ndarray:
         """Union of the masks of prompts from the given sources."""
         keep = [i for i, s in enumerate(self.sources) if s in sources]

@@ -34,6 +34,8 @@ from ._work import start
 BOX_LAYER = "prompt box"
 POSITIVE_LAYER = "positive clicks"
 NEGATIVE_LAYER = "negative clicks"
+#: Values of the proposal layers (the label values, so napari draws them in the labels' colours).
+SCAR_VALUE, MYOCARDIUM_VALUE = 3, 2
 
 
 class ProposalsWidget(Container):
@@ -331,11 +333,13 @@ class ProposalsWidget(Container):
             return False
         for i in indices:
             sp = self.proposals.slices[i]
-            layers[layer_names.PROPOSAL].data[i] = sp.mask.astype(np.uint8) * 3
+            layers[layer_names.PROPOSAL].data[i] = sp.mask.astype(np.uint8) * SCAR_VALUE
             layers[layer_names.PROBABILITY].data[i] = sp.probability
             if layer_names.MYOCARDIUM_PROPOSAL in layers:
                 myo = sp.myocardium if sp.myocardium is not None else 0
-                layers[layer_names.MYOCARDIUM_PROPOSAL].data[i] = np.asarray(myo, np.uint8) * 2
+                layers[layer_names.MYOCARDIUM_PROPOSAL].data[i] = (
+                    np.asarray(myo, np.uint8) * MYOCARDIUM_VALUE
+                )
         for name in (*names, layer_names.MYOCARDIUM_PROPOSAL):
             if name in layers:
                 layers[name].refresh()
@@ -350,7 +354,7 @@ class ProposalsWidget(Container):
         props = self.proposals
         layers = [
             (
-                props.masks().astype(np.uint8) * 3,
+                props.masks().astype(np.uint8) * SCAR_VALUE,
                 {"name": layer_names.PROPOSAL, "opacity": 0.5, "scale": image.scale},
                 "labels",
             ),
@@ -370,7 +374,7 @@ class ProposalsWidget(Container):
         if myo is not None:
             layers.append(
                 (
-                    myo.astype(np.uint8) * 2,
+                    myo.astype(np.uint8) * MYOCARDIUM_VALUE,
                     {
                         "name": layer_names.MYOCARDIUM_PROPOSAL,
                         "opacity": 0.3,

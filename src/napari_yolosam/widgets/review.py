@@ -51,19 +51,20 @@ SHORTCUTS = (
 )
 
 
-def disagreement(session: ReviewSession, labels: np.ndarray) -> np.ndarray:
-    """``(N, H, W)`` label only (1) and proposal only (2) of the whole stack."""
-    scar = session.stack.spec.scar_mask(labels)
+def disagreement(spec, labels: np.ndarray, proposals: np.ndarray) -> np.ndarray:
+    """Label only (1) and proposal only (2), for a slice or the whole stack."""
+    scar = spec.scar_mask(labels)
     values = np.zeros(scar.shape, np.uint8)
-    values[scar & ~session.proposals] = 1
-    values[~scar & session.proposals] = 2
+    values[scar & ~proposals] = 1
+    values[~scar & proposals] = 2
     return values
 
 
 def _review_with_disagreement(stack, proposals, *args):
     """:func:`open_review` and the disagreement of its labels (both in the audit's worker)."""
     session, result, restored = yield from open_review(stack, proposals, *args)
-    return session, result, restored, disagreement(session, session.labels)
+    whole = disagreement(stack.spec, session.labels, session.proposals)
+    return session, result, restored, whole
 
 
 def _disagreement_colours():
@@ -340,7 +341,10 @@ class ReviewWidget(Container):
             )
             return
         if DISAGREEMENT not in self.viewer.layers:  # removed by the annotator: made again
-            self._show_disagreement(disagreement(self.session, self.session.labels))
+            session = self.session
+            self._show_disagreement(
+                disagreement(self.stack.spec, session.labels, session.proposals)
+            )
         if self.viewer.dims.ndim >= 3:
             self.viewer.dims.set_current_step(0, self.current)
         self._highlight_row(self.current)
@@ -388,11 +392,7 @@ class ReviewWidget(Container):
         layer = self.viewer.layers[DISAGREEMENT]
         labels = np.asarray(self.viewer.layers[layer_names.LABELS].data)
         label = labels if labels.ndim == 2 else labels[index]
-        scar = self.stack.spec.scar_mask(label)
-        proposal = self.session.proposals[index]
-        values = np.zeros(scar.shape, np.uint8)
-        values[scar & ~proposal] = 1
-        values[~scar & proposal] = 2
+        values = disagreement(self.stack.spec, label, self.session.proposals[index])
         data = layer.data
         if np.ndim(data) == 2:
             data[...] = values
