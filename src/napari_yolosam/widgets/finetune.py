@@ -23,7 +23,7 @@ from ..paths import cache_dir
 from ..training.run import RunResult, saved_models, train
 from ..training.sam import SamTrainConfig
 from ._session import find_widget, register
-from ._stack_from_layers import MissingLayer, stack_from_viewer
+from ._stack_from_layers import MissingLayer, layers_of_viewer, stack_of_layers
 from ._work import start
 
 #: The choice that starts fine-tuning from the models the proposals widget uses.
@@ -173,39 +173,39 @@ class FinetuneWidget(Container):
 
     def start(self):
         """Start training in a worker; returns the worker."""
-        try:
-            stack = (
-                stack_from_viewer(self.viewer)
-                if self.source.value == "current stack"
-                else read_stack(self.folder.value)
-            )
-        except (MissingLayer, ValueError) as exc:
-            self.status.value = str(exc)
-            return None
-        what = self.what.value
-        epochs = int(self.epochs.value)
-        config = SamTrainConfig(
-            epochs=epochs,
-            lr=float(self.lr.value),
-            val_fraction=0.2 if len(set(stack.cases)) > 1 else 0.0,
-        )
+        if self.source.value == "current stack":
+            try:
+                shown = layers_of_viewer(self.viewer)
+            except MissingLayer as exc:
+                self.status.value = str(exc)
+                return None
+            read = lambda: stack_of_layers(*shown)  # noqa: E731 - copied in the worker
+        else:
+            folder = self.folder.value
+            read = lambda: read_stack(folder)  # noqa: E731 - read in the worker
         run = self._run = self.run_folder()
         detector, segmenter = self.starting_models()
-        work = train(
-            stack,
-            run,
-            detector=None if what == "segmenter" else detector,
-            segmenter=None if what == "detector" else segmenter,
-            epochs=epochs,
-            sam_config=config,
-            device=str(self.device.value),
-            resume=bool(self.resume.value),
-        )
+        what, epochs = self.what.value, int(self.epochs.value)
+        options = {
+            "detector": None if what == "segmenter" else detector,
+            "segmenter": None if what == "detector" else segmenter,
+            "epochs": epochs,
+            "device": str(self.device.value),
+            "resume": bool(self.resume.value),
+        }
+        lr = float(self.lr.value)
+
+        def work():
+            stack = read()
+            val_fraction = 0.2 if len(set(stack.cases)) > 1 else 0.0
+            config = SamTrainConfig(epochs=epochs, lr=lr, val_fraction=val_fraction)
+            return (yield from train(stack, run, sam_config=config, **options))
+
         self.history = []
         self.progress.value, self.progress.max = 0, 1
         self.status.value = f"training in {run} ..."
         self.worker, self._stop = start(
-            work,
+            work(),
             on_event=self._on_event,
             on_done=self._on_done,
             on_error=self._fail,

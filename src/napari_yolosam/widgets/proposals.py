@@ -19,6 +19,7 @@ from magicgui.widgets import (
 
 from .. import layer_names
 from ..defaults import EXTENT, default_segmenter
+from ..models import import_model_libraries
 from ..models.embeddings import EmbeddingCache, embed_stack
 from ..models.model_store import KNOWN_MODELS
 from ..models.segmenter import SEGMENTER_CONFIGS
@@ -28,7 +29,12 @@ from ..proposals.core import Proposals, prompt_slice, propose
 from ..proposals.prompts import slice_prompts, user_proposal, with_slice
 from ._layers import replace_layers
 from ._session import register
-from ._stack_from_layers import MissingLayer, layer_or_none, stack_from_viewer
+from ._stack_from_layers import (
+    MissingLayer,
+    layer_or_none,
+    layers_of_viewer,
+    stack_of_layers,
+)
 from ._work import start
 
 BOX_LAYER = "prompt box"
@@ -36,6 +42,44 @@ POSITIVE_LAYER = "positive clicks"
 NEGATIVE_LAYER = "negative clicks"
 #: Values of the proposal layers (the label values, so napari draws them in the labels' colours).
 SCAR_VALUE, MYOCARDIUM_VALUE = 3, 2
+
+
+def proposal_layers(props: Proposals, scale) -> list[tuple]:
+    """The proposal, probability and proposed-myocardium layers' data (stack-sized arrays:
+    built in a worker when the stack is large)."""
+    layers = [
+        (
+            props.masks().astype(np.uint8) * SCAR_VALUE,
+            {"name": layer_names.PROPOSAL, "opacity": 0.5, "scale": scale},
+            "labels",
+        ),
+        (
+            props.probabilities(),
+            {
+                "name": layer_names.PROBABILITY,
+                "visible": False,
+                "colormap": "magma",
+                "contrast_limits": (0, 1),
+                "scale": scale,
+            },
+            "image",
+        ),
+    ]
+    myo = props.myocardium()
+    if myo is not None:
+        layers.append(
+            (
+                myo.astype(np.uint8) * MYOCARDIUM_VALUE,
+                {
+                    "name": layer_names.MYOCARDIUM_PROPOSAL,
+                    "opacity": 0.3,
+                    "visible": False,
+                    "scale": scale,
+                },
+                "labels",
+            )
+        )
+    return layers
 
 
 class ProposalsWidget(Container):
@@ -47,6 +91,8 @@ class ProposalsWidget(Container):
         super().__init__(labels=True)
         self.viewer = napari_viewer
         register(napari_viewer, self)
+        # the model libraries load in the background now, not on the first click
+        threading.Thread(target=import_model_libraries, name="yolosam-imports").start()
         self._model_controls()
         self._action_controls()
         self.progress = ProgressBar(label="progress", value=0, max=1)
@@ -226,18 +272,13 @@ class ProposalsWidget(Container):
         """Index of the slice shown."""
         return int(self.viewer.dims.current_step[0]) if self.viewer.dims.ndim >= 3 else 0
 
-    def _stack(self):
-        """The stack from the viewer's layers, or ``None`` with the reason in the status."""
-        try:
-            return stack_from_viewer(self.viewer)
-        except (MissingLayer, ValueError) as exc:
-            self.status.value = str(exc)
-            return None
-
     def propose(self, current_only: bool = False):
-        """Propose in a worker (this slice or all); returns the worker."""
-        stack = self._stack()
-        if stack is None:
+        """Propose in a worker (this slice or all); returns the worker. The worker also copies
+        the stack from the layers and, for the whole stack, builds the layers' arrays."""
+        try:
+            shown = layers_of_viewer(self.viewer)
+        except MissingLayer as exc:
+            self.status.value = str(exc)
             return None
         indices = [self.current_slice()] if current_only else None
         options = {
@@ -248,21 +289,26 @@ class ProposalsWidget(Container):
             "intensity": bool(self.intensity.value),
             "extent": bool(self.extent.value),
         }
-        work = self._with_models(
-            lambda detector, segmenter: propose(stack, segmenter, detector, **options)
-        )
-        self.progress.max = len(indices or stack.names)
+        scale = self.viewer.layers[layer_names.IMAGE].scale
+
+        def work(detector, segmenter):
+            result = yield from propose(stack_of_layers(*shown), segmenter, detector, **options)
+            layers = None if result is None or indices else proposal_layers(result, scale)
+            return result, layers
+
+        self.progress.max = len(indices or shown[0])
         self.progress.value = 0
         self.status.value = "proposing ..."
 
-        def done(result: Proposals | None) -> None:
+        def done(out) -> None:
+            result, layers = out
             if result is None:
                 self.status.value = "cancelled"
                 return
-            self.merge(result, indices)
+            self.merge(result, indices, layers)
 
         self.worker, self._stop = start(
-            work,
+            self._with_models(work),
             on_event=self._on_event,
             on_done=done,
             on_error=self._fail,
@@ -273,24 +319,30 @@ class ProposalsWidget(Container):
 
     def embed(self):
         """Encode the stack in a worker, the slice shown first; returns the worker."""
-        stack = self._stack()
-        if stack is None:
+        try:
+            shown_layers = layers_of_viewer(self.viewer)
+        except MissingLayer as exc:
+            self.status.value = str(exc)
             return None
-        images = [stack.crop(i, stack.images[i]) for i in range(len(stack))]
+        n = len(shown_layers[0])
         shown = self.current_slice()
-        work = self._with_models(
-            lambda _, segmenter: embed_stack(
-                segmenter, images, self.cache, shown, names=stack.names
+
+        def work(_, segmenter):
+            stack = stack_of_layers(*shown_layers)  # copied here, not on the GUI thread
+            images = [stack.crop(i, stack.images[i]) for i in range(len(stack))]
+            return (
+                yield from embed_stack(segmenter, images, self.cache, shown, names=stack.names)
             )
-        )
-        self.progress.max, self.progress.value = len(images), 0
+
+        work = self._with_models(work)
+        self.progress.max, self.progress.value = n, 0
         self.status.value = "embedding (the slice shown first) ..."
 
         def done(passes: int | None) -> None:
             self.status.value = (
                 "embedding cancelled"
                 if passes is None
-                else f"embedded: {passes} slice(s) encoded, {len(images) - passes} from the cache"
+                else f"embedded: {passes} slice(s) encoded, {n - passes} from the cache"
             )
 
         self.embed_worker, self._embed_stop = start(
@@ -298,16 +350,17 @@ class ProposalsWidget(Container):
             on_event=self._on_event,
             on_done=done,
             on_error=self._fail,
-            total=len(images),
+            total=n,
             desc="embedding",
         )
         return self.embed_worker
 
-    def merge(self, result: Proposals, indices: list[int] | None) -> None:
-        """Keep ``result`` for the given slices (all when ``None``) and show the proposal layers."""
+    def merge(self, result: Proposals, indices: list[int] | None, layers=None) -> None:
+        """Keep ``result`` for the given slices (all when ``None``) and show the proposal layers
+        (``layers``: their data when the worker built it already)."""
         if self.proposals is None or indices is None or len(self.proposals) != len(result):
             self.proposals = result
-            self.show()
+            self.show(layers)
         else:
             for i in indices:
                 self.proposals.slices[i] = result.slices[i]
@@ -345,46 +398,16 @@ class ProposalsWidget(Container):
                 layers[name].refresh()
         return True
 
-    def show(self) -> None:
-        """(Re)draw the proposal, probability and proposed-myocardium layers."""
+    def show(self, layers: list | None = None) -> None:
+        """(Re)draw the proposal, probability and proposed-myocardium layers (``layers``:
+        their data from ``proposal_layers``, when a worker built it)."""
         image = layer_or_none(self.viewer, layer_names.IMAGE)
         if image is None or self.proposals is None:
             self.status.value = f"no '{layer_names.IMAGE}' layer to show proposals on"
             return
-        props = self.proposals
-        layers = [
-            (
-                props.masks().astype(np.uint8) * SCAR_VALUE,
-                {"name": layer_names.PROPOSAL, "opacity": 0.5, "scale": image.scale},
-                "labels",
-            ),
-            (
-                props.probabilities(),
-                {
-                    "name": layer_names.PROBABILITY,
-                    "visible": False,
-                    "colormap": "magma",
-                    "contrast_limits": (0, 1),
-                    "scale": image.scale,
-                },
-                "image",
-            ),
-        ]
-        myo = props.myocardium()
-        if myo is not None:
-            layers.append(
-                (
-                    myo.astype(np.uint8) * MYOCARDIUM_VALUE,
-                    {
-                        "name": layer_names.MYOCARDIUM_PROPOSAL,
-                        "opacity": 0.3,
-                        "visible": False,
-                        "scale": image.scale,
-                    },
-                    "labels",
-                )
-            )
-        replace_layers(self.viewer, layers, in_place=True)
+        replace_layers(
+            self.viewer, layers or proposal_layers(self.proposals, image.scale), in_place=True
+        )
 
     def cancel(self) -> None:
         """Ask the running work (proposals, embedding) to stop after the current slice."""
@@ -427,25 +450,29 @@ class ProposalsWidget(Container):
 
     def prompt_current_slice(self):
         """Run SAM on the prompts drawn on the current slice (worker); returns the worker."""
-        stack = self._stack()
-        if stack is None:
+        try:
+            shown = layers_of_viewer(self.viewer)
+        except MissingLayer as exc:
+            self.status.value = str(exc)
             return None
         index = self.current_slice()
         box, points, labels = self._prompts(index)
         if box is None and points is None:
             return None
-        image = stack.crop(index, stack.images[index])
 
         def work(_, segmenter):
             yield None
-            return prompt_slice(
+            stack = stack_of_layers(*shown)  # the copy is made here, not on the GUI thread
+            image = stack.crop(index, stack.images[index])
+            output = prompt_slice(
                 segmenter, self.cache, image, boxes=box, points=points, point_labels=labels
             )
+            return output, stack.names
 
         self.worker, self._stop = start(
             self._with_models(work),
             on_event=self._on_event,
-            on_done=lambda out: self._apply_user(index, box, out, stack),
+            on_done=lambda out: self._apply_user(index, box, *out, shown[0].shape[1:]),
             on_error=self._fail,
         )
         return self.worker
@@ -460,10 +487,12 @@ class ProposalsWidget(Container):
         ]
         return slice_prompts(shapes, clicks[0], clicks[1], index)
 
-    def _apply_user(self, index: int, box, output, stack) -> None:
-        proposal = user_proposal(output, box, stack.shape[1:])
+    def _apply_user(self, index: int, box, output, names, shape) -> None:
+        proposal = user_proposal(output, box, shape)
         if proposal is None:
             return
-        self.proposals = with_slice(self.proposals, stack.names, index, proposal)
-        self.show()
+        fresh = self.proposals is None or len(self.proposals) != len(names)
+        self.proposals = with_slice(None if fresh else self.proposals, names, index, proposal)
+        if fresh or not self.show_slices([index]):
+            self.show()
         self.status.value = f"slice {index}: SAM mask from your prompt (IoU {output.iou[0]:.2f})"

@@ -14,14 +14,19 @@ from magicgui.widgets import (
     PushButton,
     SpinBox,
 )
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import QEvent, QObject, QTimer
 from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 
 from .. import layer_names
 from ..quantify import compare_sources, units_note
 from ..semiauto import METHODS, semiauto_stack
 from ._session import register
-from ._stack_from_layers import MissingLayer, layer_or_none, stack_from_viewer
+from ._stack_from_layers import (
+    MissingLayer,
+    layer_or_none,
+    layers_of_viewer,
+    stack_of_layers,
+)
 from ._work import call
 
 TABLE_COLUMNS = (
@@ -34,6 +39,20 @@ TABLE_COLUMNS = (
     "scar_components",
     "mean_transmurality",
 )
+
+
+class _OnShow(QObject):
+    """Calls ``callback`` whenever the watched widget is shown."""
+
+    def __init__(self, widget, callback) -> None:
+        super().__init__(widget)
+        self._callback = callback
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Type.Show:
+            self._callback()
+        return False
 
 
 class QuantifyWidget(Container):
@@ -131,6 +150,8 @@ class QuantifyWidget(Container):
         canvas.setToolTip("Scar area per slice for each source")
         canvas.setMinimumHeight(200)
         self.native.layout().addWidget(canvas)
+        self._plot_stale = False
+        self._on_show = _OnShow(canvas, self._draw_plot)  # a plot changed while hidden
         return canvas, figure.add_subplot(111)
 
     # -- keeping up with edits -------------------------------------------------
@@ -158,41 +179,48 @@ class QuantifyWidget(Container):
             self._closed = True
 
     # -- computing ---------------------------------------------------------------
-    def sources(self, stack) -> dict[str, np.ndarray]:
-        """Scar masks to compare: the labels, the proposal and every semi-automatic layer."""
-        sources = {"label": stack.scar()}
+    def sources(self, shape) -> dict[str, np.ndarray]:
+        """Other scar layers to compare with the labels (their arrays, not copies): the
+        proposal and every semi-automatic layer of the stack's ``shape``."""
+        sources = {}
         for layer in self.viewer.layers:
             if layer.name == layer_names.PROPOSAL or layer.name.startswith(
                 layer_names.SEMIAUTO_PREFIX
             ):
                 data = np.asarray(layer.data)
-                if data.shape == stack.shape:
-                    sources[layer.name] = data > 0
+                if data.shape == tuple(shape):
+                    sources[layer.name] = data
         return sources
 
     def _gather(self):
-        """The stack and scar sources shown now (GUI thread: reads layers only), or ``None``."""
+        """The shown layers' arrays and metadata, or ``None`` (GUI thread: no copies)."""
         try:
-            stack = stack_from_viewer(self.viewer)
+            images, labels, meta = layers_of_viewer(self.viewer)
         except MissingLayer as exc:
             self.status.value = str(exc)
             self.rows = []
             self.table.setRowCount(0)
             return None
-        return stack, self.sources(stack)
+        return images, labels, meta, self.sources(labels.shape)
 
     @staticmethod
-    def _compute(stack, sources):
+    def _compute(images, labels, meta, others):
+        """The stack, its scar sources and the table rows (copies and sums: in a worker)."""
+        stack = stack_of_layers(images, labels, meta)
+        sources = {"label": stack.scar(), **{k: v > 0 for k, v in others.items()}}
         myocardium = stack.myocardium() if stack.spec.has_myocardium else stack.scar()
-        return stack, sources, compare_sources(stack, sources, myocardium)
+        rows = compare_sources(stack, sources, myocardium)
+        scale = stack.pixel_area_mm2 or 1.0
+        areas = {name: mask.sum(axis=(1, 2)) * scale for name, mask in sources.items()}
+        return stack, areas, rows
 
     def _show(self, result) -> None:
         if self._closed or result is None:
             return
-        stack, sources, rows = result
+        stack, areas, rows = result
         self.rows = rows
         self._fill_table()
-        self._plot(stack, sources)
+        self._plot(areas, "scar area (mm²)" if stack.pixel_area_mm2 else "scar area (px)")
         note = units_note(stack)
         self.status.value = note or f"{len(stack)} slices, {len(set(stack.cases))} case(s)"
 
@@ -238,17 +266,25 @@ class QuantifyWidget(Container):
                 self.table.setItem(r, c, QTableWidgetItem(text))
         self.table.setSortingEnabled(True)
 
-    def _plot(self, stack, sources: dict[str, np.ndarray]) -> None:
+    def _plot(self, areas: dict[str, np.ndarray], ylabel: str) -> None:
+        """Scar area per slice for each source; drawn when the plot is on screen (drawing
+        1,000 slices takes a quarter second, so a hidden plot waits until it is shown)."""
         if self._axes is None:
             return
         self._axes.clear()
-        area = stack.pixel_area_mm2 or 1.0
-        for name, mask in sources.items():
-            self._axes.plot(mask.sum(axis=(1, 2)) * area, marker=".", label=name)
+        for name, values in areas.items():
+            self._axes.plot(values, marker="." if len(values) <= 60 else None, label=name)
         self._axes.set_xlabel("slice")
-        self._axes.set_ylabel("scar area (mm²)" if stack.pixel_area_mm2 else "scar area (px)")
+        self._axes.set_ylabel(ylabel)
         self._axes.legend(fontsize=7)
-        self._canvas.draw_idle()
+        self._plot_stale = True
+        if self._canvas.isVisible():
+            self._draw_plot()
+
+    def _draw_plot(self) -> None:
+        if self._plot_stale:
+            self._plot_stale = False
+            self._canvas.draw_idle()
 
     def user_inputs(self, shape):
         """What the user drew: remote myocardium, a myocardium and FWHM seeds (each optional)."""
@@ -272,18 +308,18 @@ class QuantifyWidget(Container):
     def add_semiauto_layer(self):
         """Run the chosen method in a worker and add its result as a labels layer."""
         try:
-            stack = stack_from_viewer(self.viewer)
+            shown = layers_of_viewer(self.viewer)  # the stack is copied in the worker
         except MissingLayer as exc:
             self.status.value = str(exc)
             return None
         method, n = self.method.value, float(self.n.value)
         name = layer_names.semiauto_layer(method, n)
 
-        remote, myocardium, seeds = self.user_inputs(stack.shape)
+        remote, myocardium, seeds = self.user_inputs(shown[0].shape)
 
         def work():
             return semiauto_stack(
-                stack,
+                stack_of_layers(*shown),
                 method,
                 n=n,
                 myocardium=myocardium,

