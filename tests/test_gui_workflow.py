@@ -386,3 +386,37 @@ def test_audit_runs_with_progress_and_can_be_cancelled(workflow, qtbot):
     qtbot.waitUntil(lambda: flow.review.audit_worker is None, timeout=60000)
     assert "audit cancelled" in flow.review.status.value
     assert flow.review.session is session and len(session.decisions) == 1
+
+
+def test_propagate_button_carries_the_labels_scar_to_the_neighbours(workflow, qtbot):
+    from napari_yolosam.progress import drive
+    from napari_yolosam.proposals.propagate import propagate
+    from napari_yolosam.widgets._stack_from_layers import stack_from_viewer
+
+    viewer, flow = workflow
+    widget = flow.proposals
+    widget.segmenter_spec.value = "lite_medsam"
+    stack = stack_from_viewer(viewer)
+    scar = stack.scar()
+    start = next(i for i in range(1, len(stack)) if scar[i].any())
+    viewer.dims.set_current_step(0, start)
+    widget.propagate_direction.value = "both"
+    timer, ticks = _ticks(qtbot)
+    widget.propagate_button.changed.emit(True)  # what a click does
+    qtbot.waitUntil(lambda: widget.status.value.startswith("propagated"), timeout=60000)
+    timer.stop()
+    assert ticks["n"] > 0  # the GUI kept running while SAM worked
+    shown = np.asarray(viewer.layers["scar proposal"].data) > 0
+    expected = drive(propagate(stack, widget.segmenter, start, scar[start])).masks()
+    assert np.array_equal(shown, expected)
+    assert np.array_equal(shown[start], scar[start])
+    reached = [i for i, s in enumerate(widget.proposals.slices) if s.status == "ok"]
+    assert start in reached and len(reached) >= 2
+    assert f"{len(reached) - 1} slice(s) reached" in widget.status.value
+    viewer.dims.set_current_step(0, 0)
+    labels = viewer.layers["labels"]
+    data = np.asarray(labels.data).copy()
+    data[0][np.isin(data[0], (3, 4))] = 2  # no scar on slice 0: nothing to propagate
+    labels.data = data
+    widget.propagate()
+    qtbot.waitUntil(lambda: "no scar in the labels" in widget.status.value, timeout=60000)

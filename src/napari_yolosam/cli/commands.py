@@ -172,6 +172,72 @@ def cmd_propose(args: argparse.Namespace) -> int:
     return 0
 
 
+def _start_slice(stack, text: str) -> int:
+    """The slice named by ``--slice``: an index, or a file name (with or without extension)."""
+    if text.isdigit():
+        index = int(text)
+        if index < len(stack):
+            return index
+        raise StackError(
+            None, f"--slice {index}: the stack has {len(stack)} slices (0-{len(stack) - 1})"
+        )
+    stems = [Path(n).stem for n in stack.names]
+    for i, name in enumerate(stack.names):
+        if text in (name, Path(name).name, stems[i]):
+            return i
+    raise StackError(
+        None, f"--slice {text!r} names no slice of the stack (e.g. {stack.names[0]!r})"
+    )
+
+
+def _start_mask(stack, index: int, path: str | None):
+    """The start mask: the labels' scar on slice ``index``, or the mask file ``path``."""
+    import numpy as np
+
+    from ..io.images import read_raw_mask
+
+    if path is None:
+        if not stack.has_labels:
+            raise StackError(stack.source, "has no labels: give --labels or a start --mask")
+        return stack.scar()[index]
+    mask = read_raw_mask(Path(path)) > 0
+    h, w = stack.original_shapes[index]
+    if mask.shape != (h, w):
+        raise StackError(path, f"is a mask of {mask.shape}; slice {index} is {(h, w)}")
+    full = np.zeros(stack.shape[1:], bool)
+    full[:h, :w] = mask
+    return full
+
+
+def cmd_propagate(args: argparse.Namespace) -> int:
+    from ..models.embeddings import EmbeddingCache
+    from ..models.segmenter import Segmenter
+    from ..paths import cache_dir
+    from ..progress import cli_progress, drive
+    from ..proposals.io import save_proposals
+    from ..proposals.propagate import propagate
+
+    stack = read_stack(args.images, labels=args.labels, spec=spec_from_args(args))
+    check_output(args.out, (args.images, args.labels, args.mask), args.overwrite)
+    start = _start_slice(stack, args.slice)
+    mask = _start_mask(stack, start, args.mask)
+    if not mask.any():
+        raise StackError(
+            args.mask or stack.label_source, f"slice {stack.names[start]} has no scar to propagate"
+        )
+    segmenter = Segmenter.from_spec(args.segmenter, device=args.device)
+    cache = EmbeddingCache(disk_dir=cache_dir("embeddings"))
+    work = propagate(stack, segmenter, start, mask, args.direction, cache, extent=args.extent)
+    proposals = drive(work, cli_progress())
+    save_proposals(proposals, stack, args.out, overwrite=args.overwrite)
+    reached = [stack.names[i] for i, s in enumerate(proposals.slices) if s.status == "ok"]
+    print(
+        f"propagated from {stack.names[start]} ({args.direction}): {len(reached) - 1} "
+        f"slice(s) reached, {reached[0]} to {reached[-1]} -> {args.out}"
+    )
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from ..models import model_store
 

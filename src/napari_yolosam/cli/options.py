@@ -201,6 +201,11 @@ def add_detector_prompt_options(parser: argparse.ArgumentParser) -> None:
         help="prompt SAM for scar with a box round each enhanced region of the myocardium too "
         "(mean + 2 SD of the remote myocardium; the label's myocardium, else the proposed one)",
     )
+    add_extent_option(parser)
+
+
+def add_extent_option(parser: argparse.ArgumentParser) -> None:
+    """``--no-extent``: SAM's masks as they are, not the enhanced regions they touch."""
     parser.add_argument(
         "--no-extent",
         dest="extent",

@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from ..defaults import TRAINING, default_segmenter
+from ..defaults import DIRECTIONS, TRAINING, default_segmenter
 from ..io import LABEL_FORMATS
 from .options import (
     add_detector_prompt_options,
+    add_extent_option,
     add_model_options,
     add_overwrite_option,
     add_spec_options,
@@ -103,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         _info_convert_boxes,
         _embed,
         _propose,
+        _propagate,
         _train,
         _quantify,
         _semiauto,
@@ -187,6 +189,34 @@ def _propose(command) -> None:
         required=True,
         help="new folder: masks/, probabilities.npz, summary.csv, prompts.json",
     )
+    add_spec_options(p)
+    add_overwrite_option(p)
+
+
+def _propagate(command) -> None:
+    p = command(
+        "propagate",
+        "propagate one slice's scar mask through its neighbours with SAM",
+        "From the scar on one slice (the labels', or a mask file), propose the slices above "
+        "and/or below one after another: each new mask's regions prompt SAM on the next "
+        "slice (a box and a click each), inside the labels' myocardium; a direction stops "
+        "where the scar vanishes, the myocardium ends or the patient does. Writes the same "
+        "folder as propose (slices not reached are empty).",
+    )
+    add_input(p, "labels kept elsewhere (their scar on --slice starts, their myocardium bounds)")
+    p.add_argument("--slice", required=True, help="start slice: its index or file name")
+    p.add_argument(
+        "--mask", help="start mask file (PNG/TIFF, nonzero = scar; default: the labels' scar)"
+    )
+    p.add_argument("--direction", choices=DIRECTIONS, default="both", help="which neighbours")
+    p.add_argument(
+        "--segmenter",
+        default=default_segmenter(),
+        help=f"segmenter (as for propose; default: {default_segmenter()})",
+    )
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps")
+    add_extent_option(p)
+    p.add_argument("--out", required=True, help="new folder, as propose writes")
     add_spec_options(p)
     add_overwrite_option(p)
 

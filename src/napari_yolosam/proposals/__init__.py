@@ -39,6 +39,7 @@ __all__ = [
     "label_boxes",
     "load_proposals",
     "save_proposals",
+    "propagate",
     *_CORE,
 ]
 
@@ -46,4 +47,6 @@ __all__ = [
 def __getattr__(name: str):
     if name in _CORE:
         return getattr(import_module(".core", __name__), name)
+    if name == "propagate":
+        return import_module(".propagate", __name__).propagate
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -102,14 +102,14 @@ def enhanced_extent(
 
 
 @dataclass
-class _Anatomy:
+class Anatomy:
     """The label's anatomy of a stack (``None`` where the labels carry none)."""
 
     myocardium: np.ndarray | None = None
     blood_pool: np.ndarray | None = None
 
     @classmethod
-    def of(cls, stack: Stack, use: bool) -> _Anatomy:
+    def of(cls, stack: Stack, use: bool) -> Anatomy:
         if not (use and stack.has_labels and stack.spec.has_myocardium):
             return cls()
         labels = stack.labels
@@ -261,7 +261,7 @@ def _slice_steps(stack, segmenter, detector, cache, options):
     full = stack.shape[1:]
     use_labels = options["use_labels"] and stack.has_labels
     scar_labels = stack.scar() if use_labels else None
-    anatomy = _Anatomy.of(stack, use_labels)
+    anatomy = Anatomy.of(stack, use_labels)
     scar_index = lv_index = None
     if detector is not None:
         scar_index = detector.class_index(SCAR_CLASS)

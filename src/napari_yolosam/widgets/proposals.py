@@ -18,7 +18,7 @@ from magicgui.widgets import (
 )
 
 from .. import layer_names
-from ..defaults import EXTENT, default_segmenter
+from ..defaults import DIRECTIONS, EXTENT, default_segmenter
 from ..models import import_model_libraries
 from ..models.embeddings import EmbeddingCache, embed_stack
 from ..models.model_store import KNOWN_MODELS
@@ -27,6 +27,7 @@ from ..paths import cache_dir
 from ..progress import Progress
 from ..proposals.core import Proposals, prompt_slice, propose
 from ..proposals.prompts import slice_prompts, user_proposal, with_slice
+from ..proposals.propagate import propagate
 from ._layers import replace_layers
 from ._session import register
 from ._stack_from_layers import (
@@ -113,6 +114,8 @@ class ProposalsWidget(Container):
                 self.slice_button,
                 self.all_button,
                 self.embed_button,
+                self.propagate_direction,
+                self.propagate_button,
                 self.prompt_button,
                 self.cancel_button,
                 self.progress,
@@ -132,6 +135,7 @@ class ProposalsWidget(Container):
         self.slice_button.changed.connect(lambda: self.propose(current_only=True))
         self.all_button.changed.connect(lambda: self.propose(current_only=False))
         self.embed_button.changed.connect(self.embed)
+        self.propagate_button.changed.connect(self.propagate)
         self.prompt_button.changed.connect(self.add_prompt_layers)
         self.cancel_button.changed.connect(self.cancel)
 
@@ -212,6 +216,18 @@ class ProposalsWidget(Container):
             text="Embed stack",
             tooltip="encode every slice once in the background (the slice shown first, then its "
             "neighbours); proposals and prompts then run at decoder speed. Kept on disk.",
+        )
+        self.propagate_direction = ComboBox(
+            label="propagate",
+            choices=list(DIRECTIONS),
+            value="both",
+            tooltip="which neighbours the scar of this slice is carried to: higher slice "
+            "numbers (up), lower (down) or both",
+        )
+        self.propagate_button = PushButton(
+            text="Propagate this slice's scar",
+            tooltip="the labels' scar on the slice shown prompts SAM on the next slice, that "
+            "one's on the one after, ...; stops where the scar vanishes or the myocardium ends",
         )
         self.prompt_button = PushButton(
             text="Add prompt layers",
@@ -314,6 +330,66 @@ class ProposalsWidget(Container):
             on_error=self._fail,
             total=self.progress.max,
             desc="proposing",
+        )
+        return self.worker
+
+    def propagate(self):
+        """Carry the labels' scar on the slice shown to its neighbours (worker); the reached
+        slices' proposals are replaced. Returns the worker (``None``: nothing to carry)."""
+        try:
+            shown = layers_of_viewer(self.viewer)
+        except MissingLayer as exc:
+            self.status.value = str(exc)
+            return None
+        index, direction = self.current_slice(), str(self.propagate_direction.value)
+        extent = bool(self.extent.value)
+        fresh = self.proposals is None or len(self.proposals) != len(shown[0])
+        scale = self.viewer.layers[layer_names.IMAGE].scale
+
+        def work(_, segmenter):
+            stack = stack_of_layers(*shown)  # copied here, not on the GUI thread
+            scar = stack.spec.scar_mask(stack.labels[index])
+            if not scar.any():
+                raise ValueError(f"slice {index} has no scar in the labels to propagate")
+            result = yield from propagate(
+                stack, segmenter, index, scar, direction, self.cache, extent=extent
+            )
+            return result, (proposal_layers(result, scale) if fresh and result else None)
+
+        self.progress.max, self.progress.value = 1, 0
+        self.status.value = f"propagating slice {index}'s scar ({direction}) ..."
+
+        def done(out) -> None:
+            result, layers = out or (None, None)
+            if result is None:
+                self.status.value = "propagation cancelled"
+                return
+            reached = [i for i, s in enumerate(result.slices) if s.status == "ok"]
+            if fresh or self.proposals is None or len(self.proposals) != len(result):
+                self.proposals = result
+                self.show(layers)
+            else:  # the reached slices' proposals are replaced; the others stay
+                for i in reached:
+                    self.proposals.slices[i] = result.slices[i]
+                if not self.show_slices(reached):
+                    self.show()
+            self.status.value = (
+                f"propagated from slice {index}: {len(reached) - 1} slice(s) reached "
+                f"({reached[0]} to {reached[-1]})"
+            )
+
+        def progress(event) -> None:
+            if event is not None and event.stage == "propagate":
+                self.progress.max = max(int(event.total), 1)
+            self._on_event(event)
+
+        self.worker, self._stop = start(
+            self._with_models(work),
+            on_event=progress,
+            on_done=done,
+            on_error=self._fail,
+            total=0,
+            desc="propagating",
         )
         return self.worker
 
