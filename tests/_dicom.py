@@ -27,7 +27,7 @@ def write_series(
     from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
     folder.mkdir(parents=True, exist_ok=True)
-    series_uid = generate_uid()
+    series_uid, study_uid, frame_uid = generate_uid(), generate_uid(), generate_uid()
     n = volume.shape[0]
     order = list(reversed(range(n))) if shuffle_names else list(range(n))
     paths = []
@@ -43,7 +43,9 @@ def write_series(
         ds.Modality = "MR"
         ds.PatientID = patient
         ds.SeriesInstanceUID = series_uid
-        ds.StudyInstanceUID = generate_uid()
+        ds.StudyInstanceUID = study_uid
+        ds.FrameOfReferenceUID = frame_uid
+        ds.PatientName = patient
         ds.SeriesNumber = 5
         ds.InstanceNumber = n - z  # deliberately the reverse of the spatial order
         ds.ImagePositionPatient = [0.0, 0.0, float(z * step)]

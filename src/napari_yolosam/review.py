@@ -374,8 +374,22 @@ class ReviewSession:
             self._write_cleaned(folder)
         return sorted(p for p in Path(out).rglob("*") if p.is_file())
 
+    def _write_dicom_seg(self, out: Path) -> str | None:
+        """DICOM input: the cleaned labels as a DICOM-SEG of the series too; what the summary
+        says of it (``None`` for other inputs)."""
+        from .io.dicom_seg import dicom_seg_problem
+
+        if self.stack.layout != "dicom":
+            return None
+        problem = dicom_seg_problem(self.stack)
+        if problem:
+            return f"not written: {problem}"
+        write_labels(self.stack, out / DICOM_SEG, labels=self.labels, fmt="dicom-seg")
+        return DICOM_SEG
+
     def _write_cleaned(self, out: Path) -> None:
         write_labels(self.stack, out / "masks", labels=self.labels)
+        seg = self._write_dicom_seg(out)
         atomic_write_text(
             out / "decisions.jsonl", "".join(d.to_json() + "\n" for d in self.decisions)
         )
@@ -393,8 +407,13 @@ class ReviewSession:
             "actions": counts,
             "models": self.models,
             "source_labels": str(self.stack.label_source),
+            "dicom_seg": seg,
         }
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
+
+
+#: The cleaned set's DICOM Segmentation (DICOM input only).
+DICOM_SEG = "labels.seg.dcm"
 
 
 def open_review(

@@ -77,7 +77,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if not stack.has_labels:
         raise StackError(args.images, "has no labels to write")
     fmt = args.format or default_format(stack)
-    if fmt != "png" and Path(args.out).suffix.lower() in (".tif", ".tiff", ".gz", ".nii"):
+    if fmt != "png" and Path(args.out).suffix.lower() in (".tif", ".tiff", ".gz", ".nii", ".dcm"):
         check_output(args.out, (args.images, args.labels), args.overwrite)
         written = write_labels(stack, args.out, fmt=fmt)  # one file, written atomically
     else:

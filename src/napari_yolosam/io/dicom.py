@@ -164,13 +164,26 @@ def read_dicom(
     Rescale slope and intercept are applied. Pixel spacing and slice thickness
     are kept; several series in one folder must share the pixel spacing, or be
     chosen with ``series`` (a SeriesInstanceUID, SeriesNumber or PatientID).
-    Masks (PNG etc.) are matched to files by name, as for image folders.
+    Masks (PNG etc.) are matched to files by name, as for image folders; ``masks`` may
+    also be a DICOM Segmentation file of the series (:mod:`.dicom_seg`).
     """
     with _lenient_validation():
         return _read_dicom(Path(path), masks, spec, series)
 
 
 def _read_dicom(path: Path, masks, spec: LabelSpec | None, series: str | None) -> Stack:
+    from dataclasses import replace
+
+    from .dicom_seg import is_dicom_seg, read_dicom_seg
+
+    if masks is not None and is_dicom_seg(masks):  # labels as a DICOM Segmentation object
+        stack = _read_dicom_series(path, None, spec, series)
+        labels = read_dicom_seg(masks, stack)
+        return replace(stack, labels=labels, label_source=Path(masks))
+    return _read_dicom_series(path, masks, spec, series)
+
+
+def _read_dicom_series(path: Path, masks, spec: LabelSpec | None, series: str | None) -> Stack:
     from .folder import read_masks_for
 
     spec = spec or LabelSpec()

@@ -1,4 +1,5 @@
-"""Writing label stacks: PNG folders in the stack's own layout, TIFF, NIfTI. Always atomic."""
+"""Writing label stacks: PNG folders in the stack's own layout, TIFF, NIfTI, DICOM-SEG. Always
+atomic."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from ..stack import Stack
 from .atomic import atomic_write
 from .nifti import is_nifti
 
-LABEL_FORMATS = ("png", "tiff", "nifti")
+LABEL_FORMATS = ("png", "tiff", "nifti", "dicom-seg")
 
 
 def _encode(stack: Stack, labels: np.ndarray) -> np.ndarray:
@@ -64,7 +65,9 @@ def write_labels(
     labels
         ``(N, H, W)`` label maps; defaults to ``stack.labels``.
     fmt
-        ``"png"``, ``"tiff"`` or ``"nifti"``; defaults to the stack's layout.
+        ``"png"``, ``"tiff"``, ``"nifti"`` or ``"dicom-seg"`` (a DICOM Segmentation of a
+        DICOM series: a ``.dcm`` file, or ``<series>_labels.seg.dcm`` in a folder);
+        defaults to the stack's layout.
 
     Returns
     -------
@@ -81,8 +84,14 @@ def write_labels(
         fmt = "tiff"
     if fmt not in LABEL_FORMATS:
         raise ValueError(f"unknown label format {fmt!r}; choose from {LABEL_FORMATS}")
-    encoded = _encode(stack, labels)
     out = Path(out)
+    if fmt == "dicom-seg":
+        from .dicom_seg import write_dicom_seg
+
+        target = out if out.suffix.lower() == ".dcm" else out / f"{_stem(stack)}_labels.seg.dcm"
+        _check_target(stack, target)
+        return [write_dicom_seg(stack, labels, target)]
+    encoded = _encode(stack, labels)
     if fmt == "png":
         return _write_png_folder(stack, encoded, out)
     if fmt == "tiff":

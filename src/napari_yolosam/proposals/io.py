@@ -37,7 +37,8 @@ def save_proposals(
     proposals: Proposals, stack: Stack, out: str | Path, overwrite: bool = False
 ) -> Path:
     """Write ``masks/`` (0/255 PNG per slice, original names and sizes), ``myocardium/``
-    (if proposed), ``probabilities.npz`` (float16), ``summary.csv`` and ``prompts.json``.
+    (if proposed), ``probabilities.npz`` (float16), ``summary.csv``, ``prompts.json`` and,
+    for a DICOM series, ``proposals.seg.dcm`` (the scar as a DICOM Segmentation).
 
     The folder is built beside ``out`` and moved into place when complete (never
     a mix of two runs); ``out`` must not hold the stack's data, and an existing
@@ -99,6 +100,25 @@ def _write_proposals(proposals: Proposals, stack: Stack, out: Path) -> None:
     atomic_write_text(
         out / "prompts.json",
         json.dumps({"settings": proposals.settings, "slices": prompts}, indent=1),
+    )
+    _write_dicom_seg(proposals, stack, out)
+
+
+#: The proposals' DICOM Segmentation (DICOM input of one series only).
+DICOM_SEG = "proposals.seg.dcm"
+
+
+def _write_dicom_seg(proposals: Proposals, stack: Stack, out: Path) -> None:
+    """DICOM input: the scar proposals as an automatic DICOM-SEG of the series too."""
+    from ..io.dicom_seg import dicom_seg_problem, segment_values, write_dicom_seg
+
+    if stack.layout != "dicom" or dicom_seg_problem(stack):
+        return
+    scar = segment_values(stack.spec)["scar"]
+    labels = proposals.masks().astype(np.uint16 if scar > 255 else np.uint8) * scar
+    name = str(proposals.settings.get("segmenter") or "napari-yolosam")
+    write_dicom_seg(
+        stack, labels, out / DICOM_SEG, "scar proposals", algorithm=name, segments=("scar",)
     )
 
 
