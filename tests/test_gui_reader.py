@@ -126,3 +126,56 @@ def test_yolosam_view_ends_cleanly(tmp_path, delay):
     text = err.decode()
     assert process.returncode == 0, text[-2000:]
     assert "Traceback" not in text and "RuntimeError" not in text, text[-2000:]
+
+
+def test_a_cine_series_opens_with_a_phase_slider_and_one_phase_to_work_on(
+    make_napari_viewer, qtbot, tmp_path
+):
+    from _dicom import write_series
+    from napari_yolosam.widgets.workflow import Workflow
+
+    phases, positions = 5, 3
+    k = np.arange(phases * positions)
+    volume = (
+        np.ones((len(k), 16, 20)) * (100 * (k // positions) + 10 * (k % positions))[:, None, None]
+    )
+    write_series(tmp_path / "cine", volume, slope=1.0, intercept=0.0, phases=phases)
+    viewer = make_napari_viewer()
+    flow = Workflow(viewer)
+    flow.open_stack.phase.value = 2
+    flow.open_stack.open(tmp_path / "cine")
+    qtbot.waitUntil(lambda: "LGE image" in viewer.layers, timeout=30000)
+    cine = viewer.layers["all phases"]
+    assert cine.data.shape == (phases, positions, 16, 20)
+    assert np.allclose(cine.data[:, :, 0, 0], (100 * np.arange(phases))[:, None] + [0, 10, 20])
+    assert viewer.dims.ndim == 4 and viewer.dims.axis_labels[0] == "phase"
+    image = viewer.layers["LGE image"].data
+    assert np.allclose(image[:, 0, 0], [200, 210, 220])  # the chosen phase to work on
+    assert "phase 2 of 5" in flow.open_stack.status.value
+    viewer.dims.set_current_step(0, 4)  # another phase on the time slider ...
+    viewer.dims.set_current_step(1, 1)  # ... and the second slice
+    assert flow.proposals.current_slice() == 1  # slices are the third axis from the end
+    meta = viewer.layers["LGE image"].metadata["yolosam"]
+    assert meta["phase"] == 2 and len(meta["phases"]) == phases
+
+
+def test_a_study_folder_opens_every_patient_in_one_stack(make_napari_viewer, qtbot, tmp_path):
+    from napari_yolosam.io import read_stack
+    from napari_yolosam.phantom.io import save_phantom
+    from napari_yolosam.phantom.make import make_phantom
+    from napari_yolosam.widgets.open_stack import OpenStackWidget
+
+    for k, name in enumerate(["P01", "P02"]):
+        phantom = make_phantom(n_slices=3, n_cases=1, shape=(64, 64), corrupt=0.3, seed=k)
+        save_phantom(phantom, tmp_path / "study" / name)
+    viewer = make_napari_viewer()
+    widget = OpenStackWidget(viewer)
+    widget.open(tmp_path / "study")
+    qtbot.waitUntil(lambda: "labels" in viewer.layers, timeout=30000)
+    labels = viewer.layers["labels"]
+    assert labels.data.shape == (6, 64, 64)
+    np.testing.assert_array_equal(labels.data[3:], read_stack(tmp_path / "study" / "P02").labels)
+    assert labels.metadata["yolosam"]["cases"] == ["P01"] * 3 + ["P02"] * 3
+    assert "6 slices of 2 patients" in widget.status.value
+    layers = viewer.open(str(tmp_path / "study"), plugin="napari-yolosam")  # File > Open too
+    assert layers[0].data.shape == (6, 64, 64)

@@ -8,6 +8,8 @@ TRUTH = "phantom truth"
 METADATA_KEY = "yolosam"
 
 PROPOSAL = "scar proposal"
+#: Every phase of a cine series (a time axis of its own); the stack's layers hold one phase.
+PHASES = "all phases"
 PROBABILITY = "scar probability"
 MYOCARDIUM_PROPOSAL = "myocardium proposal"
 SEMIAUTO_PREFIX = "semi-auto: "

@@ -36,12 +36,17 @@ class Planned:
     source: str = "audit proposal"
 
 
-def read_decisions(path: str | Path, session: ReviewSession) -> list[Planned]:
+def read_decisions(
+    path: str | Path, session: ReviewSession, patient: str | None = None
+) -> list[Planned]:
     """Decisions from a CSV (header ``image,action[,mask]``) or JSON list of such objects.
 
     ``mask`` rows name a mask file (relative to the decisions file) whose
     non-zero pixels become the slice's scar. Unknown slices, actions or
-    unreadable masks are errors naming the file and the row.
+    unreadable masks are errors naming the file and the row. For one ``patient``
+    of a study, one file serves every patient: rows name ``<patient>/<slice>`` (the
+    study's own slice names) or carry a ``patient`` column, and other patients'
+    rows are left to them.
     """
     path = Path(path)
     rows = _rows(path)
@@ -50,6 +55,10 @@ def read_decisions(path: str | Path, session: ReviewSession) -> list[Planned]:
     for number, row in enumerate(rows, start=1):
         image, action = str(row.get("image", "")), str(row.get("action", "")).strip().lower()
         where = f"row {number} ({image or 'no image'})"
+        if patient is not None:
+            owner, image = row_patient(row, image)
+            if owner != patient:
+                continue
         if image not in names:
             raise StackError(path, f"{where}: no slice of that name in the stack")
         if action not in FILE_ACTIONS:
@@ -60,6 +69,20 @@ def read_decisions(path: str | Path, session: ReviewSession) -> list[Planned]:
         mask = _mask(path, row.get("mask"), session, names[image], where)
         planned.append(Planned(names[image], "accept", mask, f"mask file {row['mask']}"))
     return planned
+
+
+def row_patient(row: dict, image: str) -> tuple[str | None, str]:
+    """A study-wide decision row's patient and its slice name within the patient."""
+    if row.get("patient"):
+        return str(row["patient"]), image
+    owner, _, name = image.rpartition("/")
+    return (owner or None), name
+
+
+def decision_patients(path: str | Path) -> set[str | None]:
+    """The patients a study-wide decisions file names (``None`` for a row naming none)."""
+    rows = _rows(Path(path))
+    return {row_patient(row, str(row.get("image", "")))[0] for row in rows}
 
 
 def _rows(path: Path) -> list[dict]:

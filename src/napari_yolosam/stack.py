@@ -70,6 +70,10 @@ class Stack:
         NIfTI affine, kept so NIfTI labels are written in the same space.
     warnings
         Things the reader noticed that did not stop it (slices without label...).
+    phases, phase
+        A series with several phases (cine): each phase's trigger time in ms (NaN
+        where unknown) and the index of the phase this stack holds; ``()`` and ``None``
+        for a series of one phase.
     """
 
     images: np.ndarray
@@ -88,6 +92,8 @@ class Stack:
     cases: list[str] = field(default_factory=list)
     affine: np.ndarray | None = None
     warnings: list[str] = field(default_factory=list)
+    phases: tuple[float, ...] = ()
+    phase: int | None = None
 
     def __post_init__(self) -> None:
         images = np.asarray(self.images)
@@ -210,6 +216,8 @@ class Stack:
             "label_files": [None if p is None else str(p) for p in self.label_files],
             "binary_on_disk": self.binary_on_disk,
             "affine": None if self.affine is None else np.asarray(self.affine).tolist(),
+            "phases": list(self.phases),
+            "phase": self.phase,
         }
 
     @classmethod
@@ -233,4 +241,6 @@ class Stack:
             label_files=[None if p is None else Path(p) for p in meta.get("label_files") or []],
             binary_on_disk=meta.get("binary_on_disk"),
             affine=None if affine is None else np.asarray(affine),
+            phases=tuple(meta.get("phases") or ()),
+            phase=meta.get("phase"),
         )

@@ -16,6 +16,15 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
+        patients = _study(args)
+        if patients:
+            from .study import run_per_patient
+
+            return run_per_patient(args, args.func, patients)
+        if getattr(args, "phase", None) == "all":
+            from .phases import run_per_phase
+
+            return run_per_phase(args, args.func)
         return int(args.func(args) or 0)
     except (StackError, ValueError, PermissionError, FileNotFoundError, RuntimeError) as exc:
         print(f"yolosam {args.command}: error: {exc}", file=sys.stderr)
@@ -23,6 +32,16 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, Stopped):
         print(f"yolosam {args.command}: stopped", file=sys.stderr)
         return 130
+
+
+def _study(args) -> list:
+    """The patients when a per-patient command's ``--images`` is a study, else ``[]``."""
+    from ..io.study import study_or_raise
+    from .study import PER_PATIENT
+
+    if args.command not in PER_PATIENT or not getattr(args, "images", None):
+        return []
+    return study_or_raise(args.images, getattr(args, "labels", None))
 
 
 __all__ = ["build_parser", "main"]

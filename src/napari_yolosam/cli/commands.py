@@ -19,12 +19,21 @@ from .options import (
 )
 
 
-def _read(args: argparse.Namespace):
+def _read(args: argparse.Namespace, labels: bool = True):
+    """The stack ``--images`` (with ``--labels``, ``--series`` and ``--phase``) names; a
+    study's patients all in one stack (training, embedding)."""
+    from ..io import read_study
+    from ..io.study import study_or_raise
+
+    given = getattr(args, "labels", None) if labels else None
+    if study_or_raise(args.images, given):
+        return read_study(args.images, given, spec_from_args(args), getattr(args, "phase", None))
     return read_stack(
         args.images,
-        labels=getattr(args, "labels", None),
+        labels=getattr(args, "labels", None) if labels else None,
         spec=spec_from_args(args),
         series=getattr(args, "series", None),
+        phase=getattr(args, "phase", None),
     )
 
 
@@ -41,6 +50,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         "labels": stack.has_labels,
         "label_spec": stack.spec.to_dict(),
         "warnings": stack.warnings,
+        "phases": max(len(stack.phases), 1),
+        "phase": stack.phase,
+        "phase_times_ms": [round(t, 1) for t in stack.phases],
     }
     if stack.has_labels:
         scar = stack.scar()
@@ -61,6 +73,14 @@ def _readable(summary: dict) -> str:
         + (f"{spacing[0]:.3g} x {spacing[1]:.3g} mm" if spacing else "unknown (areas in pixels)")
         + (f"; slice step {step:.3g} mm" if step else ""),
     ]
+    if summary["phases"] > 1:
+        times = summary["phase_times_ms"]
+        lines.append(
+            f"{summary['phases']} phases (trigger {times[0]:.0f}-{times[-1]:.0f} ms); this stack: "
+            f"phase {summary['phase']} ({times[summary['phase']]:.0f} ms"
+            + (", end-diastole)" if summary["phase"] == 0 else ")")
+            + "; choose with --phase"
+        )
     if summary["labels"]:
         lines.append(
             f"labels: {spec.get('name', 'custom')} (scar {spec['scar']}, myocardium "
@@ -124,7 +144,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from ..paths import cache_dir
     from ..progress import cli_progress, drive
 
-    stack = read_stack(args.images, spec=spec_from_args(args))
+    stack = _read(args, labels=False)
     segmenter = Segmenter.from_spec(args.segmenter, device=args.device)
     folder = Path(args.cache) if args.cache else cache_dir("embeddings")
     cache = EmbeddingCache(disk_dir=folder)
@@ -145,7 +165,7 @@ def cmd_propose(args: argparse.Namespace) -> int:
     from ..proposals.core import propose
     from ..proposals.io import save_proposals
 
-    stack = read_stack(args.images, labels=args.labels, spec=spec_from_args(args))
+    stack = _read(args)
     check_output(args.out, (args.images, args.labels), args.overwrite)  # before any model work
     detector, segmenter = load_models(args)
     cache = EmbeddingCache(disk_dir=None if args.no_disk_cache else cache_dir("embeddings"))
@@ -217,7 +237,7 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     from ..proposals.io import save_proposals
     from ..proposals.propagate import propagate
 
-    stack = read_stack(args.images, labels=args.labels, spec=spec_from_args(args))
+    stack = _read(args)
     check_output(args.out, (args.images, args.labels, args.mask), args.overwrite)
     start = _start_slice(stack, args.slice)
     mask = _start_mask(stack, start, args.mask)
@@ -272,7 +292,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..progress import cli_progress, drive
     from ..training.run import train
 
-    stack = read_stack(args.images, labels=args.labels, spec=spec_from_args(args))
+    stack = _read(args)
     check_output(  # an earlier run is continued with --resume, replaced only with --overwrite
         args.out,
         (args.images, args.labels),
@@ -330,7 +350,7 @@ def cmd_quantify(args: argparse.Namespace) -> int:
 
     spec = spec_from_args(args)
     if args.images:
-        stack = read_stack(args.images, labels=args.labels, spec=spec, series=args.series)
+        stack = _read(args)
     elif args.labels:
         stack = read_labels_only(args.labels, spec=spec)
     else:
@@ -382,9 +402,7 @@ def cmd_semiauto(args: argparse.Namespace) -> int:
     from ..labelspec import LabelSpec
     from ..semiauto import semiauto_stack
 
-    stack = read_stack(
-        args.images, labels=args.labels, spec=spec_from_args(args), series=args.series
-    )
+    stack = _read(args)
     scar = semiauto_stack(
         stack, args.method, n=args.n, min_size=args.min_size, fill_holes=args.fill_holes
     )
@@ -403,9 +421,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from ..audit import AuditConfig, audit, save_audit
     from ..stack import case_of
 
-    stack = read_stack(
-        args.images, labels=args.labels, spec=spec_from_args(args), series=args.series
-    )
+    stack = _read(args)
     if not stack.has_labels:
         raise StackError(args.images, "has no labels to audit (give --labels)")
     check_output(args.out, (args.images, args.labels, args.proposals), args.overwrite)
@@ -466,7 +482,7 @@ def cmd_review(args: argparse.Namespace) -> int:
 
     if not args.list and (not args.out or (args.decisions is None) == (args.accept_below is None)):
         raise ValueError("give --list, or --out with one of --decisions FILE / --accept-below Q")
-    stack = read_stack(args.images, labels=args.labels, spec=spec_from_args(args))
+    stack = _read(args)
     if not args.list:
         check_output(args.out, (args.images, args.labels, args.proposals), args.overwrite)
     proposals = load_proposals(args.proposals, stack)
@@ -475,16 +491,17 @@ def cmd_review(args: argparse.Namespace) -> int:
     models = {k: settings.get(k) for k in ("segmenter", "segmenter_fingerprint", "detector")}
     session = ReviewSession(stack, proposals.masks(), result.rows, models=models)
     if args.list:
+        owner = f"{args.patient}/" if getattr(args, "patient", None) else ""
         for row in queue_table(session, proposals):
             print(
-                f"{row['rank']:4d}  {row['image']}  quality {row['quality']:.2f}  "
+                f"{row['rank']:4d}  {owner}{row['image']}  quality {row['quality']:.2f}  "
                 f"{row['issue']}  confidence {row['confidence']:.2f}  {row['evidence']}"
             )
         print(f"{len(session.queue())} of {len(stack)} slices in the queue")
         return 0
     skipped: list[tuple[str, str]] = []
     planned = (
-        read_decisions(args.decisions, session)
+        read_decisions(args.decisions, session, getattr(args, "patient", None))
         if args.decisions
         else rule_decisions(session, proposals, args.accept_below, args.min_confidence, skipped)
     )

@@ -58,7 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     if cuda:
         torch.cuda.set_device(local_rank)
     try:
-        stack = read_stack(args.images, spec=spec_from_args(args))
+        stack = read_stack(
+            args.images,
+            spec=spec_from_args(args),
+            series=getattr(args, "series", None),
+            phase=getattr(args, "phase", None),
+        )
         segmenter = Segmenter.from_spec(args.segmenter, device=device)
         config = sam_config_from_args(args)
         result = drive(

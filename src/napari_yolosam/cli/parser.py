@@ -24,6 +24,8 @@ from .options import (
     non_negative_int,
     positive_int,
 )
+from .phases import phase_choice
+from .study import shard_choice
 
 INPUT_HELP = "the stack: folder (images/ + masks/), DICOM folder, TIFF, NIfTI or image"
 
@@ -80,6 +82,20 @@ def add_input(
         p.add_argument(legacy, dest="legacy_path", help=argparse.SUPPRESS)
     p.add_argument("--labels", metavar="PATH", help=labels_help)
     p.add_argument("--series", help="DICOM: which series (UID, number or PatientID)")
+    p.add_argument(
+        "--phase",
+        type=phase_choice,
+        help="DICOM series with several phases (cine): which one, 0-based in time order "
+        "(default: the first, end-diastole for an ECG-triggered cine), or 'all': the command "
+        "once per phase, --out NAME_phaseKK.csv / OUT/phaseKK",
+    )
+    p.add_argument(
+        "--shard",
+        type=shard_choice,
+        metavar="K/N",
+        help="a study (a folder of patients): run every N-th patient from the K-th "
+        "(0-based), for N processes or cluster jobs sharing it",
+    )
     p.set_defaults(needs_images=required)
 
 

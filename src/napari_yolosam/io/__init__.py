@@ -29,6 +29,7 @@ __all__ = [
     "mask_to_boxes",
     "read_labels_only",
     "read_stack",
+    "read_study",
     "read_yolo_file",
     "regions_to_boxes",
     "write_labels",
@@ -40,6 +41,7 @@ __all__ = [
 def can_read(path: str | Path) -> bool:
     """Whether :func:`read_stack` knows this kind of path (cheap; reads no pixels)."""
     from .dicom import looks_like_dicom_folder
+    from .study import find_patients
 
     path = Path(path)
     if path.is_dir():
@@ -48,6 +50,7 @@ def can_read(path: str | Path) -> bool:
             bool(list_image_files(images_dir))
             or (path / "dicom").is_dir()
             or looks_like_dicom_folder(path)
+            or bool(find_patients(path))
         )
     suffix = path.suffix.lower()
     return path.is_file() and (suffix in IMAGE_SUFFIXES or suffix == ".dcm" or is_nifti(path))
@@ -58,6 +61,7 @@ def read_stack(
     labels: str | Path | None = None,
     spec: LabelSpec | None = None,
     series: str | None = None,
+    phase: int | None = None,
 ) -> Stack:
     """Read any supported input into a :class:`~napari_yolosam.stack.Stack`.
 
@@ -74,6 +78,9 @@ def read_stack(
         Label specification (default: EMIDEC values, automatic binary detection).
     series
         For DICOM folders holding several series: which one.
+    phase
+        For a DICOM series with several phases (cine): which one (0-based, in time
+        order; default the first, end-diastole for an ECG-triggered cine).
 
     Raises
     ------
@@ -85,9 +92,60 @@ def read_stack(
         raise StackError(path, "does not exist")
     if labels is not None and not Path(labels).exists():
         raise StackError(labels, "does not exist")
-    stack = _read_any(path, labels, spec, series)
+    stack = _read_with_labels(path, labels, spec, series, phase)
+    if phase is not None and stack.layout != "dicom":
+        raise StackError(path, "phases are read from DICOM series only (--phase)")
     _check_finite(stack, path)
     return stack
+
+
+def read_study(
+    path: str | Path, labels: str | Path | None = None, spec=None, phase: int | None = None
+):
+    """Every patient of a study as one stack (slices padded to a common size; each slice's
+    case is its patient; names ``<patient>/<file>``): for training on all of them. Pixel
+    spacing is kept where all patients share it, else dropped with a warning."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from .images import pad_to_common
+    from .study import study_or_raise
+
+    patients = study_or_raise(path, labels)
+    if not patients:
+        return read_stack(path, labels=labels, spec=spec, phase=phase)
+    stacks = [read_stack(p.images, p.labels, spec, p.series, phase) for p in patients]
+    images, _ = pad_to_common([im for s in stacks for im in s.images])
+    shapes = [shape for s in stacks for shape in s.original_shapes]
+    labelled = all(s.labels is not None for s in stacks)
+    labels_all = None
+    if labelled:
+        labels_all, _ = pad_to_common([lab for s in stacks for lab in s.labels])
+        labels_all = labels_all.astype(np.uint16 if labels_all.max() > 255 else np.uint8)
+    spacings = {s.spacing for s in stacks}
+    warnings = [
+        f"{p.name}: {w}" for p, s in zip(patients, stacks, strict=True) for w in s.warnings
+    ]
+    if len(spacings) > 1:
+        warnings.append("the patients' pixel spacings differ: areas and volumes are in pixels")
+    return replace(
+        stacks[0],
+        images=images,
+        labels=labels_all,
+        names=[f"{p.name}/{n}" for p, s in zip(patients, stacks, strict=True) for n in s.names],
+        cases=[p.name for p, s in zip(patients, stacks, strict=True) for _ in s.names],
+        original_shapes=shapes,
+        spacing=stacks[0].spacing if len(spacings) == 1 else None,
+        layout="memory",
+        source=Path(path),
+        label_source=None if labels is None else Path(labels),
+        label_files=[f for s in stacks for f in (s.label_files or [None] * len(s))],
+        affine=None,
+        warnings=warnings,
+        phases=(),
+        phase=None,
+    )
 
 
 def _check_finite(stack: Stack, path: Path) -> None:
@@ -103,7 +161,19 @@ def _check_finite(stack: Stack, path: Path) -> None:
         )
 
 
-def _read_any(path: Path, labels, spec: LabelSpec | None, series: str | None) -> Stack:
+def _read_with_labels(path: Path, labels, spec, series: str | None, phase: int | None) -> Stack:
+    """The stack, its labels read from a DICOM Segmentation file when ``labels`` is one."""
+    from dataclasses import replace
+
+    from .dicom_seg import is_dicom_seg, read_dicom_seg
+
+    if labels is None or not is_dicom_seg(labels):
+        return _read_any(path, labels, spec, series, phase)
+    stack = _read_any(path, None, spec, series, phase)
+    return replace(stack, labels=read_dicom_seg(labels, stack), label_source=Path(labels))
+
+
+def _read_any(path: Path, labels, spec, series: str | None, phase: int | None = None) -> Stack:
     """Dispatch on the kind of input (folder, DICOM, TIFF, NIfTI, 2D image)."""
     from .dicom import looks_like_dicom_folder, read_dicom
 
@@ -114,10 +184,10 @@ def _read_any(path: Path, labels, spec: LabelSpec | None, series: str | None) ->
                 if labels is not None
                 else (path / "masks" if (path / "masks").is_dir() else None)
             )
-            return read_dicom(path / "dicom", masks=masks, spec=spec, series=series)
+            return read_dicom(path / "dicom", masks=masks, spec=spec, series=series, phase=phase)
         images_dir, _ = find_layout(path)
         if not list_image_files(images_dir) and looks_like_dicom_folder(path):
-            return read_dicom(path, masks=labels, spec=spec, series=series)
+            return read_dicom(path, masks=labels, spec=spec, series=series, phase=phase)
         return read_folder(path, spec=spec, masks_dir=labels)
     suffix = path.suffix.lower()
     if suffix in (".tif", ".tiff"):
@@ -125,7 +195,7 @@ def _read_any(path: Path, labels, spec: LabelSpec | None, series: str | None) ->
     if is_nifti(path):
         return read_nifti(path, labels=labels, spec=spec)
     if suffix == ".dcm":
-        return read_dicom(path.parent, masks=labels, spec=spec, series=series)
+        return read_dicom(path.parent, masks=labels, spec=spec, series=series, phase=phase)
     if suffix in IMAGE_SUFFIXES:
         return _read_single(path, labels, spec)
     raise StackError(

@@ -30,6 +30,7 @@ class _Slice:
     shape: tuple[int, int]
     spacing: tuple[float, float] | None
     thickness: float | None
+    trigger: float | None = None
 
 
 def _read_header(path: Path, strict: bool):
@@ -78,6 +79,56 @@ def _describe(path: Path, ds) -> _Slice:
         if spacing is None or not np.all(np.isfinite(spacing)) or np.any(spacing <= 0)
         else (spacing[0], spacing[1]),
         thickness=thickness if thickness and thickness > 0 else None,
+        trigger=_trigger_time(ds),
+    )
+
+
+def _trigger_time(ds) -> float | None:
+    """The slice's time in the cardiac cycle (TriggerTime, ms), else its temporal position."""
+    for name in ("TriggerTime", "TemporalPositionIdentifier"):
+        try:
+            value = float(getattr(ds, name))
+        except (AttributeError, TypeError, ValueError):
+            continue
+        if np.isfinite(value):
+            return value
+    return None
+
+
+def split_phases(ordered: list[_Slice]) -> list[list[_Slice]]:
+    """The phases of a series ordered in space: slices at one position taken in time order
+    (trigger time, then instance number); ``[ordered]`` when every position has one slice.
+    Phase ``k`` holds the ``k``-th slice of every position."""
+    if not all(s.position is not None and s.orientation is not None for s in ordered):
+        return [ordered]
+    normal = np.cross(ordered[0].orientation[:3], ordered[0].orientation[3:])
+    places: dict[float, list[_Slice]] = {}
+    for s in ordered:
+        places.setdefault(round(float(s.position @ normal), 2), []).append(s)
+    counts = {len(v) for v in places.values()}
+    if counts == {1}:
+        return [ordered]
+    if len(counts) > 1:
+        few = min(places.values(), key=len)[0]
+        raise StackError(
+            few.path,
+            f"its position holds {min(counts)} slice(s) where others hold {max(counts)}: "
+            "a series with phases needs every phase at every position",
+        )
+    timed = [
+        sorted(v, key=lambda s: (np.inf if s.trigger is None else s.trigger, s.instance))
+        for _, v in sorted(places.items())
+    ]
+    return [[place[k] for place in timed] for k in range(counts.pop())]
+
+
+def _phase_times(phases: list[list[_Slice]]) -> tuple[float, ...]:
+    """Each phase's trigger time (ms, the median over positions; NaN where unknown)."""
+    return tuple(
+        float(np.median([s.trigger for s in p]))
+        if all(s.trigger is not None for s in p)
+        else float("nan")
+        for p in phases
     )
 
 
@@ -156,6 +207,7 @@ def read_dicom(
     masks: str | Path | None = None,
     spec: LabelSpec | None = None,
     series: str | None = None,
+    phase: int | None = None,
 ) -> Stack:
     """Read a folder of DICOM slices into a stack.
 
@@ -164,29 +216,20 @@ def read_dicom(
     Rescale slope and intercept are applied. Pixel spacing and slice thickness
     are kept; several series in one folder must share the pixel spacing, or be
     chosen with ``series`` (a SeriesInstanceUID, SeriesNumber or PatientID).
-    Masks (PNG etc.) are matched to files by name, as for image folders; ``masks`` may
-    also be a DICOM Segmentation file of the series (:mod:`.dicom_seg`).
+    Masks (PNG etc.) are matched to files by name, as for image folders (``read_stack``
+    also takes a DICOM Segmentation file of the series as labels: :mod:`.dicom_seg`).
+
+    A series with several phases (cine: several slices per position at different
+    trigger times) gives the stack of one phase: ``phase`` (0-based, in time order),
+    by default the first, end-diastole for an ECG-triggered cine. ``stack.phases`` holds
+    every phase's trigger time and ``stack.phase`` the one read.
     """
     with _lenient_validation():
-        return _read_dicom(Path(path), masks, spec, series)
+        return _read_dicom_series(Path(path), masks, spec, series, phase)
 
 
-def _read_dicom(path: Path, masks, spec: LabelSpec | None, series: str | None) -> Stack:
-    from dataclasses import replace
-
-    from .dicom_seg import is_dicom_seg, read_dicom_seg
-
-    if masks is not None and is_dicom_seg(masks):  # labels as a DICOM Segmentation object
-        stack = _read_dicom_series(path, None, spec, series)
-        labels = read_dicom_seg(masks, stack)
-        return replace(stack, labels=labels, label_source=Path(masks))
-    return _read_dicom_series(path, masks, spec, series)
-
-
-def _read_dicom_series(path: Path, masks, spec: LabelSpec | None, series: str | None) -> Stack:
-    from .folder import read_masks_for
-
-    spec = spec or LabelSpec()
+def _headers(path: Path, series: str | None) -> list[_Slice]:
+    """The DICOM slices of a folder (of one series, patient or series number if given)."""
     if not path.is_dir():
         raise StackError(path, "is not a folder")
     slices = []
@@ -200,6 +243,22 @@ def _read_dicom_series(path: Path, masks, spec: LabelSpec | None, series: str | 
         slices = [s for s in slices if series in (s.series, str(s.series_number), s.patient)]
         if not slices:
             raise StackError(path, f"no series matches {series!r}")
+    return slices
+
+
+def _choose_phase(phase: int | None, count: int, path: Path) -> int:
+    if phase is None:
+        return 0
+    if not 0 <= int(phase) < count:
+        raise StackError(path, f"phase {phase}: the series has {count} phase(s) (0-{count - 1})")
+    return int(phase)
+
+
+def _read_dicom_series(path: Path, masks, spec, series: str | None, phase: int | None) -> Stack:
+    from .folder import read_masks_for
+
+    spec = spec or LabelSpec()
+    slices = _headers(path, series)
     groups: dict[str, list[_Slice]] = {}
     for s in slices:
         groups.setdefault(s.series, []).append(s)
@@ -217,7 +276,10 @@ def _read_dicom_series(path: Path, masks, spec: LabelSpec | None, series: str | 
                     f"({first.path.name})",
                 )
         members, step = _order(members)
-        ordered += members
+        phases = split_phases(members)
+        chosen = _choose_phase(phase, len(phases), path)
+        times = _phase_times(phases) if len(phases) > 1 else ()
+        ordered += phases[chosen]
         if step:
             steps.append(step)
     spacings = {s.spacing for s in ordered}
@@ -241,7 +303,12 @@ def _read_dicom_series(path: Path, masks, spec: LabelSpec | None, series: str | 
     warnings: list[str] = []
     if masks is not None:
         mask_set = read_masks_for(
-            names, shapes, Path(masks), spec, images.shape[1:], ignore_unmatched=series is not None
+            names,
+            shapes,
+            Path(masks),
+            spec,
+            images.shape[1:],
+            ignore_unmatched=series is not None or bool(times),
         )
         labels, spec, on_disk = mask_set.labels, mask_set.spec, mask_set.binary_on_disk
         label_files, warnings = mask_set.files, mask_set.warnings
@@ -261,4 +328,18 @@ def _read_dicom_series(path: Path, masks, spec: LabelSpec | None, series: str | 
         binary_on_disk=on_disk,
         cases=[s.patient or s.path.stem for s in ordered],
         warnings=warnings,
+        phases=times,
+        phase=chosen if times else None,
     )
+
+
+def read_phase_images(path: str | Path, series: str | None = None) -> np.ndarray:
+    """Every phase of a DICOM series as ``(phases, positions, H, W)`` float32 (each file read
+    once; the series' first one when a folder holds several): for viewing a cine in time."""
+    with _lenient_validation():
+        slices = _headers(Path(path), series)
+        first = slices[0].series
+        members, _ = _order([s for s in slices if s.series == first])
+        phases = split_phases(members)
+        images, _ = pad_to_common([_pixels(s) for phase in phases for s in phase])
+    return images.reshape(len(phases), len(phases[0]), *images.shape[1:])

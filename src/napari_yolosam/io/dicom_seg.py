@@ -141,8 +141,6 @@ def write_dicom_seg(
     ``segments``: only these structures (e.g. ``("scar",)`` for proposals)."""
     import highdicom as hd
 
-    from .. import __version__
-
     datasets = _sources(stack)
     roles = segment_values(stack.spec)
     if segments is not None:
@@ -151,9 +149,7 @@ def write_dicom_seg(
     pixels = np.stack([frames == value for value in roles.values()], axis=-1)
     automatic = algorithm is not None
     identification = (
-        hd.AlgorithmIdentificationSequence(
-            name=algorithm, version=__version__, family=_ai_family()
-        )
+        hd.AlgorithmIdentificationSequence(name=algorithm, version=_version(), family=_ai_family())
         if automatic
         else None
     )
@@ -180,8 +176,6 @@ def write_dicom_seg(
 def _segmentation(datasets, pixels, descriptions, description: str):
     import highdicom as hd
 
-    from .. import __version__
-
     return hd.seg.Segmentation(
         source_images=datasets,
         pixel_array=pixels,
@@ -193,11 +187,21 @@ def _segmentation(datasets, pixels, descriptions, description: str):
         instance_number=1,
         manufacturer="napari-yolosam",
         manufacturer_model_name="napari-yolosam",
-        software_versions=__version__,
+        software_versions=_version(),
         device_serial_number="0",
         series_description=description[:64],
         omit_empty_frames=False,
     )
+
+
+def _version() -> str:
+    """The installed napari-yolosam's version (written into the SEG)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("napari-yolosam")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _ai_family():

@@ -121,7 +121,7 @@ def _write_png_folder(stack: Stack, encoded: np.ndarray, out: Path) -> list[Path
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for i, name in enumerate(stack.names):
-        target = out / (Path(name).stem + ".png")
+        target = out / Path(name).with_suffix(".png")  # a study's names keep their folders
         _check_target(stack, target)
         array = np.ascontiguousarray(stack.crop(i, encoded[i]))
         written.append(

@@ -128,7 +128,7 @@ def write_yolo_labels(
         if shapes is not None:
             mask = mask[: shapes[i][0], : shapes[i][1]]
         yolo = boxes_to_yolo(mask_to_boxes(mask, min_area=min_area), mask.shape)
-        target = out_dir / (Path(name).stem + ".txt")
+        target = out_dir / Path(name).with_suffix(".txt")
         atomic_write_text(target, format_yolo_lines(yolo, [class_id] * len(yolo)))
         written.append(target)
     return written

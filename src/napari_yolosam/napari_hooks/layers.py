@@ -39,6 +39,8 @@ def stack_to_layer_data(stack: Stack, truth: np.ndarray | None = None) -> list[t
         layers.append(
             (stack.labels, {**common, "name": layer_names.LABELS, "opacity": 0.5}, "labels")
         )
+    if len(stack.phases) > 1 and stack.layout == "dicom" and stack.source is not None:
+        layers.append(phase_layer_data(stack, common))
     if truth is not None:
         layers.append(
             (
@@ -48,6 +50,29 @@ def stack_to_layer_data(stack: Stack, truth: np.ndarray | None = None) -> list[t
             )
         )
     return layers
+
+
+def phase_layer_data(stack: Stack, common: dict) -> tuple:
+    """Every phase of a cine series as an image layer with a time axis (napari's first slider),
+    under the stack's own phase (the one proposals, audit and labels work on)."""
+    from ..io.dicom import read_phase_images
+
+    cine = read_phase_images(stack.source)
+    low, high = np.percentile(cine, (0.5, 99.5))
+    scale = common.get("scale")
+    return (
+        cine,
+        {
+            **common,
+            "name": layer_names.PHASES,
+            "colormap": "gray",
+            "contrast_limits": (float(low), float(max(high, low + 1e-3))),
+            "visible": False,
+            "axis_labels": ("phase", "slice", "y", "x"),
+            **({"scale": (1.0, *scale)} if scale is not None else {}),
+        },
+        "image",
+    )
 
 
 def stack_from_layer(data: np.ndarray, metadata: dict) -> Stack:

@@ -54,7 +54,7 @@ def _write_proposals(proposals: Proposals, stack: Stack, out: Path) -> None:
     rows, prompts = [], []
     myocardium = proposals.myocardium()
     for i, (name, sp) in enumerate(zip(stack.names, proposals.slices, strict=True)):
-        stem = Path(name).stem
+        stem = Path(name).with_suffix("")  # a study's slice names keep their patient folder
         _png(out / "masks" / f"{stem}.png", (stack.crop(i, sp.mask) * 255).astype(np.uint8))
         if myocardium is not None:
             _png(
@@ -132,7 +132,7 @@ def load_proposals(path: str | Path, stack: Stack) -> Proposals:
     path = Path(path)
     mask_dir = path / "masks" if (path / "masks").is_dir() else path
     files = {f.stem: f for f in list_image_files(mask_dir)}
-    if not files:
+    if not files and not any(mask_dir.rglob("*.png")):
         raise StackError(mask_dir, "no proposal mask images found")
     full = stack.shape[1:]
     probs = None
@@ -143,10 +143,11 @@ def load_proposals(path: str | Path, stack: Stack) -> Proposals:
         settings, details = _read_prompts(path / "prompts.json")
     slices = []
     for i, name in enumerate(stack.names):
+        nested = mask_dir / Path(name).with_suffix(".png")
         stem = Path(name).stem
-        if stem not in files:
+        if not nested.is_file() and stem not in files:
             raise StackError(mask_dir, f"no proposal mask for slice {name}")
-        raw = read_raw_mask(files[stem])
+        raw = read_raw_mask(nested if nested.is_file() else files[stem])
         if raw.shape != tuple(stack.original_shapes[i]):
             raise StackError(
                 files[stem],

@@ -34,3 +34,23 @@ def _same_array(layer, data, layer_type: str) -> bool:
         and current.shape == np.shape(data)
         and current.dtype == np.asarray(data).dtype
     )
+
+
+def slice_axis(viewer) -> int | None:
+    """napari's slider of the stack's slices (the third axis from the end: a cine's phase
+    slider comes before it), or ``None`` for a single 2D slice."""
+    ndim = viewer.dims.ndim
+    return ndim - 3 if ndim >= 3 else None
+
+
+def shown_slice(viewer) -> int:
+    """Index of the slice shown."""
+    axis = slice_axis(viewer)
+    return 0 if axis is None else int(viewer.dims.current_step[axis])
+
+
+def show_slice(viewer, index: int) -> None:
+    """Move napari's slice slider to slice ``index``."""
+    axis = slice_axis(viewer)
+    if axis is not None:
+        viewer.dims.set_current_step(axis, int(index))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from magicgui.widgets import ComboBox, Container, FileEdit, Label, LineEdit, PushButton, SpinBox
 
-from ..io import StackError, read_stack
+from ..io import StackError, read_study
 from ..labelspec import MASK_MODES, LabelSpec
 from ..napari_hooks.layers import stack_to_layer_data
 from ._layers import replace_layers
@@ -38,12 +38,14 @@ class OpenStackWidget(Container):
         self.path = FileEdit(
             label="stack",
             mode="d",
-            tooltip="Folder with images/ (+ masks/), a DICOM folder; or type a .tif/.nii.gz path",
+            tooltip="Folder with images/ (+ masks/), a DICOM folder, a folder of patients (their "
+            "folders or NIfTI files: opened together); or type a .tif/.nii.gz path",
         )
         self.labels_path = FileEdit(
             label="labels (optional)",
             mode="r",
-            tooltip="Mask folder or label file kept elsewhere; empty: masks/ beside images/",
+            tooltip="Mask folder, label file or DICOM-SEG kept elsewhere; empty: masks/ beside "
+            "images/",
         )
         self.preset = ComboBox(
             label="label values",
@@ -77,6 +79,14 @@ class OpenStackWidget(Container):
             value=128,
             tooltip="Soft (anti-aliased) masks are scar where value >= threshold",
         )
+        self.phase = SpinBox(
+            label="phase (cine)",
+            min=0,
+            max=999,
+            value=0,
+            tooltip="DICOM series with several phases: which one the labels, proposals and audit "
+            "work on (0: the first, end-diastole); every phase is shown in 'all phases'",
+        )
         self.open_button = PushButton(
             text="Open", tooltip="Read the stack in the background and show it"
         )
@@ -91,6 +101,7 @@ class OpenStackWidget(Container):
                 self.no_reflow,
                 self.mode,
                 self.threshold,
+                self.phase,
                 self.open_button,
                 self.status,
             ]
@@ -134,25 +145,36 @@ class OpenStackWidget(Container):
             self._fail(exc)
             return None
 
-        def _read():
-            return read_stack(target, labels=labels, spec=spec)
+        phase = int(self.phase.value) or None  # 0: the default (also for single-phase input)
+
+        def _read():  # the layers' arrays (every phase of a cine too) are built here as well
+            stack = read_study(target, labels=labels, spec=spec, phase=phase)
+            return stack, stack_to_layer_data(stack)
 
         self.status.value = f"reading {target.name} ..."
         # errors are reported by _fail, never re-raised into the event loop
         self.worker = call(_read, on_done=self._show, on_error=self._fail)
         return self.worker
 
-    def _show(self, stack) -> None:
+    def _show(self, read) -> None:
         from .. import layer_names
 
-        replace_layers(self.viewer, stack_to_layer_data(stack))
+        stack, layers = read
+        replace_layers(self.viewer, layers)
         if layer_names.LABELS in self.viewer.layers:  # painting goes to the labels, not the truth
             self.viewer.layers.selection.active = self.viewer.layers[layer_names.LABELS]
+        cases = len(set(stack.cases))
         note = (
-            f"{len(stack)} slices, labels: {stack.spec.name}"
-            if stack.has_labels
-            else f"{len(stack)} slices, no labels"
+            f"{len(stack)} slices"
+            + (f" of {cases} patients" if cases > 1 else "")
+            + (f", labels: {stack.spec.name}" if stack.has_labels else ", no labels")
         )
+        if stack.phases:
+            note += (
+                f"; phase {stack.phase} of {len(stack.phases)}"
+                + (" (end-diastole)" if stack.phase == 0 else "")
+                + f"; every phase in '{layer_names.PHASES}' (its own slider)"
+            )
         self.status.value = note + ("; " + "; ".join(stack.warnings) if stack.warnings else "")
 
     def _fail(self, exc: Exception) -> None:

@@ -28,7 +28,7 @@ from ..progress import Progress
 from ..proposals.core import Proposals, prompt_slice, propose
 from ..proposals.prompts import slice_prompts, user_proposal, with_slice
 from ..proposals.propagate import propagate
-from ._layers import replace_layers
+from ._layers import replace_layers, shown_slice
 from ._session import register
 from ._stack_from_layers import (
     MissingLayer,
@@ -286,7 +286,7 @@ class ProposalsWidget(Container):
     # -- proposing -----------------------------------------------------------------
     def current_slice(self) -> int:
         """Index of the slice shown."""
-        return int(self.viewer.dims.current_step[0]) if self.viewer.dims.ndim >= 3 else 0
+        return shown_slice(self.viewer)
 
     def propose(self, current_only: bool = False):
         """Propose in a worker (this slice or all); returns the worker. The worker also copies

@@ -14,7 +14,7 @@ from ..audit import AuditConfig
 from ..paths import cache_dir
 from ..review import ReviewSession, open_review
 from . import _work
-from ._layers import replace_layers
+from ._layers import replace_layers, show_slice
 from ._session import find_widget, register
 from ._stack_from_layers import MissingLayer, layers_of_viewer, stack_of_layers
 
@@ -348,8 +348,7 @@ class ReviewWidget(Container):
             self._show_disagreement(
                 disagreement(self.stack.spec, session.labels, session.proposals)
             )
-        if self.viewer.dims.ndim >= 3:
-            self.viewer.dims.set_current_step(0, self.current)
+        show_slice(self.viewer, self.current)
         self._highlight_row(self.current)
         self.viewer.layers.selection.active = self.viewer.layers[layer_names.LABELS]
 
