@@ -97,7 +97,14 @@ def audit_rows(stack, expert, proposals, label_dice, has_expert) -> tuple[dict, 
 
 
 #: Proposal variants the benchmark can add (``--variants``): their tag and propose options.
-VARIANTS = {"intensity": {"intensity": True}, "extent": {"extent": True}}
+#: ``lv_any``: the slice's best LV box whatever the class's validated threshold (every
+#: short-axis slice crosses the LV; 0.01 is only a floor under noise).
+VARIANTS = {
+    "intensity": {"intensity": True},
+    "extent": {"extent": True},
+    "lv_any": {"lv_conf": 0.01},
+    "lv_any_intensity": {"lv_conf": 0.01, "intensity": True},
+}
 
 
 def judge(stack, expert, segmenter, detector, cache, extra: list[str]) -> tuple[dict, dict]:
@@ -126,14 +133,16 @@ def judge(stack, expert, segmenter, detector, cache, extra: list[str]) -> tuple[
             figures["end_to_end" + tag] = proposal_dice(
                 run_propose(blind, segmenter, detector, cache, **options), expert
             )
-        figures["end_to_end_lv"] = proposal_dice(
-            run_propose(blind, segmenter, detector, cache, lv_scar=True), expert
-        )
-        # scar from the detector's LV box alone: independent of the label and of scar boxes
-        candidates["anatomy"] = run_propose(
-            blind, segmenter, detector, cache, lv_scar=True, scar_boxes=False
-        )
-        figures["end_to_end_anatomy"] = proposal_dice(candidates["anatomy"], expert)
+            figures["end_to_end_lv" + tag] = proposal_dice(
+                run_propose(blind, segmenter, detector, cache, lv_scar=True, **options), expert
+            )
+            # scar from the detector's LV box alone: independent of the label and of scar boxes
+            candidates["anatomy" + tag] = run_propose(
+                blind, segmenter, detector, cache, lv_scar=True, scar_boxes=False, **options
+            )
+            figures["end_to_end_anatomy" + tag] = proposal_dice(
+                candidates["anatomy" + tag], expert
+            )
     rows = {}
     for tag, options in variants.items():  # what `yolosam audit` proposes and judges with
         proposals = run_propose(stack, segmenter, detector, cache, **options)
@@ -189,14 +198,26 @@ def fine_tune(train_stack, run: Path, mode: str, args, cache):
     from napari_yolosam.training.sam import SamTrainConfig, train_segmenter
 
     segmenter = Segmenter.from_spec(args.segmenter)
+    from napari_yolosam.training.losses import LossWeights
+
+    # the ablation of the noise-robust loss: Dice + BCE in the same 3:1 ratio, no KL term
+    loss = LossWeights(dice=0.75, bce=0.25, kl=0.0) if args.loss == "plain" else LossWeights()
     config = SamTrainConfig(
-        epochs=args.epochs, lr=args.lr, mode=mode, val_fraction=0.15, seed=args.seed
+        epochs=args.epochs,
+        lr=args.lr,
+        mode=mode,
+        targets=args.targets,
+        loss=loss,
+        val_fraction=0.15,
+        seed=args.seed,
     )
-    best = run / mode / "segmenter.pth"
+    suffix = "".join(f"-{v}" for v in (args.targets, args.loss) if v not in ("labels", "robust"))
+    folder = run / f"{mode}{suffix}"
+    best = folder / "segmenter.pth"
     if args.reuse and best.exists():
         return Segmenter.load(best), {}
     started = time.time()
-    result = drive(train_segmenter(train_stack, segmenter, config, run / mode, cache=cache))
+    result = drive(train_segmenter(train_stack, segmenter, config, folder, cache=cache))
     minutes = round((time.time() - started) / 60, 1)
     tuned = Segmenter.load(result.best_path) if result.best_path else segmenter
     return tuned, {"minutes": minutes, "history": result.history}
@@ -216,6 +237,18 @@ def main() -> None:
         "--modes", nargs="+", default=["decoder", "neck"], help="segmenter training modes"
     )
     parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument(
+        "--loss",
+        choices=["robust", "plain"],
+        default="robust",
+        help="the noise-robust loss (Dice + BCE + KL to softened targets) or plain Dice + BCE",
+    )
+    parser.add_argument(
+        "--targets",
+        default="labels",
+        help="segmenter targets: labels, or extent (the labels' "
+        "scar with the extent of the enhanced regions it touches)",
+    )
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--detector-epochs", type=int, default=40)
     parser.add_argument("--n-range", type=float, nargs=2, default=(2.0, 6.0))

@@ -82,6 +82,12 @@ def test_validated_thresholds_per_class(tiny_detector, phantom, tmp_path):
         assert (ours > thresholds[name]).all()
         assert len(ours) == (everything.scores[everything.classes == k] > thresholds[name]).sum()
     assert len(det.predict([image], conf=0.001, max_det=300)[0]) == len(everything)  # one for all
+    first = det.names[0]  # one class's threshold set by name, the others their own
+    some = det.predict([image], max_det=300, class_conf={first: 0.001, "no such class": 0.9})[0]
+    for k, name in enumerate(det.names):
+        floor = 0.001 if name == first else thresholds[name]
+        expected = (everything.scores[everything.classes == k] > floor).sum()
+        assert (some.classes == k).sum() == expected
     loaded = Detector.load(det.save(tmp_path / "det2.pt"))
     assert loaded.thresholds == pytest.approx(thresholds)
     payload = torch.load(tmp_path / "det2.pt", weights_only=True)

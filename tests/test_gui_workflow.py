@@ -25,6 +25,7 @@ def workflow(make_napari_viewer, phantom_folder, monkeypatch, tmp_path):
 
     config = SamTrainConfig()  # the widget's defaults are the core's
     assert (flow.finetune.lr.value, flow.finetune.epochs.value) == (config.lr, config.epochs)
+    assert flow.finetune.targets.value == config.targets
     flow.proposals.segmenter_spec.value = "tiny"
     assert flow.finetune.starting_models() == ("yolo11n.yaml", "tiny")
     return viewer, flow
@@ -174,6 +175,7 @@ def test_finetune_loads_models_and_rescores(workflow, qtbot, tmp_path):
     assert accepted.before["label_area"] != accepted.after["label_area"], "a changed label"
     flow.finetune.what.value = "segmenter"
     flow.finetune.epochs.value = 1
+    flow.finetune.targets.value = "extent"
     flow.finetune.out.value = str(tmp_path / "run")
     timer, ticks = _ticks(qtbot)
     flow.finetune.start()
@@ -181,6 +183,10 @@ def test_finetune_loads_models_and_rescores(workflow, qtbot, tmp_path):
     timer.stop()
     assert ticks["n"] > 3, "the event loop kept running while training"
     assert flow.finetune.history and (tmp_path / "run/segmenter.pth").exists()
+    from napari_yolosam.models.checkpoints import read_payload
+
+    trained = read_payload(tmp_path / "run/segmenter.pth")["extra"]
+    assert trained["config"]["targets"] == "extent", "the widget's choice reached training"
     first_call = flow.finetune.result.history[0]
     assert first_call["model"] == "segmenter"
     flow.finetune.load_and_rescore()

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 #: encoder, cached embeddings); ``auto`` (full for a random or scratch-sized encoder,
 #: else decoder).
 TRAIN_MODES = ("auto", "full", "stage", "neck", "decoder")
+#: What the segmenter learns scar from: the ``labels`` as they are, or their scar with the
+#: ``extent`` of the enhanced regions it touches (``training.targets.extent_targets``).
+TARGETS = ("labels", "extent")
 
 #: Proposals take their extent from the enhanced regions SAM's masks touch (see
 #: ``proposals.core.enhanced_extent``): on EMIDEC dev the offered correction of flagged
@@ -34,6 +37,7 @@ class TrainDefaults:
     batch_size: int = 8
     lr: float = 3e-4
     mode: str = "auto"
+    targets: str = "labels"
     val_fraction: float = 0.2
     seed: int = 0
     scar_free_share: float = 1.0

@@ -138,6 +138,37 @@ class LabelSpec:
         return self._isin(labels, (*self.myocardium, *self.blood_pool))
 
     @property
+    def scar_value(self) -> int:
+        """The value new scar pixels take."""
+        return self.binary_value if self.mode == "binary" else self.scar[0]
+
+    def replace_scar(
+        self, labels: np.ndarray, scar: np.ndarray, allow_outside: bool = False
+    ) -> tuple[np.ndarray, int]:
+        """A copy of one slice's ``labels`` with the scar replaced by ``scar``, and the
+        number of ``scar`` pixels outside the labelled myocardium.
+
+        Only scar changes: pixels that leave the scar become healthy myocardium, new
+        ones take :attr:`scar_value`; no-reflow stays, and so do blood pool, background
+        and the myocardium's extent. Scar outside the myocardium is left out unless
+        ``allow_outside``. Label sets without myocardium take ``scar`` as it is.
+        """
+        labels = np.array(labels, copy=True)
+        scar = np.asarray(scar, bool)
+        old = self.scar_mask(labels)
+        if not self.has_myocardium:
+            labels[old & ~scar] = 0
+            labels[scar] = self.scar_value
+            return labels, 0
+        myocardium = self.myocardium_mask(labels)
+        outside = int((scar & ~myocardium).sum())
+        target = scar if allow_outside else scar & myocardium
+        healthy = next((v for v in self.myocardium if v not in self.scar), 0)
+        labels[old & ~target & ~self.no_reflow_mask(labels)] = healthy
+        labels[target & ~old] = self.scar_value
+        return labels, outside
+
+    @property
     def has_myocardium(self) -> bool:
         """Whether label maps under this spec carry the myocardium."""
         return bool(self.myocardium)

@@ -155,39 +155,13 @@ class ReviewSession:
         return q[-1]
 
     # -- decisions ---------------------------------------------------------------
-    def _scar_value(self) -> int:
-        return (
-            self.stack.spec.binary_value
-            if self.stack.spec.mode == "binary"
-            else self.stack.spec.scar[0]
-        )
-
     def _with_scar(
         self, index: int, scar: np.ndarray, allow_outside: bool = False
     ) -> tuple[np.ndarray, int]:
-        """Slice ``index``'s labels with the scar replaced by ``scar``, and the number of
-        ``scar`` pixels outside the labelled myocardium.
-
-        Only scar changes: pixels that leave the scar become healthy myocardium, new
-        ones take the scar value; no-reflow stays (it changes only by a hand edit),
-        and so do blood pool, background and the myocardium's extent. Scar outside the
-        myocardium is left out unless ``allow_outside`` (the annotator confirmed it).
-        Label sets without myocardium take ``scar`` as it is.
-        """
-        spec = self.stack.spec
-        labels = self.labels[index].copy()
-        old = spec.scar_mask(labels)
-        if not spec.has_myocardium:
-            labels[old & ~scar] = 0
-            labels[scar] = self._scar_value()
-            return labels, 0
-        myocardium = spec.myocardium_mask(labels)
-        outside = int((scar & ~myocardium).sum())
-        target = scar if allow_outside else scar & myocardium
-        healthy = next((v for v in spec.myocardium if v not in spec.scar), 0)
-        labels[old & ~target & ~spec.no_reflow_mask(labels)] = healthy
-        labels[target & ~old] = self._scar_value()
-        return labels, outside
+        """Slice ``index``'s labels with the scar replaced by ``scar`` (only scar changes:
+        :meth:`LabelSpec.replace_scar`) and the count of ``scar`` pixels outside the
+        labelled myocardium (left out unless ``allow_outside``: the annotator confirmed)."""
+        return self.stack.spec.replace_scar(self.labels[index], scar, allow_outside)
 
     def _metrics(self, index: int, labels: np.ndarray) -> dict:
         scar = self.stack.spec.scar_mask(labels)

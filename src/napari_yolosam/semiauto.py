@@ -65,6 +65,24 @@ def cleanup(mask: np.ndarray, min_size: int = 0, fill_holes: bool = False) -> np
     return mask
 
 
+#: n of the n-SD rule that marks the myocardium's *enhanced* regions: the most sensitive of
+#: the usual n-SD thresholds. Proposals box them (``--intensity``) and take scar's extent
+#: from them; training can take its targets' extent from them.
+ENHANCED_N = 2.0
+
+
+def touched_regions(masks: np.ndarray, enhanced: np.ndarray) -> np.ndarray:
+    """For each mask (``(H, W)`` or ``(K, H, W)``), the connected regions of ``enhanced``
+    that it touches: where a mask says *where*, the enhanced regions say *how far*."""
+    regions, _ = ndi.label(enhanced)
+    masks = np.asarray(masks, bool)
+    out = np.zeros(masks.shape, bool)
+    for k in np.ndindex(masks.shape[:-2]):
+        touched = np.unique(regions[masks[k] & (regions > 0)])
+        out[k] = np.isin(regions, touched[touched > 0])
+    return out
+
+
 def nsd(
     image: np.ndarray,
     myocardium: np.ndarray,

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..defaults import EXTENT, TRAIN_MODES, TRAINING, default_segmenter
+from ..defaults import EXTENT, TARGETS, TRAIN_MODES, TRAINING, default_segmenter
 from ..io.outputs import check_output, staged_folder
 from ..labelspec import MASK_MODES, LabelSpec
 
@@ -143,6 +143,14 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
         f"decoder (default {TRAINING.mode})",
     )
     parser.add_argument(
+        "--targets",
+        choices=TARGETS,
+        default=TRAINING.targets,
+        help="labels: learn scar as labelled; extent: learn each label's scar with the extent "
+        "of the enhanced regions it touches (mean + 2 SD of the remote myocardium), for "
+        f"threshold labels whose extent is as noisy as their threshold (default {TRAINING.targets})",
+    )
+    parser.add_argument(
         "--val-fraction",
         type=float,
         default=TRAINING.val_fraction,
@@ -173,6 +181,7 @@ def sam_config_from_args(args: argparse.Namespace):
         batch_size=args.batch,
         lr=args.lr,
         mode=args.mode,
+        targets=getattr(args, "targets", TRAINING.targets),
         val_fraction=args.val_fraction,
         val_cases=tuple(val_cases.split(",")) if val_cases else (),
         seed=args.seed,

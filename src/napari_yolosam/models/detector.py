@@ -240,13 +240,18 @@ class Detector:
         conf: float | None = None,
         iou: float = 0.5,
         max_det: int = 50,
+        class_conf: dict[str, float] | None = None,
     ) -> list[Detections]:
         """Boxes on each 2D slice (several per slice; ``max_det`` only bounds runaway output).
 
         ``conf`` is one threshold for every class; ``None`` takes the per-class
-        :attr:`thresholds` validated in training.
+        :attr:`thresholds` validated in training. ``class_conf`` sets some classes'
+        thresholds by name instead (names the detector lacks are ignored).
         """
         per_class = self.class_thresholds(conf)
+        for name, value in (class_conf or {}).items():
+            if name in self.names:
+                per_class[self.names.index(name)] = float(value)
         inputs = [to_uint8_rgb(image, self.preprocess) for image in images]
         with keep_torch_threads():
             results = self.yolo.predict(

@@ -88,15 +88,12 @@ def enhanced_extent(
     :data:`INTENSITY_N` SD of the remote myocardium) that it touches. Scar SAM drew on
     tissue that is not enhanced is dropped; enhanced tissue joined to its scar is added; no
     scar appears where SAM saw none. Logits are moved across 0 to match the masks."""
-    from ..semiauto import nsd
+    from ..semiauto import nsd, touched_regions
 
     if not len(output.masks) or not myocardium.any():
         return output
-    regions, _ = ndi.label(nsd(image, myocardium, INTENSITY_N, blood_pool=blood_pool).mask)
-    masks = np.zeros_like(output.masks)
-    for k, mask in enumerate(output.masks):
-        touched = np.unique(regions[mask & (regions > 0)])
-        masks[k] = np.isin(regions, touched[touched > 0])
+    enhanced = nsd(image, myocardium, INTENSITY_N, blood_pool=blood_pool).mask
+    masks = touched_regions(output.masks, enhanced)
     logits = np.where(masks, np.maximum(output.logits, 0.0), np.minimum(output.logits, -1e-3))
     return PromptOutput(masks, logits.astype(np.float32), output.iou)
 
@@ -197,6 +194,7 @@ def propose(
     scar_boxes: bool = True,
     intensity: bool = False,
     extent: bool = EXTENT,
+    lv_conf: float | None = None,
 ) -> Generator[Progress, None, Proposals]:
     """Propose scar masks for the slices of ``stack`` (a generator: :class:`Progress` after
     each slice, ``stage="propose"``; close it to stop; returns :class:`Proposals`).
@@ -233,11 +231,16 @@ def propose(
     extent
         SAM locates the scar, the image sets its extent (:func:`enhanced_extent`; default
         :data:`~napari_yolosam.defaults.EXTENT`; where a myocardium is known).
+    lv_conf
+        Keep the detector's LV boxes above this score (the slice's best one is its
+        anatomy), whatever the class's validated threshold: every slice of a short-axis
+        stack crosses the LV. ``None``: the class's own threshold.
     """
     cache = EmbeddingCache(max_bytes=256 << 20) if cache is None else cache
     options = dict(conf=conf, iou=iou, use_labels=use_labels, carry_neighbour=carry_neighbour)
     options.update(box_margin=box_margin, restrict_to_myocardium=restrict_to_myocardium)
     options.update(lv_scar=lv_scar, scar_boxes=scar_boxes, intensity=intensity, extent=extent)
+    options.update(lv_conf=lv_conf)
     n = len(stack)
     indices = list(range(n)) if indices is None else [int(i) for i in indices]
     slices: list[SliceProposal | None] = [None] * n
@@ -273,7 +276,13 @@ def _slice_steps(stack, segmenter, detector, cache, options):
         image = stack.crop(i, stack.images[i])
         prompts, lv_box, status = [], None, "no_detector"
         if detector is not None:
-            found = detector.predict([image], conf=options["conf"], iou=options["iou"])[0]
+            lv_conf = options["lv_conf"]
+            found = detector.predict(
+                [image],
+                conf=options["conf"],
+                iou=options["iou"],
+                class_conf=None if lv_conf is None else {LV_CLASS: lv_conf},
+            )[0]
             prompts, lv_box, status, state["previous"] = _detector_prompts(
                 found, scar_index, lv_index, state["previous"], options
             )

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..io.yolo_boxes import regions_to_boxes
 from ..regions import scar_regions
+from ..semiauto import ENHANCED_N
 
 SOURCES = ("detector", "label", "neighbour", "lv", "intensity", "user")
 #: Sources of scar boxes from the detector (its own, or carried from a neighbouring slice).
@@ -21,7 +22,7 @@ DETECTOR_SOURCES = (*SCAR_BOX_SOURCES, "lv")
 #: Prompts that do not come from the label being judged: the detector's and the image's.
 INDEPENDENT_SOURCES = (*DETECTOR_SOURCES, "intensity")
 #: n of the n-SD rule that finds the enhanced regions :func:`intensity_boxes` boxes.
-INTENSITY_N = 2.0
+INTENSITY_N = ENHANCED_N
 
 
 @dataclass

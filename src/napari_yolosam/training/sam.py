@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..defaults import TRAIN_MODES, TRAINING
+from ..defaults import TARGETS, TRAIN_MODES, TRAINING
 from ..io.yolo_boxes import regions_to_boxes
 from ..models.checkpoints import read_payload
 from ..models.embeddings import EmbeddingCache
@@ -43,6 +43,7 @@ from .data import (
     split_cases,
 )
 from .losses import LossWeights, noise_robust_loss
+from .targets import extent_targets
 
 BEST_NAME = "segmenter.pth"
 #: What each mode feeds the trainable part: images, cached trunk features, cached embeddings.
@@ -59,6 +60,7 @@ class SamTrainConfig:
     lr: float = TRAINING.lr
     weight_decay: float = 1e-4
     mode: str = TRAINING.mode  # one of TRAIN_MODES (see defaults.py)
+    targets: str = TRAINING.targets  # one of TARGETS: the labels, or their scar's extent
     loss: LossWeights = field(default_factory=LossWeights)
     iou_weight: float = 0.1
     augmentation: Augmentation = field(default_factory=Augmentation)
@@ -81,6 +83,8 @@ class SamTrainConfig:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
         if not 0 <= self.click_share <= 1 or not 0 <= self.scar_free_share <= 1:
             raise ValueError("click_share and scar_free_share lie in 0..1")
+        if self.targets not in TARGETS:
+            raise ValueError(f"unknown targets {self.targets!r} ({', '.join(TARGETS)})")
 
     def resolved_mode(self, segmenter: Segmenter) -> str:
         """``full`` or ``decoder``: a randomly initialised encoder is always trained (``full``)."""
@@ -211,11 +215,15 @@ def train_segmenter(
     are written atomically at the end of each epoch to ``out_dir``: the last
     (with optimiser and schedule state, for ``resume``) and the best by
     validation Dice. Closing the generator stops the run; the files of the
-    last finished epoch stay intact.
+    last finished epoch stay intact. With ``config.targets == "extent"`` the scar of
+    every label (training and validation) takes the extent of the enhanced regions it
+    touches first (:func:`~napari_yolosam.training.targets.extent_targets`).
     """
     config = config or SamTrainConfig()
     if not stack.has_labels:
         raise ValueError("training needs labels")
+    if config.targets == "extent":
+        stack, _ = extent_targets(stack)
     run = _TrainRun.start(stack, segmenter, config, out_dir, cache)
     if resume is not None:
         run.resume_from(resume)

@@ -17,7 +17,7 @@ from magicgui.widgets import (
     SpinBox,
 )
 
-from ..defaults import TRAINING, default_segmenter, segmenter_choices
+from ..defaults import TARGETS, TRAINING, default_segmenter, segmenter_choices
 from ..io import read_stack
 from ..paths import cache_dir
 from ..training.run import RunResult, saved_models, train
@@ -63,6 +63,7 @@ class FinetuneWidget(Container):
                 self.detector,
                 self.epochs,
                 self.lr,
+                self.targets,
                 self.device,
                 self.out,
                 self.resume,
@@ -126,6 +127,13 @@ class FinetuneWidget(Container):
             step=1e-4,
             value=TRAINING.lr,
             tooltip="segmenter learning rate (AdamW, cosine schedule)",
+        )
+        self.targets = ComboBox(
+            label="scar targets",
+            choices=list(TARGETS),
+            value=TRAINING.targets,
+            tooltip="labels: learn scar as labelled; extent: each label's scar with the extent "
+            "of the enhanced regions it touches (for threshold labels)",
         )
         self.device = ComboBox(
             label="device", choices=["cpu", "cuda", "0,1"], value="cpu", tooltip="cpu or GPU(s)"
@@ -193,12 +201,14 @@ class FinetuneWidget(Container):
             "device": str(self.device.value),
             "resume": bool(self.resume.value),
         }
-        lr = float(self.lr.value)
+        lr, targets = float(self.lr.value), str(self.targets.value)
 
         def work():
             stack = read()
             val_fraction = 0.2 if len(set(stack.cases)) > 1 else 0.0
-            config = SamTrainConfig(epochs=epochs, lr=lr, val_fraction=val_fraction)
+            config = SamTrainConfig(
+                epochs=epochs, lr=lr, targets=targets, val_fraction=val_fraction
+            )
             return (yield from train(stack, run, sam_config=config, **options))
 
         self.history = []
