@@ -100,8 +100,8 @@ def audit_rows(stack, expert, proposals, label_dice, has_expert) -> tuple[dict, 
 #: ``lv_any``: the slice's best LV box whatever the class's validated threshold (every
 #: short-axis slice crosses the LV; 0.01 is only a floor under noise).
 VARIANTS = {
-    "intensity": {"intensity": True},
-    "extent": {"extent": True},
+    "intensity": {"intensity": True, "lv_conf": None},
+    "extent": {"extent": True, "lv_conf": None},
     "lv_any": {"lv_conf": 0.01},
     "lv_any_intensity": {"lv_conf": 0.01, "intensity": True},
 }
@@ -126,7 +126,8 @@ def judge(stack, expert, segmenter, detector, cache, extra: list[str]) -> tuple[
     }
     candidates = {"label_prompted": run_propose(stack, segmenter, None, cache)}
     figures["label_prompted_dice"] = proposal_dice(candidates["label_prompted"], expert)
-    variants = {"": {}, **{f"_{name}": VARIANTS[name] for name in extra}}
+    # the base row keeps the LV class's validated threshold, as measured before LV_CONF
+    variants = {"": {"lv_conf": None}, **{f"_{name}": VARIANTS[name] for name in extra}}
     if detector is not None:
         blind = stack.with_labels(None)
         for tag, options in variants.items():

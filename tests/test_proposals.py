@@ -69,6 +69,36 @@ def test_lv_box_prompts_for_scar_on_request(tiny_segmenter, phantom):
             assert b.scores[k] > 0 and np.isfinite(b.scores[k])
 
 
+def test_the_best_lv_box_counts_below_the_validated_threshold(tiny_segmenter, phantom):
+    """Every short-axis slice crosses the LV: its best box is the anatomy above LV_CONF,
+    whatever the class's validated threshold; ``lv_conf=None`` keeps that threshold."""
+    import argparse
+
+    import torch
+
+    from napari_yolosam.cli.options import lv_conf_choice
+    from napari_yolosam.defaults import LV_CONF
+    from napari_yolosam.models.detector import Detector
+
+    detector = Detector.build("yolo11n.yaml", names=("scar", "lv"), imgsz=128, seed=0)
+    with torch.no_grad():
+        for branch in detector.yolo.model.model[-1].cv3:
+            branch[-1].bias[1] = 2.0  # LV scores well above LV_CONF, below 1
+    detector.weights_changed()
+    detector.thresholds = {"scar": 1.0, "lv": 1.0}  # validated: nothing passes
+    stack = phantom.stack.with_labels(None)
+    strict = drive(propose(stack, tiny_segmenter, detector, lv_scar=True, lv_conf=None))
+    assert all(sp.myocardium is None and "lv" not in sp.sources for sp in strict.slices)
+    default = drive(propose(stack, tiny_segmenter, detector, lv_scar=True))
+    assert default.settings["lv_conf"] == LV_CONF
+    assert all(sp.sources.count("lv") == 1 for sp in default.slices), "one LV box per slice"
+    assert all(sp.myocardium is not None for sp in default.slices)
+    assert not any("detector" in sp.sources for sp in default.slices), "scar keeps its threshold"
+    assert lv_conf_choice("validated") is None and lv_conf_choice("0.3") == 0.3
+    with pytest.raises(argparse.ArgumentTypeError, match="0..1"):
+        lv_conf_choice("2")
+
+
 def test_label_prompts_box_scar_regions_as_in_training(tiny_segmenter, phantom):
     labels = np.zeros(phantom.stack.shape, np.uint8)
     labels[0, 10:20, 10:20] = 3

@@ -181,6 +181,7 @@ def cmd_propose(args: argparse.Namespace) -> int:
         lv_scar=args.lv_scar,
         intensity=args.intensity,
         extent=args.extent,
+        lv_conf=args.lv_conf,
     )
     proposals = drive(work, cli_progress())
     save_proposals(proposals, stack, args.out, overwrite=args.overwrite)
@@ -453,6 +454,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
                 lv_scar=args.lv_scar,
                 intensity=args.intensity,
                 extent=args.extent,
+                lv_conf=args.lv_conf,
             ),
             cli_progress(),
         )

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..defaults import EXTENT, TARGETS, TRAIN_MODES, TRAINING, default_segmenter
+from ..defaults import EXTENT, LV_CONF, TARGETS, TRAIN_MODES, TRAINING, default_segmenter
 from ..io.outputs import check_output, staged_folder
 from ..labelspec import MASK_MODES, LabelSpec
 
@@ -200,6 +200,14 @@ def add_detector_prompt_options(parser: argparse.ArgumentParser) -> None:
         "thresholds validated in training, kept in the detector checkpoint; else 0.25)",
     )
     parser.add_argument(
+        "--lv-conf",
+        type=lv_conf_choice,
+        default=LV_CONF,
+        help="keep the detector's LV boxes above this score, the slice's best being its "
+        "anatomy (every short-axis slice crosses the LV); 'validated': the LV class's own "
+        f"threshold (default {LV_CONF})",
+    )
+    parser.add_argument(
         "--lv-scar",
         action="store_true",
         help="prompt SAM for scar with the detector's LV box too (segmenters trained with LV boxes)",
@@ -211,6 +219,19 @@ def add_detector_prompt_options(parser: argparse.ArgumentParser) -> None:
         "(mean + 2 SD of the remote myocardium; the label's myocardium, else the proposed one)",
     )
     add_extent_option(parser)
+
+
+def lv_conf_choice(text: str) -> float | None:
+    """An argparse type: a score in 0..1, or ``validated`` (``None``: the class's threshold)."""
+    if text.strip().lower() == "validated":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a score in 0..1 or 'validated', got {text!r}")
+    return value
 
 
 def add_extent_option(parser: argparse.ArgumentParser) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..defaults import EXTENT
+from ..defaults import EXTENT, LV_CONF
 from ..models.detector import LV_CLASS, SCAR_CLASS, Detections, Detector
 from ..models.embeddings import EmbeddingCache
 from ..models.segmenter import PromptOutput, Segmenter
@@ -194,7 +194,7 @@ def propose(
     scar_boxes: bool = True,
     intensity: bool = False,
     extent: bool = EXTENT,
-    lv_conf: float | None = None,
+    lv_conf: float | None = LV_CONF,
 ) -> Generator[Progress, None, Proposals]:
     """Propose scar masks for the slices of ``stack`` (a generator: :class:`Progress` after
     each slice, ``stage="propose"``; close it to stop; returns :class:`Proposals`).
@@ -234,7 +234,8 @@ def propose(
     lv_conf
         Keep the detector's LV boxes above this score (the slice's best one is its
         anatomy), whatever the class's validated threshold: every slice of a short-axis
-        stack crosses the LV. ``None``: the class's own threshold.
+        stack crosses the LV (default :data:`~napari_yolosam.defaults.LV_CONF`). ``None``:
+        the class's own threshold.
     """
     cache = EmbeddingCache(max_bytes=256 << 20) if cache is None else cache
     options = dict(conf=conf, iou=iou, use_labels=use_labels, carry_neighbour=carry_neighbour)
