@@ -30,7 +30,7 @@ def _read(args: argparse.Namespace, labels: bool = True):
         return read_study(args.images, given, spec_from_args(args), getattr(args, "phase", None))
     return read_stack(
         args.images,
-        labels=getattr(args, "labels", None) if labels else None,
+        labels=given,
         spec=spec_from_args(args),
         series=getattr(args, "series", None),
         phase=getattr(args, "phase", None),

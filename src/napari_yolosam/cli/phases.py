@@ -36,12 +36,11 @@ def phase_output(out: str | Path, phase: int) -> Path:
 def run_per_phase(args: argparse.Namespace, run) -> int:
     """Run ``run(args)`` for every phase of ``--images`` (``--out`` per phase); the worst
     return code."""
-    from ..io import read_stack
+    from ..io import phase_count
 
     if not getattr(args, "out", None):
         raise ValueError("--phase all needs --out (one output per phase)")
-    stack = read_stack(args.images, series=getattr(args, "series", None))
-    count = max(len(stack.phases), 1)
+    count = phase_count(args.images, getattr(args, "series", None))
     codes = []
     for phase in range(count):
         each = copy.copy(args)

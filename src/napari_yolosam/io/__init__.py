@@ -175,32 +175,50 @@ def _read_with_labels(path: Path, labels, spec, series: str | None, phase: int |
 
 def _read_any(path: Path, labels, spec, series: str | None, phase: int | None = None) -> Stack:
     """Dispatch on the kind of input (folder, DICOM, TIFF, NIfTI, 2D image)."""
-    from .dicom import looks_like_dicom_folder, read_dicom
+    from .dicom import read_dicom
 
+    folder = _dicom_folder(path)
+    if folder is not None:
+        beside = path / "masks" if folder == path / "dicom" else None  # dicom/ + masks/
+        if labels is None and beside is not None and beside.is_dir():
+            labels = beside
+        return read_dicom(folder, masks=labels, spec=spec, series=series, phase=phase)
     if path.is_dir():
-        if (path / "dicom").is_dir() and not (path / "images").is_dir():
-            masks = (
-                labels
-                if labels is not None
-                else (path / "masks" if (path / "masks").is_dir() else None)
-            )
-            return read_dicom(path / "dicom", masks=masks, spec=spec, series=series, phase=phase)
-        images_dir, _ = find_layout(path)
-        if not list_image_files(images_dir) and looks_like_dicom_folder(path):
-            return read_dicom(path, masks=labels, spec=spec, series=series, phase=phase)
         return read_folder(path, spec=spec, masks_dir=labels)
     suffix = path.suffix.lower()
     if suffix in (".tif", ".tiff"):
         return read_tiff(path, labels=labels, spec=spec)
     if is_nifti(path):
         return read_nifti(path, labels=labels, spec=spec)
-    if suffix == ".dcm":
-        return read_dicom(path.parent, masks=labels, spec=spec, series=series, phase=phase)
     if suffix in IMAGE_SUFFIXES:
         return _read_single(path, labels, spec)
     raise StackError(
         path, "unsupported file type (expected a folder, TIFF, NIfTI, DICOM or 2D image)"
     )
+
+
+def _dicom_folder(path: Path) -> Path | None:
+    """The DICOM folder ``path`` stands for (``dicom/`` beside ``masks/``, a DICOM folder, a
+    ``.dcm`` file's folder), or ``None`` for any other input."""
+    from .dicom import looks_like_dicom_folder
+
+    if path.is_dir():
+        if (path / "dicom").is_dir() and not (path / "images").is_dir():
+            return path / "dicom"
+        images_dir, _ = find_layout(path)
+        if not list_image_files(images_dir) and looks_like_dicom_folder(path):
+            return path
+        return None
+    return path.parent if path.suffix.lower() == ".dcm" else None
+
+
+def phase_count(path: str | Path, series: str | None = None) -> int:
+    """How many phases the DICOM series at ``path`` holds, from its headers alone (1 for a
+    series of one phase and for any other input)."""
+    from .dicom import count_phases
+
+    folder = _dicom_folder(Path(path))
+    return 1 if folder is None else count_phases(folder, series)
 
 
 def read_labels_only(path: str | Path, spec: LabelSpec | None = None) -> Stack:

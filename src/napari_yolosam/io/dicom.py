@@ -333,13 +333,24 @@ def _read_dicom_series(path: Path, masks, spec, series: str | None, phase: int |
     )
 
 
+def _series_phases(path: Path, series: str | None) -> list[list[_Slice]]:
+    """The phases of the folder's series (its first one when it holds several), from headers."""
+    slices = _headers(path, series)
+    first = slices[0].series
+    members, _ = _order([s for s in slices if s.series == first])
+    return split_phases(members)
+
+
+def count_phases(path: str | Path, series: str | None = None) -> int:
+    """How many phases a DICOM series holds (headers only; 1 for a series without phases)."""
+    with _lenient_validation():
+        return len(_series_phases(Path(path), series))
+
+
 def read_phase_images(path: str | Path, series: str | None = None) -> np.ndarray:
     """Every phase of a DICOM series as ``(phases, positions, H, W)`` float32 (each file read
     once; the series' first one when a folder holds several): for viewing a cine in time."""
     with _lenient_validation():
-        slices = _headers(Path(path), series)
-        first = slices[0].series
-        members, _ = _order([s for s in slices if s.series == first])
-        phases = split_phases(members)
+        phases = _series_phases(Path(path), series)
         images, _ = pad_to_common([_pixels(s) for phase in phases for s in phase])
     return images.reshape(len(phases), len(phases[0]), *images.shape[1:])

@@ -25,7 +25,7 @@ from ..models.segmenter import PromptOutput, Segmenter
 from ..progress import Progress
 from ..regions import scar_regions
 from ..stack import Stack
-from .core import Anatomy, enhanced_extent
+from .core import Anatomy, enhanced_extent, inside_myocardium
 from .types import Proposals, SliceProposal, _pad
 
 #: A propagated proposal smaller than this (pixels) has vanished: the direction stops there.
@@ -72,10 +72,7 @@ def propagate_slice(
     output = segmenter.decode(embedding, image.shape, boxes=boxes, points=points)
     myocardium, blood = anatomy
     if myocardium is not None and myocardium.any():
-        allowed = ndi.binary_dilation(myocardium, iterations=2)
-        output = PromptOutput(
-            output.masks & allowed, np.where(allowed, output.logits, -20.0), output.iou
-        )
+        output = inside_myocardium(output, myocardium)
         if extent:
             output = enhanced_extent(output, image, myocardium, blood)
     return output, boxes
