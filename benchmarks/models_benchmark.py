@@ -209,10 +209,12 @@ def fine_tune(train_stack, run: Path, mode: str, args, cache):
         mode=mode,
         targets=args.targets,
         loss=loss,
+        cached_variants=args.cached_variants,
         val_fraction=0.15,
         seed=args.seed,
     )
     suffix = "".join(f"-{v}" for v in (args.targets, args.loss) if v not in ("labels", "robust"))
+    suffix += f"-v{args.cached_variants}" if args.cached_variants > 1 else ""
     folder = run / f"{mode}{suffix}"
     best = folder / "segmenter.pth"
     if args.reuse and best.exists():
@@ -224,9 +226,26 @@ def fine_tune(train_stack, run: Path, mode: str, args, cache):
     return tuned, {"minutes": minutes, "history": result.history}
 
 
-def main() -> None:
+def emidec_folds(emidec, n_range=(2.0, 6.0), seed: int = 0, first_cases: int | None = None):
+    """EMIDEC dev with the expert labels, its noisy copy and the 2 patient folds, drawn
+    as in ``audit_benchmark.py``: ``(stack, expert labels, noisy stack, folds)``."""
     from napari_yolosam.io import read_stack
     from napari_yolosam.labelspec import LabelSpec
+
+    rng = np.random.default_rng(seed)  # the same draws as audit_benchmark.py
+    stack = read_stack(emidec, spec=LabelSpec.emidec())
+    if first_cases:
+        keep = set(sorted(set(stack.cases))[:first_cases])
+        stack = stack.subset([i for i, c in enumerate(stack.cases) if c in keep])
+    truth = stack.labels.copy()
+    noisy, _, _ = make_noisy(stack, truth, n_range, rng)
+    cases = sorted(set(stack.cases))
+    order = rng.permutation(len(cases))
+    folds = [[cases[j] for j in order[f::2]] for f in range(2)]
+    return stack, truth, stack.with_labels(noisy), folds
+
+
+def main() -> None:
     from napari_yolosam.models.embeddings import EmbeddingCache
     from napari_yolosam.models.segmenter import Segmenter
 
@@ -250,6 +269,12 @@ def main() -> None:
         help="segmenter targets: labels, or extent (the labels' "
         "scar with the extent of the enhanced regions it touches)",
     )
+    parser.add_argument(
+        "--cached-variants",
+        type=int,
+        default=1,
+        help="versions of each slice for cached training, the others augmented before caching",
+    )
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--detector-epochs", type=int, default=40)
     parser.add_argument("--n-range", type=float, nargs=2, default=(2.0, 6.0))
@@ -272,18 +297,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     out = Path(args.out)
-    rng = np.random.default_rng(args.seed)  # the same draws as audit_benchmark.py
-    stack = read_stack(args.emidec, spec=LabelSpec.emidec())
-    if args.cases:
-        keep = set(sorted(set(stack.cases))[: args.cases])
-        stack = stack.subset([i for i, c in enumerate(stack.cases) if c in keep])
-    truth = stack.labels.copy()
-    noisy, _, _ = make_noisy(stack, truth, args.n_range, rng)
-    noisy_stack = stack.with_labels(noisy)
+    stack, truth, noisy_stack, folds = emidec_folds(
+        args.emidec, args.n_range, args.seed, args.cases
+    )
     expert_all = np.isin(truth, (3, 4))
-    cases = sorted(set(stack.cases))
-    order = rng.permutation(len(cases))
-    folds = [[cases[j] for j in order[f::2]] for f in range(2)]
     cache = EmbeddingCache(max_bytes=2 << 30, disk_dir=out / "embeddings")
     started = time.time()
     pretrained = Segmenter.from_spec(args.segmenter)

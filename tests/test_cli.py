@@ -115,6 +115,7 @@ def test_embed_encodes_each_slice_once_and_skips_cached_ones(phantom_folder, tmp
 def test_training_defaults_have_one_source():
     """yolosam train, the DDP launcher and SamTrainConfig read the same defaults."""
     from napari_yolosam.cli.ddp import ddp_parser
+    from napari_yolosam.cli.options import sam_config_from_args
     from napari_yolosam.cli.parser import build_parser
     from napari_yolosam.training.sam import SamTrainConfig
 
@@ -127,6 +128,8 @@ def test_training_defaults_have_one_source():
         config.val_fraction,
         config.seed,
         config.scar_free_share,
+        config.cached_variants,
+        config.targets,
     )
     for args in (
         build_parser().parse_args(["train", "--data", "d", "--out", "o"]),
@@ -140,8 +143,11 @@ def test_training_defaults_have_one_source():
             args.val_fraction,
             args.seed,
             args.scar_free_share,
+            args.cached_variants,
+            args.targets,
         )
         assert got == expected
+        assert sam_config_from_args(args) == config
 
 
 def test_one_grammar_every_input_is_images_and_every_option_has_help():

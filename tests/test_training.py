@@ -172,6 +172,44 @@ def test_decoder_mode_freezes_encoder_and_uses_cache(train_phantom, tmp_path):
     assert cache.stats.memory_hits > 0, "embeddings come from the cache"
 
 
+def test_cached_modes_augment_before_caching(train_phantom, tmp_path):
+    """A fixed augmented version of a slice: the same pixels every time (so it is encoded
+    once), other pixels than the slice's, its targets moved with it; decoder training
+    with two versions encodes each slice at most twice."""
+    from napari_yolosam.models.embeddings import EmbeddingCache
+
+    stack = train_phantom.stack
+    items = [i for i in build_items(stack, [2], negative_fraction=0.0) if i.kind == "positive"]
+    seg = Segmenter.build("tiny", seed=1)
+
+    def prepare(variant):
+        rng = np.random.default_rng(5)
+        args = (Augmentation(), 256, 256, False, seg.preprocess)
+        return make_samples(stack, items, rng, *args, variant=variant)
+
+    plain, first, again, other = prepare(None), prepare((0, 1)), prepare((0, 1)), prepare((0, 2))
+    image = stack.crop(2, stack.images[2])
+    np.testing.assert_array_equal(plain[0].raw, image)
+    np.testing.assert_array_equal(first[0].raw, again[0].raw)
+    assert not np.array_equal(first[0].raw, image) and not np.array_equal(
+        first[0].raw, other[0].raw
+    )
+    assert all(s.image is None for s in first), "cached modes encode through the cache"
+    moved = [a.target for a in first]
+    assert any(not torch.equal(m, b.target) for m, b in zip(moved, plain, strict=True))
+    seg.random_encoder = False
+    cache = EmbeddingCache()
+    config = SamTrainConfig(
+        epochs=3, batch_size=4, mode="decoder", val_fraction=0.25, cached_variants=2
+    )
+    result = drive(train_segmenter(stack, seg, config, tmp_path, cache=cache))
+    seen = {i for i, c in enumerate(stack.cases) if c in result.train_cases}
+    slices = len(seen | {i for i, c in enumerate(stack.cases) if c in result.val_cases})
+    assert slices < cache.stats.encoded <= slices + len(seen), "at most one more version each"
+    with pytest.raises(ValueError, match="cached_variants"):
+        SamTrainConfig(cached_variants=0)
+
+
 def test_stop_mid_epoch_keeps_last_checkpoint_and_resume_continues(train_phantom, tmp_path):
     seg = Segmenter.build("tiny", seed=2)
     config = SamTrainConfig(epochs=3, batch_size=4, val_fraction=0.25, max_steps_per_epoch=3)

@@ -48,6 +48,9 @@ class TrainDefaults:
     seed: int = 0
     scar_free_share: float = 1.0
     detector_imgsz: int = 256
+    #: cached modes (decoder, neck, stage): versions of each slice, the first as it is and
+    #: the others augmented once (flips, rotation, scale, gamma), each encoded once and cached
+    cached_variants: int = 1
 
 
 TRAINING = TrainDefaults()

@@ -151,6 +151,15 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
         f"threshold labels whose extent is as noisy as their threshold (default {TRAINING.targets})",
     )
     parser.add_argument(
+        "--cached-variants",
+        type=int,
+        default=TRAINING.cached_variants,
+        help="decoder, neck and stage modes: versions of each slice, the first as it is and "
+        "the others augmented once (flips, rotation, scale, gamma) and cached like it; each "
+        "costs an encoder pass per slice the first time it is drawn "
+        f"(default {TRAINING.cached_variants})",
+    )
+    parser.add_argument(
         "--val-fraction",
         type=float,
         default=TRAINING.val_fraction,
@@ -187,6 +196,7 @@ def sam_config_from_args(args: argparse.Namespace):
         seed=args.seed,
         max_steps_per_epoch=getattr(args, "max_steps_per_epoch", None),
         scar_free_share=getattr(args, "scar_free_share", 1.0),
+        cached_variants=getattr(args, "cached_variants", TRAINING.cached_variants),
     )
 
 

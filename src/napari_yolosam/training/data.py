@@ -244,6 +244,7 @@ def make_samples(
     geometric: bool,
     preprocess,
     points: bool = False,
+    variant: tuple[int, int] | None = None,
 ) -> list[Sample]:
     """Augment one slice once and prepare all its ``items`` (all of the same slice).
 
@@ -251,7 +252,9 @@ def make_samples(
     item whose region vanished under augmentation (rare) is left out. With
     ``points``, each box comes with one positive click inside the target
     (padding for negatives) and one negative click inside the box but off the
-    target, as an annotator would add them.
+    target, as an annotator would add them. Without ``geometric`` (cached modes) the
+    image is not augmented, except ``variant`` ``(seed, k)``: the slice's k-th fixed
+    augmented version (the same pixels every time, so its features are cached once).
     """
     if not items:
         return []
@@ -260,9 +263,10 @@ def make_samples(
         raise ValueError("make_samples takes items of one slice")
     image = stack.crop(index, stack.images[index])
     masks = [mask for item in items for mask in item_masks(stack, item, rng)]
-    if aug.enabled and geometric:
-        image, masks = _affine(image, masks, rng, aug)
-        image = _intensity(image, rng, aug)
+    if aug.enabled and (geometric or variant is not None):
+        own = rng if geometric else np.random.default_rng((*variant, index))
+        image, masks = _affine(image, masks, own, aug)
+        image = _intensity(image, own, aug)
     prepared = prepare_image(image, preprocess) if geometric else None
     samples = []
     for k, item in enumerate(items):

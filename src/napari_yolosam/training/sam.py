@@ -64,6 +64,7 @@ class SamTrainConfig:
     loss: LossWeights = field(default_factory=LossWeights)
     iou_weight: float = 0.1
     augmentation: Augmentation = field(default_factory=Augmentation)
+    cached_variants: int = TRAINING.cached_variants  # cached modes: augmented before caching
     negative_fraction: float = 0.25
     click_share: float = 0.25  # share of steps whose boxes come with a +/- click from the target
     myocardium: bool = True
@@ -78,7 +79,7 @@ class SamTrainConfig:
     max_steps_per_epoch: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "cached_variants"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
         if not 0 <= self.click_share <= 1 or not 0 <= self.scar_free_share <= 1:
@@ -465,6 +466,7 @@ def _train_step(run: _TrainRun, batch: list, rng: np.random.Generator, clicked: 
             run.mode == "full",
             segmenter.preprocess,
             clicked,
+            _variant(run, rng),
         )
     ]
     if not samples:
@@ -501,6 +503,16 @@ def _train_step(run: _TrainRun, batch: list, rng: np.random.Generator, clicked: 
         "bce": parts["bce"],
         "kl": parts["kl"],
     }
+
+
+def _variant(run: _TrainRun, rng: np.random.Generator) -> tuple[int, int] | None:
+    """Which cached version of a slice a step uses: ``(seed, k)``, ``None`` for the slice as
+    it is (always in ``full`` mode, which augments every step; no draw with one version)."""
+    count = run.config.cached_variants
+    if run.mode == "full" or count == 1:
+        return None
+    k = int(rng.integers(count))
+    return None if k == 0 else (run.config.seed, k)
 
 
 def _step_loss(logits, iou_pred, targets, grid: int, config: SamTrainConfig):
