@@ -1,0 +1,130 @@
+"""Where the end-to-end path (no labels) loses: each link replaced by the expert's.
+
+On each fold's audit half of ``models_benchmark.py`` (the same noise, folds, fold
+detectors and fine-tuned segmenters), the end-to-end scar (the detector's best LV
+box prompts SAM for the myocardium and for scar; scar kept inside that myocardium;
+extent from its enhanced regions) is measured with its links swapped one at a time:
+
+- ``detector box``: as the product does it (``lv_conf`` 0.01);
+- ``true box``: a box round the expert LV instead, SAM's myocardium from it;
+- ``expert myocardium``: the true box, and the expert's myocardium instead of SAM's;
+- ``2 SD alone``: no SAM scar, every enhanced region of the expert myocardium.
+
+Scar Dice is against the expert on slices with expert scar; on scar-free slices,
+the share given some scar. Also: the LV boxes' IoU with the true box and SAM's
+myocardium Dice from each box.
+
+    .venv/bin/python benchmarks/end_to_end_parts.py --out runs/models-lite --model neck
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from models_benchmark import emidec_folds  # noqa: E402
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two ``x0 y0 x1 y1`` boxes."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])
+    return float(w * h / (area - w * h))
+
+
+def scar_from_box(segmenter, embedding, image, box, myocardium) -> np.ndarray:
+    """Scar as the end-to-end path makes it from an LV box and a myocardium."""
+    from napari_yolosam.proposals.core import enhanced_extent, inside_myocardium
+
+    if box is None or not myocardium.any():
+        return np.zeros(image.shape, bool)
+    out = segmenter.decode(embedding, image.shape, boxes=box[None], target="scar")
+    return enhanced_extent(inside_myocardium(out, myocardium), image, myocardium).union
+
+
+def slice_parts(segmenter, detector, cache, image, labels, spec) -> dict:
+    """Every measure of one slice (keys absent where they do not apply)."""
+    from napari_yolosam.audit.metrics import dice
+    from napari_yolosam.models.detector import LV_CLASS
+    from napari_yolosam.semiauto import nsd
+    from napari_yolosam.training.data import bbox
+
+    myo, scar = spec.myocardium_mask(labels), spec.scar_mask(labels)
+    true_box = bbox(spec.lv_mask(labels))
+    found = detector.predict([image], class_conf={LV_CLASS: 0.01})[0]
+    found = found.of_class(detector.class_index(LV_CLASS))
+    det_box = found.boxes[int(np.argmax(found.scores))] if len(found) else None
+    embedding = cache.get(segmenter, image)
+
+    def model_myo(box):
+        if box is None:
+            return np.zeros_like(myo)
+        return segmenter.decode(
+            embedding, image.shape, boxes=box[None], target="myocardium"
+        ).masks[0]
+
+    det_myo, true_myo = model_myo(det_box), model_myo(true_box)
+    row = {
+        "box_iou": 0.0 if det_box is None else box_iou(det_box, true_box),
+        "myo_detector_box": dice(det_myo, myo),
+        "myo_true_box": dice(true_myo, myo),
+    }
+    scars = {
+        "detector box": scar_from_box(segmenter, embedding, image, det_box, det_myo),
+        "true box": scar_from_box(segmenter, embedding, image, true_box, true_myo),
+        "expert myocardium": scar_from_box(segmenter, embedding, image, true_box, myo),
+        "2 SD alone": nsd(image, myo, 2.0).mask,
+    }
+    for name, mask in scars.items():
+        if scar.any():
+            row[f"scar {name}"] = dice(mask, scar)
+        else:
+            row[f"false scar {name}"] = float(mask.any())
+    return row
+
+
+def main() -> None:
+    from napari_yolosam.models.detector import Detector
+    from napari_yolosam.models.embeddings import EmbeddingCache
+    from napari_yolosam.models.segmenter import Segmenter
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--emidec", default=str(HERE.parents[1] / "shared/data/emidec_dev"))
+    parser.add_argument("--out", default="runs/models-lite", help="models_benchmark.py's OUT")
+    parser.add_argument("--model", default="neck", help="the fold segmenters' folder name")
+    args = parser.parse_args()
+    out = Path(args.out)
+    stack, truth, _, folds = emidec_folds(args.emidec)
+    cache = EmbeddingCache(max_bytes=2 << 30, disk_dir=out / "embeddings")
+    report = {}
+    for f, audit_cases in enumerate(folds):
+        segmenter = Segmenter.load(out / f"fold{f}" / args.model / "segmenter.pth")
+        detector = Detector.load(out / f"fold{f}" / "detector.pt")
+        rows = []
+        for i, case in enumerate(stack.cases):
+            labels = stack.crop(i, truth[i])
+            if case in audit_cases and stack.spec.myocardium_mask(labels).any():
+                image = stack.crop(i, stack.images[i])
+                rows.append(slice_parts(segmenter, detector, cache, image, labels, stack.spec))
+        keys = sorted({k for row in rows for k in row})
+        report[f"fold{f}"] = {
+            k: [
+                round(float(np.mean([r[k] for r in rows if k in r])), 3),
+                sum(k in r for r in rows),
+            ]
+            for k in keys
+        }
+        print(f, json.dumps(report[f"fold{f}"]), flush=True)
+    (out / f"end-to-end-parts-{args.model}.json").write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
