@@ -5,7 +5,7 @@ detectors and fine-tuned segmenters), the end-to-end scar (the detector's best L
 box prompts SAM for the myocardium and for scar; scar kept inside that myocardium;
 extent from its enhanced regions) is measured with its links swapped one at a time:
 
-- ``detector box``: as the product does it (``lv_conf`` 0.01);
+- ``detector box``: as the product does it (``defaults.LV_CONF``);
 - ``true box``: a box round the expert LV instead, SAM's myocardium from it;
 - ``expert myocardium``: the true box, and the expert's myocardium instead of SAM's;
 - ``2 SD alone``: no SAM scar, every enhanced region of the expert myocardium.
@@ -41,35 +41,37 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def scar_from_box(segmenter, embedding, image, box, myocardium) -> np.ndarray:
-    """Scar as the end-to-end path makes it from an LV box and a myocardium."""
-    from napari_yolosam.proposals.core import enhanced_extent, inside_myocardium
+    """Scar as the end-to-end path makes it (``proposals.core``) from an LV box and a
+    myocardium: SAM's scar from the box, kept inside the myocardium, extent from the image."""
+    from napari_yolosam.proposals.core import enhanced_extent, segment_slice
 
     if box is None or not myocardium.any():
         return np.zeros(image.shape, bool)
-    out = segmenter.decode(embedding, image.shape, boxes=box[None], target="scar")
-    return enhanced_extent(inside_myocardium(out, myocardium), image, myocardium).union
+    prompts = [(box, float("nan"), "lv")]
+    out, _ = segment_slice(segmenter, embedding, image.shape, prompts, myocardium=myocardium)
+    return enhanced_extent(out, image, myocardium).union
 
 
 def slice_parts(segmenter, detector, cache, image, labels, spec) -> dict:
     """Every measure of one slice (keys absent where they do not apply)."""
     from napari_yolosam.audit.metrics import dice
+    from napari_yolosam.defaults import LV_CONF
     from napari_yolosam.models.detector import LV_CLASS
+    from napari_yolosam.proposals.core import model_myocardium
+    from napari_yolosam.proposals.types import INTENSITY_N
     from napari_yolosam.semiauto import nsd
     from napari_yolosam.training.data import bbox
 
     myo, scar = spec.myocardium_mask(labels), spec.scar_mask(labels)
     true_box = bbox(spec.lv_mask(labels))
-    found = detector.predict([image], class_conf={LV_CLASS: 0.01})[0]
+    found = detector.predict([image], class_conf={LV_CLASS: LV_CONF})[0]
     found = found.of_class(detector.class_index(LV_CLASS))
     det_box = found.boxes[int(np.argmax(found.scores))] if len(found) else None
     embedding = cache.get(segmenter, image)
 
     def model_myo(box):
-        if box is None:
-            return np.zeros_like(myo)
-        return segmenter.decode(
-            embedding, image.shape, boxes=box[None], target="myocardium"
-        ).masks[0]
+        found = model_myocardium(segmenter, embedding, image.shape, box)
+        return np.zeros_like(myo) if found is None else found
 
     det_myo, true_myo = model_myo(det_box), model_myo(true_box)
     row = {
@@ -81,7 +83,7 @@ def slice_parts(segmenter, detector, cache, image, labels, spec) -> dict:
         "detector box": scar_from_box(segmenter, embedding, image, det_box, det_myo),
         "true box": scar_from_box(segmenter, embedding, image, true_box, true_myo),
         "expert myocardium": scar_from_box(segmenter, embedding, image, true_box, myo),
-        "2 SD alone": nsd(image, myo, 2.0).mask,
+        "2 SD alone": nsd(image, myo, INTENSITY_N).mask,
     }
     for name, mask in scars.items():
         if scar.any():
