@@ -97,6 +97,42 @@ def test_rule_never_accepts_an_implausible_proposal(proposed):
     assert session.stack.names[index] in dict(skipped)
 
 
+def test_an_empty_proposal_never_erases_the_labels_scar_unasked(proposed):
+    """A model that found nothing is no evidence against the label's scar: accepting an empty
+    proposal (or one that drops most of the scar) is a concern that names what it removes,
+    so a rule skips it and the widget asks; a proposal that keeps most of it is no concern."""
+    from napari_yolosam.review_batch import apply, rule_decisions
+
+    folder, props = proposed
+    session, proposals = _session(folder, props)
+    scar = session.stack.spec.scar_mask(session.labels)
+    index = next(i for i in session.queue() if scar[i].sum() >= 20)
+    before = session.labels[index].copy()
+    empty = np.zeros(scar[index].shape, bool)
+    session.proposals[index] = empty
+    proposals.slices[index].mask = empty
+    proposals.slices[index].probability = np.ones(empty.shape, np.float32)  # sure of itself
+    concerns = " ".join(session.proposal_concerns(index))
+    total = int(scar[index].sum())
+    assert f"removes {total} of the label's {total} px of scar (100%)" in concerns
+    assert "found no scar here" in concerns
+    assert not any("removes" in c for c in session.proposal_concerns(index, action="union"))
+    elsewhere = np.zeros_like(empty)  # a confident proposal away from the label's scar
+    free = np.argwhere(~scar[index])[len(np.argwhere(~scar[index])) // 2]
+    elsewhere[free[0] : free[0] + 3, free[1] : free[1] + 3] = True
+    elsewhere &= ~scar[index]
+    session.proposals[index] = elsewhere
+    proposals.slices[index].mask = elsewhere
+    assert "removes" in " ".join(session.proposal_concerns(index))
+    skipped: list = []
+    apply(session, rule_decisions(session, proposals, 1.01, 0.0, skipped))
+    assert "removes" in dict(skipped)[session.stack.names[index]]
+    assert np.array_equal(session.labels[index], before), "the label's scar is untouched"
+    most = scar[index].copy()
+    most[np.argwhere(most)[0][0]] = False  # drops one row of the scar: most of it stays
+    assert not any("removes" in c for c in session.proposal_concerns(index, most))
+
+
 def test_bad_decisions_are_one_line_errors(proposed, tmp_path, capsys):
     folder, props = proposed
     base = ["review", "--images", str(folder), "--proposals", str(props)]

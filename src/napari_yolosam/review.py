@@ -57,6 +57,18 @@ def stack_key(stack: Stack) -> str:
 
 #: Scar over this share of a slice without labelled myocardium is implausible.
 IMPLAUSIBLE_SHARE = 0.05
+#: Accepting a proposal that would remove more than this share of the label's scar asks
+#: first: a model that sees nothing is no evidence that the label's scar is not there.
+REMOVAL_SHARE = 0.5
+
+
+def _removal_concern(scar: np.ndarray, proposal: np.ndarray) -> list[str]:
+    """The label's scar an accepted ``proposal`` would remove, in words, when it is most of it."""
+    removed, total = int((scar & ~proposal).sum()), int(scar.sum())
+    if not total or removed <= REMOVAL_SHARE * total:
+        return []
+    why = ": the model found no scar here" if not proposal.any() else ""
+    return [f"it removes {removed} of the label's {total} px of scar ({removed / total:.0%}){why}"]
 
 
 class ReviewSession:
@@ -171,17 +183,24 @@ class ReviewSession:
         }
 
     def proposal_concerns(
-        self, index: int, proposal: np.ndarray | None = None, untrained: bool = False
+        self,
+        index: int,
+        proposal: np.ndarray | None = None,
+        untrained: bool = False,
+        action: str = "accept",
     ) -> list[str]:
         """Why a proposal should not replace slice ``index``'s scar without a second look, in
         words: it comes from an untrained model, most of it lies outside the labelled
-        myocardium, or it is larger than the whole myocardium (burden over 100%)."""
+        myocardium, it is larger than the whole myocardium (burden over 100%), or (to
+        ``accept``) it would remove most of the label's scar."""
         proposal = self.proposals[index] if proposal is None else np.asarray(proposal, bool)
         area = int(proposal.sum())
         concerns = []
         if untrained and area:
             concerns.append("it comes from an untrained model (random weights)")
         spec, label = self.stack.spec, self.labels[index]
+        if action == "accept":
+            concerns += _removal_concern(spec.scar_mask(label), proposal)
         wall = spec.myocardium_mask(label) | spec.scar_mask(label)
         if spec.has_myocardium and wall.any():
             outside = int((proposal & ~wall).sum())

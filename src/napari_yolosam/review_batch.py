@@ -132,7 +132,8 @@ def rule_decisions(
     """Accept the proposal on every queued slice whose quality is under ``below`` and whose
     proposal is at least ``min_confidence`` sure of itself (worst first). A proposal the
     review widget would ask about (:meth:`ReviewSession.proposal_concerns`: mostly outside
-    the myocardium, larger than it) is not accepted by a rule: ``(image, reason)`` goes to
+    the myocardium, larger than it, removing most of the label's scar) is not accepted by a
+    rule: ``(image, reason)`` goes to
     ``skipped`` when a list is given."""
     planned = []
     for index in session.queue():

@@ -492,14 +492,14 @@ class ReviewWidget(Container):
     def _confirmed(self, action: str, proposal) -> bool:
         """Whether the proposal may replace the scar: at once when nothing is wrong with it,
         else on the same action asked a second time (the status says why)."""
-        concerns = self.session.proposal_concerns(self.current, proposal, self.untrained)
+        concerns = self.session.proposal_concerns(self.current, proposal, self.untrained, action)
         if not concerns or self._asked == (self.current, action):
             self._asked = None
             return True
         self._asked = (self.current, action)
         self.status.value = (
             f"Check this proposal: {'; '.join(concerns)}. "
-            f"Press {action} again to use it anyway, or keep the label."
+            f"Press {action} again to use it anyway, keep the label, or Next if unsure."
         )
         return False
 
