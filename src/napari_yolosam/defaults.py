@@ -30,6 +30,17 @@ EXTENT = True
 #: (no labels) in all four fold models, from 0.02-0.04 to 0.03-0.11 Dice; with labels their
 #: own myocardium is used.
 LV_CONF = 0.01
+#: What computes a frozen encoder's embeddings (``models.segmenter.backends``): ``auto``
+#: (ONNX Runtime on a CPU, else PyTorch float32), ``torch`` (PyTorch float32, the
+#: reference), ``onnx`` (ONNX Runtime float32: the same embeddings, about 2.3x faster on 2
+#: CPU cores in benchmarks/encoder_speed.py) or ``half`` (float16 on CUDA, bfloat16 on a
+#: CPU; faster on a GPU only in batches, benchmarks/gpu_check.py).
+ENCODER_BACKENDS = ("auto", "torch", "onnx", "half")
+ENCODER_BACKEND = "auto"
+#: Proposals look at a square window round the heart, resized to the segmenter's input,
+#: instead of the whole slice (``proposals.heart``, ``view.View``). Off until it measures
+#: better end to end on EMIDEC dev (docs/benchmarks.md).
+LOOK_CLOSER = False
 #: Which neighbours a propagated mask reaches: higher slice indices (up), lower, or both.
 DIRECTIONS = ("both", "up", "down")
 

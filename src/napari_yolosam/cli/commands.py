@@ -15,6 +15,7 @@ from .options import (
     load_models,
     output_folder,
     sam_config_from_args,
+    segmenter_from_args,
     spec_from_args,
 )
 
@@ -140,12 +141,11 @@ def cmd_phantom(args: argparse.Namespace) -> int:
 
 def cmd_embed(args: argparse.Namespace) -> int:
     from ..models.embeddings import EmbeddingCache, embed_stack
-    from ..models.segmenter import Segmenter
     from ..paths import cache_dir
     from ..progress import cli_progress, drive
 
     stack = _read(args, labels=False)
-    segmenter = Segmenter.from_spec(args.segmenter, device=args.device)
+    segmenter = segmenter_from_args(args)
     folder = Path(args.cache) if args.cache else cache_dir("embeddings")
     cache = EmbeddingCache(disk_dir=folder)
     images = [stack.crop(i, stack.images[i]) for i in range(len(stack))]
@@ -182,6 +182,7 @@ def cmd_propose(args: argparse.Namespace) -> int:
         intensity=args.intensity,
         extent=args.extent,
         lv_conf=args.lv_conf,
+        look_closer=args.look_closer,
     )
     proposals = drive(work, cli_progress())
     save_proposals(proposals, stack, args.out, overwrite=args.overwrite)
@@ -232,7 +233,6 @@ def _start_mask(stack, index: int, path: str | None):
 
 def cmd_propagate(args: argparse.Namespace) -> int:
     from ..models.embeddings import EmbeddingCache
-    from ..models.segmenter import Segmenter
     from ..paths import cache_dir
     from ..progress import cli_progress, drive
     from ..proposals.io import save_proposals
@@ -246,7 +246,7 @@ def cmd_propagate(args: argparse.Namespace) -> int:
         raise StackError(
             args.mask or stack.label_source, f"slice {stack.names[start]} has no scar to propagate"
         )
-    segmenter = Segmenter.from_spec(args.segmenter, device=args.device)
+    segmenter = segmenter_from_args(args)
     cache = EmbeddingCache(disk_dir=cache_dir("embeddings"))
     work = propagate(stack, segmenter, start, mask, args.direction, cache, extent=args.extent)
     proposals = drive(work, cli_progress())
@@ -318,6 +318,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             trust_detector=args.trust_detector,
             detector_best_by=args.detector_best_by,
             overwrite=args.overwrite,
+            encoder_backend=args.encoder_backend,
         ),
         cli_progress(),
     )
@@ -455,6 +456,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
                 intensity=args.intensity,
                 extent=args.extent,
                 lv_conf=args.lv_conf,
+                look_closer=args.look_closer,
             ),
             cli_progress(),
         )

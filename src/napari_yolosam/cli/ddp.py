@@ -21,7 +21,7 @@ from pathlib import Path
 def ddp_parser() -> argparse.ArgumentParser:
     """The launcher's options: the data, the run folder and ``yolosam train``'s training options."""
     from ..defaults import default_segmenter
-    from .options import add_spec_options, add_train_options
+    from .options import add_encoder_backend_option, add_spec_options, add_train_options
 
     parser = argparse.ArgumentParser(prog="napari_yolosam.cli.ddp", description=__doc__)
     parser.add_argument(
@@ -29,6 +29,7 @@ def ddp_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", required=True, help="run folder")
     parser.add_argument("--segmenter", default=default_segmenter())
+    add_encoder_backend_option(parser)
     add_train_options(parser)
     parser.add_argument("--max-steps-per-epoch", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--report-dir", help=argparse.SUPPRESS)  # tests: per-rank weight checksums
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             series=getattr(args, "series", None),
             phase=getattr(args, "phase", None),
         )
-        segmenter = Segmenter.from_spec(args.segmenter, device=device)
+        segmenter = Segmenter.from_spec(args.segmenter, device, args.encoder_backend)
         config = sam_config_from_args(args)
         result = drive(
             train_segmenter(stack, segmenter, config, args.out),

@@ -7,7 +7,17 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..defaults import EXTENT, LV_CONF, TARGETS, TRAIN_MODES, TRAINING, default_segmenter
+from ..defaults import (
+    ENCODER_BACKEND,
+    ENCODER_BACKENDS,
+    EXTENT,
+    LOOK_CLOSER,
+    LV_CONF,
+    TARGETS,
+    TRAIN_MODES,
+    TRAINING,
+    default_segmenter,
+)
 from ..io.outputs import check_output, staged_folder
 from ..labelspec import MASK_MODES, LabelSpec
 
@@ -68,10 +78,34 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         f"or medsam:PATH (default: {default_segmenter()})",
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps")
+    add_encoder_backend_option(parser)
     parser.add_argument(
         "--trust-detector",
         action="store_true",
         help="allow an ultralytics .pt detector (it runs code when loaded): trusted files only",
+    )
+
+
+def add_encoder_backend_option(parser: argparse.ArgumentParser) -> None:
+    """``--encoder-backend``: what computes the segmenter's embeddings."""
+    parser.add_argument(
+        "--encoder-backend",
+        choices=ENCODER_BACKENDS,
+        default=ENCODER_BACKEND,
+        help="what computes the image embeddings: auto (ONNX Runtime on a CPU, else "
+        "PyTorch), torch (PyTorch float32, the reference), onnx (the same embeddings, faster "
+        f"on a CPU) or half (default {ENCODER_BACKEND})",
+    )
+
+
+def segmenter_from_args(args: argparse.Namespace, spec: str | None = None):
+    """The segmenter named by ``--segmenter`` (or ``spec``) on ``--device`` with ``--encoder-backend``."""
+    from ..models.segmenter import Segmenter
+
+    return Segmenter.from_spec(
+        spec or args.segmenter,
+        device=args.device,
+        encoder_backend=getattr(args, "encoder_backend", ENCODER_BACKEND),
     )
 
 
@@ -177,7 +211,9 @@ def load_models(args: argparse.Namespace):
     """Detector (or ``None``) and segmenter named by ``--detector`` / ``--segmenter``."""
     from ..models import load_models as load
 
-    return load(args.detector, args.segmenter, args.device, args.trust_detector)
+    return load(
+        args.detector, args.segmenter, args.device, args.trust_detector, args.encoder_backend
+    )
 
 
 def sam_config_from_args(args: argparse.Namespace):
@@ -229,6 +265,14 @@ def add_detector_prompt_options(parser: argparse.ArgumentParser) -> None:
         "(mean + 2 SD of the remote myocardium; the label's myocardium, else the proposed one)",
     )
     add_extent_option(parser)
+    parser.add_argument(
+        "--look-closer",
+        action=argparse.BooleanOptionalAction,
+        default=LOOK_CLOSER,
+        help="SAM looks at a square window round the heart (the label's anatomy, else the "
+        "detector's LV box), resized to its input, instead of the whole slice "
+        f"(default {'on' if LOOK_CLOSER else 'off'})",
+    )
 
 
 def lv_conf_choice(text: str) -> float | None:

@@ -16,6 +16,7 @@ from ..defaults import DIRECTIONS, TRAINING, default_segmenter
 from ..io import LABEL_FORMATS
 from .options import (
     add_detector_prompt_options,
+    add_encoder_backend_option,
     add_extent_option,
     add_model_options,
     add_overwrite_option,
@@ -173,6 +174,7 @@ def _embed(command) -> None:
     add_input(p, "labels kept elsewhere (not needed to embed)", legacy="")
     p.add_argument("--segmenter", default=default_segmenter(), help="segmenter whose encoder runs")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps")
+    add_encoder_backend_option(p)
     p.add_argument("--first", type=non_negative_int, default=0, help="slice encoded first")
     p.add_argument(
         "--cache",
@@ -231,6 +233,7 @@ def _propagate(command) -> None:
         help=f"segmenter (as for propose; default: {default_segmenter()})",
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps")
+    add_encoder_backend_option(p)
     add_extent_option(p)
     p.add_argument("--out", required=True, help="new folder, as propose writes")
     add_spec_options(p)
@@ -330,6 +333,7 @@ def _audit(command) -> None:
     )
     p.add_argument("--segmenter", help="segmenter checkpoint or config")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps")
+    add_encoder_backend_option(p)
     p.add_argument("--trust-detector", action="store_true", help=argparse.SUPPRESS)
     add_detector_prompt_options(p)
     p.add_argument(

@@ -6,16 +6,23 @@ package itself loads nothing heavy until :func:`load_models` runs.
 """
 
 
-def load_models(detector: str | None, segmenter: str, device: str = "cpu", trust: bool = False):
+def load_models(
+    detector: str | None,
+    segmenter: str,
+    device: str = "cpu",
+    trust: bool = False,
+    encoder_backend: str = "auto",
+):
     """The one model loader of every face: ``(detector or None, segmenter)`` from their specs.
 
     ``detector`` ``None``, ``""`` or ``"none"`` means no detector (label prompts only);
-    ``trust`` allows an ultralytics ``.pt`` (it runs code when loaded).
+    ``trust`` allows an ultralytics ``.pt`` (it runs code when loaded); ``encoder_backend``
+    computes the segmenter's embeddings (:data:`~napari_yolosam.defaults.ENCODER_BACKENDS`).
     """
     from .detector import Detector
     from .segmenter import Segmenter
 
-    loaded = Segmenter.from_spec(segmenter, device=device)
+    loaded = Segmenter.from_spec(segmenter, device=device, encoder_backend=encoder_backend)
     if not detector or str(detector).lower() == "none":
         return None, loaded
     return Detector.from_spec(detector, device=device, trust=trust), loaded

@@ -2,7 +2,9 @@
 
 Keys combine the image content (a hash of its pixels), the model's
 fingerprint (architecture, preprocessing and encoder weights) and the
-preprocessing, so a changed image or model never reuses a stale embedding.
+preprocessing, so a changed image or model never reuses a stale embedding;
+embeddings of an encoder backend whose outputs differ from PyTorch float32's
+(``half``) carry its name too (``onnx`` shares PyTorch's: they are equal).
 Embeddings are stored as float16; memory use is bounded (least recently
 used entries are dropped first), and the disk store is bounded too.
 
@@ -99,7 +101,8 @@ class EmbeddingCache:
         if kind not in KINDS:
             raise ValueError(f"unknown cache entry kind {kind!r} ({', '.join(KINDS)})")
         model = getattr(segmenter, _FINGERPRINTS[kind])
-        return f"{model}-{image_key(image)}"
+        tag = segmenter.embedding_tag if kind == "embedding" else ""
+        return f"{model}{'.' + tag if tag else ''}-{image_key(image)}"
 
     def get(self, segmenter, image: np.ndarray, kind: str = "embedding"):
         """The embedding (or the trunk features or last-stage inputs, ``kind``) of ``image``
@@ -204,7 +207,8 @@ class EmbeddingCache:
         if self.disk_dir is None:
             return None
         model, image = key.split("-", 1)
-        return self.disk_dir / model[:24] / f"{image}.npy"
+        fingerprint, _, tag = model.partition(".")
+        return self.disk_dir / (fingerprint[:24] + (f".{tag}" if tag else "")) / f"{image}.npy"
 
     def _read_disk(self, key: str) -> np.ndarray | None:
         path = self._disk_path(key)

@@ -15,12 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..defaults import EXTENT, LV_CONF
+from ..defaults import EXTENT, LOOK_CLOSER, LV_CONF
 from ..models.detector import LV_CLASS, SCAR_CLASS, Detections, Detector
 from ..models.embeddings import EmbeddingCache
 from ..models.segmenter import PromptOutput, Segmenter
 from ..progress import Progress
 from ..stack import Stack
+from ..view import View
+from .heart import find_views
 from .types import INTENSITY_N, Proposals, SliceProposal, _pad, label_boxes
 
 
@@ -32,15 +34,17 @@ def segment_slice(
     lv_box: np.ndarray | None = None,
     restrict_to_myocardium: bool = True,
     myocardium: np.ndarray | None = None,
+    view: View | None = None,
 ) -> tuple[PromptOutput, np.ndarray | None]:
     """SAM masks for scar prompts ``(box, score, source)`` and the myocardium from an LV box.
 
     Scar is kept inside ``myocardium`` (dilated by 2 px) when given, else inside
-    the myocardium SAM proposes from ``lv_box``; the second is returned.
+    the myocardium SAM proposes from ``lv_box``; the second is returned. ``view``: the
+    window ``embedding`` was made from (slice pixels in and out).
     """
     boxes = np.array([p[0] for p in prompts], np.float32).reshape(-1, 4)
-    output = segmenter.decode(embedding, shape, boxes=boxes, target="scar")
-    proposed = model_myocardium(segmenter, embedding, shape, lv_box)
+    output = segmenter.decode(embedding, shape, boxes=boxes, target="scar", view=view)
+    proposed = model_myocardium(segmenter, embedding, shape, lv_box, view)
     allowed = proposed if myocardium is None else myocardium
     if restrict_to_myocardium and allowed is not None:
         output = inside_myocardium(output, allowed)
@@ -58,12 +62,17 @@ def inside_myocardium(output: PromptOutput, myocardium: np.ndarray) -> PromptOut
 
 
 def model_myocardium(
-    segmenter: Segmenter, embedding, shape: tuple[int, int], lv_box: np.ndarray | None
+    segmenter: Segmenter,
+    embedding,
+    shape: tuple[int, int],
+    lv_box: np.ndarray | None,
+    view: View | None = None,
 ) -> np.ndarray | None:
     """The myocardium SAM segments from the detector's LV box (``None`` without one)."""
     if lv_box is None:
         return None
-    return segmenter.decode(embedding, shape, boxes=lv_box[None], target="myocardium").masks[0]
+    output = segmenter.decode(embedding, shape, boxes=lv_box[None], target="myocardium", view=view)
+    return output.masks[0]
 
 
 def intensity_boxes(
@@ -163,22 +172,31 @@ def _propose_slice(
     segmenter: Segmenter,
     cache: EmbeddingCache,
     options: dict,
+    view: View,
 ) -> tuple[PromptOutput, np.ndarray | None, list]:
-    """SAM's scar for one slice: the given prompts plus, with ``intensity``, enhanced regions."""
+    """SAM's scar for one slice, looking at ``view`` of it: the given prompts plus, with
+    ``intensity``, enhanced regions."""
     shape = image.shape
     label_myo, blood = anatomy
     if not (prompts or lv_box is not None or (options["intensity"] and label_myo is not None)):
         empty = np.zeros((0, *shape), np.float32)
         return PromptOutput(empty.astype(bool), empty, np.zeros(0, np.float32)), None, prompts
-    embedding = cache.get(segmenter, image)
-    proposed = model_myocardium(segmenter, embedding, shape, lv_box)
+    embedding = cache.get(segmenter, view.crop(image))
+    proposed = model_myocardium(segmenter, embedding, shape, lv_box, view)
     myocardium = label_myo if label_myo is not None else proposed
     if options["intensity"] and myocardium is not None:
         prompts = prompts + [
             (b, float("nan"), "intensity") for b in intensity_boxes(image, myocardium, blood)
         ]
     output, _ = segment_slice(
-        segmenter, embedding, shape, prompts, None, options["restrict_to_myocardium"], myocardium
+        segmenter,
+        embedding,
+        shape,
+        prompts,
+        None,
+        options["restrict_to_myocardium"],
+        myocardium,
+        view,
     )
     if options["extent"] and myocardium is not None:
         output = enhanced_extent(output, image, myocardium, blood)
@@ -202,6 +220,7 @@ def propose(
     intensity: bool = False,
     extent: bool = EXTENT,
     lv_conf: float | None = LV_CONF,
+    look_closer: bool = LOOK_CLOSER,
 ) -> Generator[Progress, None, Proposals]:
     """Propose scar masks for the slices of ``stack`` (a generator: :class:`Progress` after
     each slice, ``stage="propose"``; close it to stop; returns :class:`Proposals`).
@@ -220,10 +239,9 @@ def propose(
     use_labels
         Prompt with a box round each scar region of the label (as in
         training), and keep scar to the label's myocardium where it has one.
-    carry_neighbour
-        Where the detector finds nothing, prompt with the previous slice's boxes.
-    box_margin
-        Pixels added round label-region boxes (0: tight, as in training).
+    carry_neighbour, box_margin
+        Where the detector finds nothing, prompt with the previous slice's boxes; pixels
+        added round label-region boxes (0: tight, as in training).
     restrict_to_myocardium
         Keep scar inside the myocardium: the label's, else SAM's from the LV box.
     indices
@@ -243,16 +261,16 @@ def propose(
         anatomy), whatever the class's validated threshold: every slice of a short-axis
         stack crosses the LV (default :data:`~napari_yolosam.defaults.LV_CONF`). ``None``:
         the class's own threshold.
+    look_closer
+        SAM looks at a window round the heart (:func:`.heart.find_views`), not the whole
+        slice; each proposal records its window (default ``defaults.LOOK_CLOSER``).
     """
     cache = EmbeddingCache(max_bytes=256 << 20) if cache is None else cache
-    options = dict(conf=conf, iou=iou, use_labels=use_labels, carry_neighbour=carry_neighbour)
-    options.update(box_margin=box_margin, restrict_to_myocardium=restrict_to_myocardium)
-    options.update(lv_scar=lv_scar, scar_boxes=scar_boxes, intensity=intensity, extent=extent)
-    options.update(lv_conf=lv_conf)
+    options = {k: v for k, v in locals().items() if k in _OPTIONS}
     n = len(stack)
     indices = list(range(n)) if indices is None else [int(i) for i in indices]
     slices: list[SliceProposal | None] = [None] * n
-    steps = _slice_steps(stack, segmenter, detector, cache, options)
+    steps = _slice_steps(stack, segmenter, detector, cache, options, indices)
     for done, i in enumerate(indices, start=1):
         slices[i] = steps(i)
         yield Progress(
@@ -267,7 +285,24 @@ def propose(
     return Proposals(list(stack.names), slices, _settings(segmenter, detector, options))
 
 
-def _slice_steps(stack, segmenter, detector, cache, options):
+#: The settings of :func:`propose` that shape each proposal (saved with the proposals).
+_OPTIONS = (
+    "conf",
+    "iou",
+    "use_labels",
+    "carry_neighbour",
+    "box_margin",
+    "restrict_to_myocardium",
+    "lv_scar",
+    "scar_boxes",
+    "intensity",
+    "extent",
+    "lv_conf",
+    "look_closer",
+)
+
+
+def _slice_steps(stack, segmenter, detector, cache, options, indices: list[int]):
     """The per-slice proposal as a function of the slice index (keeps the previous detections)."""
     full = stack.shape[1:]
     use_labels = options["use_labels"] and stack.has_labels
@@ -279,18 +314,14 @@ def _slice_steps(stack, segmenter, detector, cache, options):
         scar_index = 0 if scar_index is None else scar_index
         lv_index = detector.class_index(LV_CLASS)
     state: dict = {"previous": None}
+    detect = _detections(stack, detector, options)
+    views = _views(stack, anatomy, detect, lv_index, options, indices)
 
     def step(i: int) -> SliceProposal:
         image = stack.crop(i, stack.images[i])
         prompts, lv_box, status = [], None, "no_detector"
         if detector is not None:
-            lv_conf = options["lv_conf"]
-            found = detector.predict(
-                [image],
-                conf=options["conf"],
-                iou=options["iou"],
-                class_conf=None if lv_conf is None else {LV_CLASS: lv_conf},
-            )[0]
+            found = detect(i)
             prompts, lv_box, status, state["previous"] = _detector_prompts(
                 found, scar_index, lv_index, state["previous"], options
             )
@@ -299,8 +330,9 @@ def _slice_steps(stack, segmenter, detector, cache, options):
             prompts += [
                 (b, float("nan"), "label") for b in label_boxes(own, options["box_margin"])
             ]
+        view = views[i]
         output, myocardium, prompts = _propose_slice(
-            image, prompts, lv_box, anatomy.at(stack, i), segmenter, cache, options
+            image, prompts, lv_box, anatomy.at(stack, i), segmenter, cache, options, view
         )
         return SliceProposal(
             mask=_pad(output.union, full),
@@ -312,9 +344,49 @@ def _slice_steps(stack, segmenter, detector, cache, options):
             prompt_masks=_pad(output.masks, (len(prompts), *full)),
             status=status,
             myocardium=None if myocardium is None else _pad(myocardium, full),
+            view=None if view.is_whole else view.to_dict(),
         )
 
     return step
+
+
+def _detections(stack: Stack, detector: Detector | None, options: dict):
+    """The detector's detections of slice ``i`` as a function of ``i`` (each slice once)."""
+    found: dict[int, Detections] = {}
+
+    def detect(i: int) -> Detections:
+        if i not in found:
+            lv_conf = options["lv_conf"]
+            found[i] = detector.predict(
+                [stack.crop(i, stack.images[i])],
+                conf=options["conf"],
+                iou=options["iou"],
+                class_conf=None if lv_conf is None else {LV_CLASS: lv_conf},
+            )[0]
+        return found[i]
+
+    return detect
+
+
+def _views(stack, anatomy: Anatomy, detect, lv_index, options: dict, indices: list[int]):
+    """Each slice's window: the whole slice, or with ``look_closer`` the heart's
+    (:func:`.heart.find_views`; the detector runs first over the proposed slices and their
+    neighbours, for their LV boxes)."""
+    shapes = [stack.crop(i, stack.images[i]).shape for i in range(len(stack))]
+    if not options["look_closer"]:
+        return [View.whole(shape) for shape in shapes]
+    hearts = []
+    for i in range(len(stack)):
+        myocardium, blood = anatomy.at(stack, i)
+        hearts.append(None if myocardium is None else myocardium | (blood is not None and blood))
+    near = {j for i in indices for j in (i - 1, i, i + 1) if 0 <= j < len(stack)}
+    lv_boxes: list = [None] * len(stack)
+    if lv_index is not None:
+        for i in sorted(near):
+            if hearts[i] is None:
+                lv = detect(i).of_class(lv_index)
+                lv_boxes[i] = lv.boxes[int(np.argmax(lv.scores))] if len(lv) else None
+    return find_views(shapes, stack.cases, hearts, lv_boxes)
 
 
 def _settings(segmenter: Segmenter, detector: Detector | None, options: dict) -> dict:
@@ -340,13 +412,16 @@ def prompt_slice(
     points: np.ndarray | None = None,
     point_labels: np.ndarray | None = None,
     target: str = "scar",
+    view: View | None = None,
 ) -> PromptOutput:
     """Interactive prompting of one slice at decoder speed (the embedding comes from the cache).
 
     ``points`` ``(P, 2)`` ``x, y`` with ``point_labels`` (1 positive, 0 negative)
-    go with the single box, or alone.
+    go with the single box, or alone; with ``view`` SAM looks at that window of the slice
+    (prompts and masks stay in slice pixels).
     """
-    embedding = cache.get(segmenter, image)
+    view = View.whole(image.shape) if view is None else view
+    embedding = cache.get(segmenter, view.crop(image))
     if points is not None and len(points):
         points = np.asarray(points, np.float32).reshape(1, -1, 2)
         point_labels = None if point_labels is None else np.asarray(point_labels).reshape(1, -1)
@@ -361,4 +436,5 @@ def prompt_slice(
         points=points,
         point_labels=point_labels,
         target=target,
+        view=view,
     )

@@ -84,6 +84,7 @@ def _write_proposals(proposals: Proposals, stack: Stack, out: Path) -> None:
                 "scores": [None if not np.isfinite(s) else round(float(s), 5) for s in sp.scores],
                 "iou": [round(float(v), 5) for v in sp.iou],
                 "sources": sp.sources,
+                "view": sp.view,
             }
         )
     probs = proposals.probabilities().astype(np.float16)

@@ -45,6 +45,9 @@ class SliceProposal:
         nothing; the user can prompt by hand), ``no_detector``.
     myocardium
         Proposed myocardium (from the detector's LV box), or ``None``.
+    view
+        The window SAM looked at (:meth:`napari_yolosam.view.View.to_dict`), or ``None``
+        for the whole slice.
     """
 
     mask: np.ndarray
@@ -56,6 +59,7 @@ class SliceProposal:
     prompt_masks: np.ndarray
     status: str = "ok"
     myocardium: np.ndarray | None = None
+    view: dict | None = None
 
     @classmethod
     def empty(cls, shape: tuple[int, int], status: str = "not_proposed") -> SliceProposal:

@@ -8,7 +8,7 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..defaults import default_segmenter
+from ..defaults import ENCODER_BACKEND, default_segmenter
 from ..io.atomic import atomic_write_csv, atomic_write_text, remove_partials
 from ..io.outputs import check_output
 from ..models.detector import Detector
@@ -116,11 +116,13 @@ def _run_folder(out: str | Path, stack: Stack, reuse: bool) -> Path:
     return out
 
 
-def _segmenter_work(stack, segmenter: str, config, out: Path, device: str, resume: bool, cache):
+def _segmenter_work(
+    stack, segmenter: str, config, out: Path, device: str, resume: bool, cache, backend: str
+):
     """The segmenter's training generator: from ``segmenter``, or from the run's last checkpoint."""
     resume_from = out / LAST_NAME if resume and (out / LAST_NAME).exists() else None
     seg = Segmenter.from_spec(
-        segmenter if resume_from is None else str(resume_from), device=device
+        segmenter if resume_from is None else str(resume_from), device, backend
     )
     if cache is None:
         cache = EmbeddingCache(max_bytes=512 << 20, disk_dir=cache_dir("embeddings"))
@@ -143,6 +145,7 @@ def train(
     detector_best_by: str = "scar_AP50",
     overwrite: bool = False,
     cache: EmbeddingCache | None = None,
+    encoder_backend: str = ENCODER_BACKEND,
 ) -> Generator[Progress, None, RunResult]:
     """Train the detector (unless ``None``) then the segmenter (unless ``None``) on ``stack``.
 
@@ -154,7 +157,8 @@ def train(
     it is continued only with ``resume`` and replaced only with ``overwrite``; the data
     set's own folders are never used. The segmenter reads its embeddings from
     ``cache`` (default: the disk cache that ``yolosam embed``, propose and the
-    viewer fill), so slices encoded there are not encoded again.
+    viewer fill), so slices encoded there are not encoded again; ``encoder_backend``
+    computes the frozen encoder's embeddings (``full`` mode always trains through PyTorch).
     """
     out = _run_folder(out, stack, overwrite or resume)
     config = sam_config or SamTrainConfig(epochs=epochs)
@@ -183,7 +187,9 @@ def train(
         work = train_detector(stack, det, train_idx, val_idx, out, **settings)
         det_path = (yield from _recording(work, history, out / "metrics.csv")).path
     if segmenter is not None:
-        work = _segmenter_work(stack, segmenter, config, out, sam_device, resume, cache)
+        work = _segmenter_work(
+            stack, segmenter, config, out, sam_device, resume, cache, encoder_backend
+        )
         result = yield from _recording(work, history, out / "metrics.csv")
         seg_path = result.best_path if result.best_path and result.best_path.exists() else None
     return RunResult(

@@ -228,16 +228,22 @@ def train_segmenter(
     run = _TrainRun.start(stack, segmenter, config, out_dir, cache)
     if resume is not None:
         run.resume_from(resume)
-    for epoch in range(run.start_epoch, config.epochs):
-        started = time.time()
-        losses: list[float] = []
-        for progress in _epoch_steps(run, epoch):
-            losses.append(progress.values["loss"])
-            yield progress
-        record = _finish_epoch(run, epoch, losses, started)
-        yield Progress(
-            epoch + 1, config.epochs, "segmenter-epoch", f"epoch {epoch + 1}", dict(record)
-        )
+    backend = segmenter.encoder_backend
+    if run.mode == "full":  # weights change every step: no export per epoch, PyTorch throughout
+        segmenter.encoder_backend = "torch"
+    try:
+        for epoch in range(run.start_epoch, config.epochs):
+            started = time.time()
+            losses: list[float] = []
+            for progress in _epoch_steps(run, epoch):
+                losses.append(progress.values["loss"])
+                yield progress
+            record = _finish_epoch(run, epoch, losses, started)
+            yield Progress(
+                epoch + 1, config.epochs, "segmenter-epoch", f"epoch {epoch + 1}", dict(record)
+            )
+    finally:
+        segmenter.encoder_backend = backend
     segmenter.model.eval()
     return SamTrainResult(
         run.best_path,

@@ -18,7 +18,14 @@ from magicgui.widgets import (
 )
 
 from .. import layer_names
-from ..defaults import DIRECTIONS, EXTENT, default_segmenter
+from ..defaults import (
+    DIRECTIONS,
+    ENCODER_BACKEND,
+    ENCODER_BACKENDS,
+    EXTENT,
+    LOOK_CLOSER,
+    default_segmenter,
+)
 from ..models import import_model_libraries
 from ..models.embeddings import EmbeddingCache, embed_stack
 from ..models.model_store import KNOWN_MODELS
@@ -107,10 +114,12 @@ class ProposalsWidget(Container):
                 self.segmenter_spec,
                 self.segmenter_file,
                 self.device,
+                self.encoder_backend,
                 self.conf,
                 self.lv_scar,
                 self.intensity,
                 self.extent,
+                self.look_closer,
                 self.slice_button,
                 self.all_button,
                 self.embed_button,
@@ -126,7 +135,7 @@ class ProposalsWidget(Container):
         self.status.native.setWordWrap(True)
         self.cache = EmbeddingCache(disk_dir=cache_dir("embeddings"))  # shared with the CLI
         self.detector = self.segmenter = None
-        self._loaded = (None, None, None)
+        self._loaded = (None, None, None, None)
         self._loading = threading.Lock()  # models load in workers; one load at a time
         self.proposals: Proposals | None = None
         self.worker = self._stop = None
@@ -174,6 +183,13 @@ class ProposalsWidget(Container):
         self.device = ComboBox(
             label="device", choices=["cpu", "cuda"], value="cpu", tooltip="where the models run"
         )
+        self.encoder_backend = ComboBox(
+            label="encoder",
+            choices=list(ENCODER_BACKENDS),
+            value=ENCODER_BACKEND,
+            tooltip="what computes the image embeddings: auto (ONNX Runtime on a CPU, else "
+            "PyTorch), torch (PyTorch float32, the reference), onnx, half",
+        )
         self.conf = FloatSpinBox(
             label="confidence",
             min=0.0,
@@ -202,6 +218,12 @@ class ProposalsWidget(Container):
             value=EXTENT,
             tooltip="SAM locates the scar, the image sets its extent: each proposed mask becomes "
             "the enhanced regions of the myocardium (mean + 2 SD of the remote) that it touches",
+        )
+        self.look_closer = CheckBox(
+            text="look closer at the heart",
+            value=LOOK_CLOSER,
+            tooltip="SAM looks at a square window round the heart (the label's anatomy, else "
+            "the detector's LV box), resized to its input; layers stay in slice pixels",
         )
 
     def _action_controls(self) -> None:
@@ -252,10 +274,14 @@ class ProposalsWidget(Container):
             str(self.detector_spec.value),
             str(self.segmenter_spec.value),
             str(self.device.value),
+            str(self.encoder_backend.value),
         )
         with self._loading:
             if wanted != self._loaded:
-                self.detector, self.segmenter = load_models(wanted[0], wanted[1], wanted[2])
+                detector, segmenter, device, backend = wanted
+                self.detector, self.segmenter = load_models(
+                    detector, segmenter, device, encoder_backend=backend
+                )
                 self._loaded = wanted
             return self.detector, self.segmenter
 
@@ -266,7 +292,9 @@ class ProposalsWidget(Container):
         detector = (
             "none (prompts from the labels)" if self.detector is None else self.detector.origin
         )
-        return f"segmenter: {self.segmenter.origin}\ndetector: {detector}"
+        runner = self.segmenter.encoder_runner  # resolved here, in the worker, not on a click
+        encoder = runner.name + (f" ({runner.note})" if runner.note else "")
+        return f"segmenter: {self.segmenter.origin}, encoder {encoder}\ndetector: {detector}"
 
     def _with_models(self, make):
         """Work that first loads the chosen models (in the worker: the GUI stays free), says
@@ -304,6 +332,7 @@ class ProposalsWidget(Container):
             "lv_scar": bool(self.lv_scar.value),
             "intensity": bool(self.intensity.value),
             "extent": bool(self.extent.value),
+            "look_closer": bool(self.look_closer.value),
         }
         scale = self.viewer.layers[layer_names.IMAGE].scale
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...defaults import ENCODER_BACKEND
 from ..checkpoints import (
     CheckpointError,
     load_checkpoint,
@@ -104,6 +105,9 @@ class Segmenter:
         self._trunk_fingerprint: str | None = None
         self._stage_fingerprint: str | None = None
         self._prepared_cache: list = []
+        #: What computes embeddings for inference (:mod:`.backends`; training uses PyTorch).
+        self.encoder_backend = ENCODER_BACKEND
+        self._runner = None
         #: True only for a network just built with random weights: its encoder is
         #: never frozen (decoder-only training needs a pretrained or trained encoder).
         self.random_encoder = False
@@ -183,8 +187,10 @@ class Segmenter:
         return segmenter
 
     @classmethod
-    def from_spec(cls, spec: str | Path, device: str = "cpu") -> Segmenter:
-        """A segmenter from a string.
+    def from_spec(
+        cls, spec: str | Path, device: str = "cpu", encoder_backend: str = ENCODER_BACKEND
+    ) -> Segmenter:
+        """A segmenter from a string, its embeddings computed by ``encoder_backend``.
 
         ``lite_medsam`` (pretrained LiteMedSAM, packaged);
         ``tiny``, ``tiny_hr``, ``vit_b``, ... (a configuration: fresh random weights);
@@ -192,6 +198,18 @@ class Segmenter:
         error: these names never mean random weights);
         ``medsam:PATH`` (a raw weights file of a named layout); or a path.
         """
+        from ...defaults import ENCODER_BACKENDS
+
+        if encoder_backend not in ENCODER_BACKENDS:
+            raise ValueError(
+                f"unknown encoder backend {encoder_backend!r}; known: {', '.join(ENCODER_BACKENDS)}"
+            )
+        segmenter = cls._from_spec(spec, device)
+        segmenter.encoder_backend = encoder_backend
+        return segmenter
+
+    @classmethod
+    def _from_spec(cls, spec: str | Path, device: str) -> Segmenter:
         from ..model_store import KNOWN_MODELS, local_path
 
         text = str(spec)
@@ -286,6 +304,7 @@ class Segmenter:
         self._trunk_fingerprint = None
         self._stage_fingerprint = None
         self._prepared_cache = []
+        self._runner = None
 
     def to(self, device: str) -> Segmenter:
         """Move the network to ``device``."""
@@ -293,11 +312,37 @@ class Segmenter:
 
         self.device = torch.device(device)
         self.model.to(self.device)
+        self._runner = None
         return self
 
     # -- inference -----------------------------------------------------------
+    @property
+    def encoder_runner(self):
+        """The resolved encoder backend (:class:`.backends.EncoderRunner`), made on first use
+        and again after the weights, the device or :attr:`encoder_backend` change."""
+        from .backends import resolve
+
+        wanted = (self.encoder_backend, self.fingerprint)
+        if self._runner is None or self._runner[0] != wanted:
+            self._runner = (wanted, resolve(self, self.encoder_backend))
+        return self._runner[1]
+
+    @property
+    def embedding_tag(self) -> str:
+        """``""`` where embeddings equal PyTorch float32's, else the backend's name (the
+        embedding cache keys such embeddings apart); cheap: nothing is resolved or exported."""
+        from .backends import cache_tag
+
+        return cache_tag(self.encoder_backend)
+
     def encode(self, image: np.ndarray):
-        """Image embedding ``(1, 256, h, w)`` of one 2D slice (no gradient)."""
+        """Image embedding ``(1, 256, h, w)`` of one 2D slice (no gradient), by the encoder
+        backend (:attr:`encoder_backend`)."""
+        batch = prepare_image(image, self.preprocess)[None]
+        return self.encoder_runner.run(batch).to(self.device)
+
+    def encode_torch(self, image: np.ndarray):
+        """Image embedding of one slice by PyTorch float32 (the reference), no gradient."""
         import torch
 
         batch = prepare_image(image, self.preprocess)[None].to(self.device)
@@ -319,7 +364,7 @@ class Segmenter:
         captured = []
         handle = module.register_forward_pre_hook(lambda _module, args: captured.append(args[0]))
         try:
-            self.encode(image)
+            self.encode_torch(image)  # the hook needs PyTorch's own pass
         finally:
             handle.remove()
         return captured[0]
@@ -346,6 +391,7 @@ class Segmenter:
         points: np.ndarray | None = None,
         point_labels: np.ndarray | None = None,
         target: str = "scar",
+        view=None,
     ) -> PromptOutput:
         """Masks for K prompts on one slice from its cached embedding.
 
@@ -362,7 +408,13 @@ class Segmenter:
             0 negative), or ``None``; with boxes, K must match.
         target
             ``"scar"`` or ``"myocardium"`` (which decoder output to use).
+        view
+            The :class:`~napari_yolosam.view.View` the embedding was made from (its
+            :meth:`~napari_yolosam.view.View.crop`); prompts and outputs stay in slice
+            pixels. ``None``: the whole slice.
         """
+        if view is not None and not view.is_whole:
+            return self._decode_in_view(embedding, view, boxes, points, point_labels, target)
         import torch
 
         if target not in TARGET_TOKENS:
@@ -410,6 +462,21 @@ class Segmenter:
             logits = logits_to_image(low_res, shape, self.img_size)
         logits_np = logits.float().cpu().numpy()
         return PromptOutput(logits_np > 0, logits_np, iou.float().cpu().numpy())
+
+    def _decode_in_view(self, embedding, view, boxes, points, point_labels, target):
+        """:meth:`decode` of a window's embedding: prompts into the window, outputs back into
+        slice pixels (``False`` masks and -20 logits outside the window)."""
+        output = self.decode(
+            embedding,
+            view.view_shape,
+            None if boxes is None else view.to_view(boxes),
+            None if points is None else view.to_view(points),
+            point_labels,
+            target,
+        )
+        return PromptOutput(
+            view.paste(output.masks, False), view.paste(output.logits, -20.0), output.iou
+        )
 
     def _prepared(self, embedding):
         """The prompt-independent decoder work for ``embedding`` (kept for the last few slices)."""
