@@ -5,6 +5,8 @@ import json
 import numpy as np
 import pytest
 
+from napari_yolosam import layer_names
+
 pytestmark = pytest.mark.gui
 
 
@@ -314,6 +316,29 @@ def test_embed_stack_in_the_background_slice_in_view_first(workflow, qtbot):
     widget.propose(current_only=True)
     qtbot.waitUntil(lambda: "scar proposal" in viewer.layers, timeout=60000)
     assert widget.cache.stats.encoded == n, "proposals read the embeddings: no second pass"
+
+
+def test_embed_and_propose_look_closer_at_the_heart(workflow, qtbot):
+    """With 'look closer' ticked, Embed encodes each slice's window round the labelled heart
+    (smaller than the slice) and proposing reads those windows: no second pass, and every
+    layer stays in slice pixels."""
+    viewer, flow = workflow
+    widget = flow.proposals
+    widget.detector_spec.value = "none"
+    widget.look_closer.value = True
+    _, segmenter = widget.models()
+    encode, shapes = segmenter.encode, []
+    segmenter.encode = lambda image: (shapes.append(image.shape), encode(image))[1]
+    widget.embed()
+    qtbot.waitUntil(lambda: "embedded" in widget.status.value, timeout=60000)
+    image_shape = viewer.layers[layer_names.IMAGE].data.shape[1:]
+    assert shapes and all(s[0] == s[1] and s[0] < max(image_shape) for s in shapes)
+    encoded = widget.cache.stats.encoded
+    widget.propose(current_only=False)
+    qtbot.waitUntil(lambda: "scar proposal" in viewer.layers, timeout=60000)
+    qtbot.waitUntil(lambda: widget.worker is None or not widget.worker.is_running, timeout=60000)
+    assert widget.cache.stats.encoded == encoded, "propose read the embedded windows"
+    assert viewer.layers["scar proposal"].data.shape == viewer.layers[layer_names.IMAGE].data.shape
 
 
 def test_accept_takes_the_proposal_the_annotator_sees(workflow, qtbot):

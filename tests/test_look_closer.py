@@ -99,3 +99,28 @@ def test_cli_propose_records_each_slices_window(phantom_folder, tmp_path):
     records = json.loads((out / "prompts.json").read_text())
     assert records["settings"]["look_closer"] is True
     assert any(r["view"] and r["view"]["source"] == "label" for r in records["slices"])
+
+
+def test_embedding_the_windows_serves_propose_without_another_pass(tiny_segmenter, phantom):
+    from napari_yolosam.models.embeddings import embed_stack
+    from napari_yolosam.proposals.heart import stack_views
+
+    stack = phantom.stack
+    cache = EmbeddingCache()
+    views = stack_views(stack)
+    assert all(v.source == "label" for v in views)
+    images = [stack.crop(i, stack.images[i]) for i in range(len(stack))]
+    assert drive(embed_stack(tiny_segmenter, images, cache, views=views)) == len(stack)
+    before = cache.stats.encoded
+    drive(propose(stack, tiny_segmenter, None, cache=cache, look_closer=True))
+    assert cache.stats.encoded == before, "propose reads the windows embed encoded"
+
+
+def test_cli_embed_looks_closer(phantom_folder, tmp_path, capsys):
+    from napari_yolosam.cli import main
+
+    args = ["embed", "--images", str(phantom_folder), "--segmenter", "tiny"]
+    assert main([*args, "--look-closer", "--cache", str(tmp_path / "cache")]) == 0
+    out = capsys.readouterr().out
+    windows = int(out.split("; ")[-1].split(" windows round the heart")[0])
+    assert windows > 0, out

@@ -143,17 +143,22 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from ..models.embeddings import EmbeddingCache, embed_stack
     from ..paths import cache_dir
     from ..progress import cli_progress, drive
+    from ..proposals.heart import stack_views
 
-    stack = _read(args, labels=False)
+    stack = _read(args, labels=args.look_closer)  # the labels' anatomy places the windows
     segmenter = segmenter_from_args(args)
     folder = Path(args.cache) if args.cache else cache_dir("embeddings")
     cache = EmbeddingCache(disk_dir=folder)
     images = [stack.crop(i, stack.images[i]) for i in range(len(stack))]
-    work = embed_stack(segmenter, images, cache, args.first, names=stack.names)
+    views = stack_views(stack) if args.look_closer else None
+    work = embed_stack(segmenter, images, cache, args.first, names=stack.names, views=views)
     passes = drive(work, cli_progress())
+    closer = (
+        "" if views is None else f"; {sum(not v.is_whole for v in views)} windows round the heart"
+    )
     print(
         f"{len(stack)} slices: {passes} encoded now, {len(stack) - passes} already cached "
-        f"({segmenter.name}; cache {folder})"
+        f"({segmenter.name}; cache {folder}{closer})"
     )
     return 0
 

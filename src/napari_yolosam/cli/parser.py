@@ -175,6 +175,12 @@ def _embed(command) -> None:
     p.add_argument("--segmenter", default=default_segmenter(), help="segmenter whose encoder runs")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps")
     add_encoder_backend_option(p)
+    p.add_argument(
+        "--look-closer",
+        action="store_true",
+        help="encode each slice's window round the heart (its labels' anatomy), as "
+        "'propose --look-closer' reads it, instead of the whole slice",
+    )
     p.add_argument("--first", type=non_negative_int, default=0, help="slice encoded first")
     p.add_argument(
         "--cache",

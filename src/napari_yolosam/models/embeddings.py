@@ -254,8 +254,11 @@ def embed_stack(
     first: int = 0,
     kind: str = "embedding",
     names: Sequence[str] | None = None,
+    views: Sequence | None = None,
 ) -> Generator[Progress, None, int]:
-    """Encode every slice once, the slice ``first`` first and then outward from it.
+    """Encode every slice once, the slice ``first`` first and then outward from it; with
+    ``views`` (:class:`~napari_yolosam.view.View` per slice) each slice's window is encoded,
+    as ``propose(..., look_closer=True)`` reads it.
 
     What the viewer shows is ready after one encoder pass and its neighbours
     next, while the rest of the stack follows in the background; slices
@@ -267,7 +270,7 @@ def embed_stack(
     order = slice_order(n, first)
     before = cache.stats.encoded
     for done, i in enumerate(order, start=1):
-        cache.get(segmenter, images[i], kind)
+        cache.get(segmenter, images[i] if views is None else views[i].crop(images[i]), kind)
         yield Progress(
             done,
             n,

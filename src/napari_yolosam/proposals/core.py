@@ -22,7 +22,7 @@ from ..models.segmenter import PromptOutput, Segmenter
 from ..progress import Progress
 from ..stack import Stack
 from ..view import View
-from .heart import find_views
+from .heart import stack_views
 from .types import INTENSITY_N, Proposals, SliceProposal, _pad, label_boxes
 
 
@@ -315,7 +315,7 @@ def _slice_steps(stack, segmenter, detector, cache, options, indices: list[int])
         lv_index = detector.class_index(LV_CLASS)
     state: dict = {"previous": None}
     detect = _detections(stack, detector, options)
-    views = _views(stack, anatomy, detect, lv_index, options, indices)
+    views = _views(stack, detect, lv_index, options, indices)
 
     def step(i: int) -> SliceProposal:
         image = stack.crop(i, stack.images[i])
@@ -368,25 +368,18 @@ def _detections(stack: Stack, detector: Detector | None, options: dict):
     return detect
 
 
-def _views(stack, anatomy: Anatomy, detect, lv_index, options: dict, indices: list[int]):
+def _views(stack, detect, lv_index, options: dict, indices: list[int]) -> list[View]:
     """Each slice's window: the whole slice, or with ``look_closer`` the heart's
-    (:func:`.heart.find_views`; the detector runs first over the proposed slices and their
-    neighbours, for their LV boxes)."""
-    shapes = [stack.crop(i, stack.images[i]).shape for i in range(len(stack))]
+    (:func:`.heart.stack_views`: the label's anatomy, else the detector's LV box)."""
     if not options["look_closer"]:
-        return [View.whole(shape) for shape in shapes]
-    hearts = []
-    for i in range(len(stack)):
-        myocardium, blood = anatomy.at(stack, i)
-        hearts.append(None if myocardium is None else myocardium | (blood is not None and blood))
-    near = {j for i in indices for j in (i - 1, i, i + 1) if 0 <= j < len(stack)}
-    lv_boxes: list = [None] * len(stack)
-    if lv_index is not None:
-        for i in sorted(near):
-            if hearts[i] is None:
-                lv = detect(i).of_class(lv_index)
-                lv_boxes[i] = lv.boxes[int(np.argmax(lv.scores))] if len(lv) else None
-    return find_views(shapes, stack.cases, hearts, lv_boxes)
+        return [View.whole(stack.crop(i, stack.images[i]).shape) for i in range(len(stack))]
+
+    def lv_box_of(i: int) -> np.ndarray | None:
+        lv = detect(i).of_class(lv_index)
+        return lv.boxes[int(np.argmax(lv.scores))] if len(lv) else None
+
+    lv = None if lv_index is None else lv_box_of
+    return stack_views(stack, lv, indices, options["use_labels"] and stack.has_labels)
 
 
 def _settings(segmenter: Segmenter, detector: Detector | None, options: dict) -> dict:

@@ -9,7 +9,7 @@ slice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -22,6 +22,42 @@ def mask_box(mask: np.ndarray) -> np.ndarray | None:
     if not len(rows):
         return None
     return np.array([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], np.float32)
+
+
+def label_hearts(stack) -> list[np.ndarray | None]:
+    """Each slice's labelled heart (myocardium and blood pool, at the slice's own shape), or
+    ``None`` where its label has no myocardium (or the labels carry none)."""
+    spec = stack.spec
+    if not (stack.has_labels and spec.has_myocardium):
+        return [None] * len(stack)
+    hearts: list[np.ndarray | None] = []
+    for i, label in enumerate(stack.labels):
+        myocardium = spec.myocardium_mask(label)
+        heart = myocardium | spec.blood_pool_mask(label)
+        hearts.append(stack.crop(i, heart) if myocardium.any() else None)
+    return hearts
+
+
+def stack_views(
+    stack,
+    lv_box_of: Callable[[int], np.ndarray | None] | None = None,
+    indices: Sequence[int] | None = None,
+    use_labels: bool = True,
+) -> list:
+    """Each slice's window round the heart (:func:`find_views`): from the labels' anatomy
+    (``use_labels``), else from ``lv_box_of(i)`` (the detector's LV box of slice ``i``),
+    asked only for ``indices`` (default all) and their neighbours that lack a labelled heart."""
+    n = len(stack)
+    shapes = [stack.crop(i, stack.images[i]).shape for i in range(n)]
+    hearts = label_hearts(stack) if use_labels else [None] * n
+    wanted = range(n) if indices is None else indices
+    near = sorted({j for i in wanted for j in (i - 1, i, i + 1) if 0 <= j < n})
+    lv_boxes: list = [None] * n
+    if lv_box_of is not None:
+        for i in near:
+            if hearts[i] is None:
+                lv_boxes[i] = lv_box_of(i)
+    return find_views(shapes, stack.cases, hearts, lv_boxes)
 
 
 def find_views(

@@ -33,6 +33,7 @@ from ..models.segmenter import SEGMENTER_CONFIGS
 from ..paths import cache_dir
 from ..progress import Progress
 from ..proposals.core import Proposals, prompt_slice, propose
+from ..proposals.heart import stack_views
 from ..proposals.prompts import slice_prompts, user_proposal, with_slice
 from ..proposals.propagate import propagate
 from ._layers import replace_layers, shown_slice
@@ -431,12 +432,16 @@ class ProposalsWidget(Container):
             return None
         n = len(shown_layers[0])
         shown = self.current_slice()
+        closer = bool(self.look_closer.value)
 
         def work(_, segmenter):
             stack = stack_of_layers(*shown_layers)  # copied here, not on the GUI thread
             images = [stack.crop(i, stack.images[i]) for i in range(len(stack))]
+            views = stack_views(stack) if closer else None  # the windows propose reads
             return (
-                yield from embed_stack(segmenter, images, self.cache, shown, names=stack.names)
+                yield from embed_stack(
+                    segmenter, images, self.cache, shown, names=stack.names, views=views
+                )
             )
 
         work = self._with_models(work)
