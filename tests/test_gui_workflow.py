@@ -111,11 +111,16 @@ def test_propose_review_save_and_restore(
         assert second in session.queue() and "keep undone" in flow.review.status.value
         assert _selected_slice(flow.review) == second
         labels = viewer.layers["labels"].data.copy()
-        labels[second, :2, :2] = 3
+        before = labels[second].copy()
+        inside = tuple(np.argwhere(before == 2)[0])
+        labels[second, :2, :2] = 3  # outside the myocardium: left out, as Accept does
+        labels[(second, *inside)] = 3  # on healthy myocardium: kept
         viewer.layers["labels"].data = labels
         flow.review.current = second
         flow.review.act("edit")
-        assert viewer.layers["labels"].data[second, 0, 0] == 3
+        shown = viewer.layers["labels"].data[second]
+        assert shown[inside] == 3 and (shown[:2, :2] == before[:2, :2]).all()
+        assert "4 proposed px outside the myocardium left out" in flow.review.status.value
     assert saved(qtbot, flow.review, tmp_path / "cleaned")
     from napari_yolosam.io import read_stack
 

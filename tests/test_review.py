@@ -37,8 +37,13 @@ def test_queue_decisions_undo_redo_and_save(phantom_folder, phantom, tmp_path):
     session.redo()
     assert session.queue() == [5]
     edited = session.labels[5].copy()
-    edited[:3, :3] = 3
-    session.decide(5, "edit", edited)
+    edited[:3, :3] = 3  # scar painted in the corner, outside the myocardium
+    inside = np.argwhere(stack.labels[5] == 2)[0]
+    edited[tuple(inside)] = 3  # and on one pixel of healthy myocardium
+    d = session.decide(5, "edit", edited)
+    assert d.after["outside_myocardium_px"] == 9 and d.after["outside_myocardium"] == "left out"
+    assert (session.labels[5][:3, :3] == stack.labels[5][:3, :3]).all(), "Accept's rule"
+    assert session.labels[5][tuple(inside)] == 3, "scar painted on the myocardium is kept"
     assert session.queue() == []
     files = session.save_cleaned(tmp_path / "cleaned")
     back = read_stack(phantom_folder, labels=tmp_path / "cleaned/masks")

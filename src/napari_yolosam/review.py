@@ -175,6 +175,25 @@ class ReviewSession:
         labelled myocardium (left out unless ``allow_outside``: the annotator confirmed)."""
         return self.stack.spec.replace_scar(self.labels[index], scar, allow_outside)
 
+    def _edit_inside(
+        self, current: np.ndarray, edited: np.ndarray, allow_outside: bool
+    ) -> tuple[np.ndarray, int]:
+        """An edit under Accept's rule: scar painted outside the labelled myocardium (the
+        label's, or healthy myocardium painted in the edit) goes back to what it was, unless
+        ``allow_outside``; returns the edit and how many such pixels there were."""
+        spec = self.stack.spec
+        if not spec.has_myocardium:
+            return edited, 0
+        wall = spec.myocardium_mask(current) | (
+            spec.myocardium_mask(edited) & ~spec.scar_mask(edited)
+        )
+        painted = spec.scar_mask(edited) & ~spec.scar_mask(current) & ~wall
+        outside = int(painted.sum())
+        if outside and not allow_outside:
+            edited = edited.copy()
+            edited[painted] = current[painted]
+        return edited, outside
+
     def _metrics(self, index: int, labels: np.ndarray) -> dict:
         scar = self.stack.spec.scar_mask(labels)
         return {
@@ -227,8 +246,9 @@ class ReviewSession:
         ``union`` / ``intersection`` of label and proposal; ``edit``: the
         slice's labels become ``edited`` (hand-painted in napari). Accept, union
         and intersection change scar only and keep it inside the labelled
-        myocardium unless ``allow_outside``; the decision records how many
-        proposed pixels lay outside (``after["outside_myocardium_px"]``).
+        myocardium unless ``allow_outside``, and so does an edit's newly painted scar; the
+        decision records how many proposed or painted pixels lay outside
+        (``after["outside_myocardium_px"]``).
         ``proposal`` replaces the audit's proposal for this decision (what the
         annotator sees after prompting, or a given mask), and ``source`` says
         where it came from (default: ``audit proposal``, or ``hand edit``).
@@ -251,7 +271,9 @@ class ReviewSession:
         else:
             if edited is None or edited.shape != current.shape:
                 raise ValueError("an edit needs the slice's edited labels of the same shape")
-            new = np.asarray(edited, current.dtype)
+            new, outside = self._edit_inside(
+                current, np.asarray(edited, current.dtype), allow_outside
+            )
         after = {**self._metrics(index, new), "outside_myocardium_px": outside}
         if outside:
             after["outside_myocardium"] = "kept" if allow_outside else "left out"

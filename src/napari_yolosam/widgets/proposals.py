@@ -101,7 +101,8 @@ class ProposalsWidget(Container):
         self.viewer = napari_viewer
         register(napari_viewer, self)
         # the model libraries load in the background now, not on the first click
-        threading.Thread(target=import_model_libraries, name="yolosam-imports").start()
+        self._imports = threading.Thread(target=import_model_libraries, name="yolosam-imports")
+        self._imports.start()
         self._model_controls()
         self._action_controls()
         self.progress = ProgressBar(label="progress", value=0, max=1)
@@ -277,6 +278,7 @@ class ProposalsWidget(Container):
             str(self.device.value),
             str(self.encoder_backend.value),
         )
+        self._imports.join()  # in the worker: never import beside the background imports
         with self._loading:
             if wanted != self._loaded:
                 detector, segmenter, device, backend = wanted
