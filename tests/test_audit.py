@@ -460,6 +460,7 @@ def test_report_files(phantom, tmp_path):
     save_audit(result, phantom.stack, props.masks(), out)
     assert result.issue_map.shape == phantom.stack.shape and result.issue_map.dtype == bool
     assert sorted(p.name for p in out.iterdir()) == [
+        ".yolosam-output.json",  # the manifest: this project wrote the folder
         "cases.csv",
         "overview.png",
         "report.csv",

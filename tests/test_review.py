@@ -58,7 +58,7 @@ def test_queue_decisions_undo_redo_and_save(phantom_folder, phantom, tmp_path):
     assert summary["reviewed"] == 3 and summary["actions"]["accept"] == 1
     # the originals are untouched
     np.testing.assert_array_equal(read_stack(phantom_folder).labels, stack.labels)
-    assert len(files) == len(stack) + 2
+    assert len(files) == len(stack) + 3  # masks, decisions, summary and the manifest
 
 
 def test_union_and_intersection(phantom_folder, phantom):

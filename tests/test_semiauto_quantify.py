@@ -176,7 +176,7 @@ def test_cli_quantify_and_semiauto(phantom_folder, tmp_path):
         )
         == 0
     )
-    assert len(list((tmp_path / "nsd").iterdir())) == 8
+    assert len(list((tmp_path / "nsd").glob("*.png"))) == 8
 
 
 def test_sunnybrook_spacing_flows_into_ml(shared_data, tmp_path):

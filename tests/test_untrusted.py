@@ -25,6 +25,9 @@ def test_resume_never_unpickles_a_crafted_detector_checkpoint(phantom_folder, tm
     last = run / "yolo" / "train" / "weights" / "last.pt"
     last.parent.mkdir(parents=True)
     torch.save({"model": _RunsCode(marker)}, last)
+    from napari_yolosam.io.manifest import Provenance, write_manifest
+
+    write_manifest(run, Provenance("train"), finished=False)  # a manifest is easily forged
     argv = ["train", "--images", str(phantom_folder), "--out", str(run), "--resume"]
     assert main([*argv, "--epochs", "1", "--segmenter", "none", "--imgsz", "64"]) == 2
     error = capsys.readouterr().err

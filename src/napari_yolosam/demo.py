@@ -17,6 +17,7 @@ import numpy as np
 from .audit.metrics import auroc, dice
 from .defaults import default_segmenter
 from .io.atomic import atomic_write_text
+from .io.manifest import Provenance, write_manifest
 from .io.outputs import check_output
 from .phantom.io import save_phantom
 from .phantom.make import make_phantom
@@ -63,6 +64,8 @@ def run_demo(
 
     check_output(out, (), overwrite)
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_manifest(out, Provenance("demo"), finished=False)  # the folder is this run's
     phantom = make_phantom(
         n_slices=size.slices,
         n_cases=size.cases,
@@ -96,6 +99,7 @@ def run_demo(
         "files": {k: str(v) for k, v in run["files"].items()},
     }
     atomic_write_text(out / "report.json", json.dumps(report, indent=1, default=str))
+    write_manifest(out, Provenance("demo"))
     return report
 
 

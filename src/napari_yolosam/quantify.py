@@ -27,6 +27,7 @@ SLICE_COLUMNS = (
     "scar_components",
     "mean_transmurality",
     "transmurality_by_sector",
+    "labelled",
 )
 CASE_COLUMNS = (
     "case",
@@ -39,6 +40,7 @@ CASE_COLUMNS = (
     "scar_burden_pct",
     "scar_components",
     "mean_transmurality",
+    "unlabelled_slices",
 )
 
 
@@ -119,8 +121,12 @@ def quantify_masks(
     no_reflow: np.ndarray | None = None,
     source: str = "label",
     n_sectors: int = 6,
+    unlabelled: tuple[int, ...] = (),
 ) -> tuple[list[dict], list[dict]]:
-    """Per-slice and per-case rows for given scar / myocardium / no-reflow masks of ``stack``."""
+    """Per-slice and per-case rows for given scar / myocardium / no-reflow masks of ``stack``.
+
+    Slices in ``unlabelled`` (no label file) get empty values and ``labelled`` false, are
+    counted in their case's ``unlabelled_slices`` and add nothing to its volumes."""
     units = Units.of(stack)
     blood = stack.spec.blood_pool_mask(stack.labels) if stack.has_labels else None
     rows = []
@@ -143,11 +149,14 @@ def quantify_masks(
                 "scar_components": int(n_comp),
                 "mean_transmurality": mean_t,
                 "transmurality_by_sector": ";".join(f"{t:.3f}" for t in sectors),
+                "labelled": i not in unlabelled,
                 "_scar_px": scar_px,
                 "_myo_px": myo_px,
                 "_nr_px": int(nr.sum()),
             }
         )
+    for i in unlabelled:  # nothing was read: no value, not zero
+        rows[i].update({k: float("nan") for k in SLICE_COLUMNS[4:10]}, transmurality_by_sector="")
     cases = []
     for case in dict.fromkeys(stack.cases):
         members = [r for r in rows if r["case"] == case]
@@ -166,6 +175,7 @@ def quantify_masks(
                 "scar_burden_pct": 100.0 * scar_px / myo_px if myo_px else float("nan"),
                 "scar_components": sum(r["scar_components"] for r in members),
                 "mean_transmurality": float(np.mean(scarred)) if scarred else 0.0,
+                "unlabelled_slices": sum(not r["labelled"] for r in members),
             }
         )
     for r in rows:
@@ -184,7 +194,9 @@ def quantify_labels(stack: Stack, n_sectors: int = 6) -> tuple[list[dict], list[
         myo = stack.scar()  # scar-only labels: burden and transmurality cannot be computed
     else:
         myo = stack.myocardium()
-    return quantify_masks(stack, stack.scar(), myo, stack.no_reflow(), "label", n_sectors)
+    return quantify_masks(
+        stack, stack.scar(), myo, stack.no_reflow(), "label", n_sectors, tuple(stack.unlabelled())
+    )
 
 
 def compare_sources(

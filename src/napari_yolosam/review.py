@@ -11,9 +11,11 @@ folder in the stack's own layout with ``decisions.jsonl`` and ``summary.json``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,11 +24,17 @@ import numpy as np
 from . import review_store as store
 from .audit.metrics import dice
 from .io.atomic import atomic_write_text
-from .io.outputs import check_output, staged_folder
+from .io.errors import StackError
+from .io.manifest import Provenance
+from .io.outputs import check_output, disk_message, staged_folder
 from .io.writers import write_labels
 from .stack import Stack
 
 ACTIONS = ("accept", "keep", "union", "intersection", "edit")
+
+
+class ReviewSaveError(StackError):
+    """A decision, undo or redo whose autosave failed; the session is as it was before."""
 
 
 @dataclass
@@ -136,35 +144,42 @@ class ReviewSession:
         self.models = models or self.models
 
     # -- the queue ---------------------------------------------------------------
-    def queue(self) -> list[int]:
-        """Flagged, not yet reviewed slices, worst (lowest quality) first."""
+    def _flagged(self) -> list[int]:
+        """Every flagged slice, reviewed or not, worst (lowest quality) first."""
         index = {n: i for i, n in enumerate(self.stack.names)}
-        flagged = [
-            r
-            for r in self.rows.values()
-            if r.get("flag") and index[r["image"]] not in self.reviewed
-        ]
+        flagged = [r for r in self.rows.values() if r.get("flag")]
         return [
             index[r["image"]] for r in sorted(flagged, key=lambda r: (r["quality"], r["image"]))
         ]
 
+    def queue(self) -> list[int]:
+        """Flagged, not yet reviewed slices, worst (lowest quality) first."""
+        return [i for i in self._flagged() if i not in self.reviewed]
+
     def next_slice(self, current: int | None = None) -> int | None:
-        """The next queued slice after ``current`` (in queue order), or the first."""
-        q = self.queue()
-        if not q:
-            return None
-        if current in q:
-            return q[(q.index(current) + 1) % len(q)]
-        return q[0]
+        """The queued slice after ``current`` in queue order (also when ``current`` was just
+        decided and left the queue), else the first."""
+        return self._step(current, 1)
 
     def previous_slice(self, current: int | None = None) -> int | None:
-        """The queued slice before ``current``."""
-        q = self.queue()
-        if not q:
+        """The queued slice before ``current`` in queue order, else the last."""
+        return self._step(current, -1)
+
+    def _step(self, current: int | None, direction: int) -> int | None:
+        order = self._flagged()
+        queued = set(order) - self.reviewed
+        if not queued:
             return None
-        if current in q:
-            return q[(q.index(current) - 1) % len(q)]
-        return q[-1]
+        if current in order:
+            k = order.index(current)
+            around = (
+                order[k + 1 :] + order[:k]
+                if direction > 0
+                else order[:k][::-1] + order[k + 1 :][::-1]
+            )
+            return next(i for i in [*around, current] if i in queued)
+        q = [i for i in order if i in queued]
+        return q[0] if direction > 0 else q[-1]
 
     # -- decisions ---------------------------------------------------------------
     def _with_scar(
@@ -287,40 +302,64 @@ class ReviewSession:
             dict(self.models),
             source or ("hand edit" if action == "edit" else "audit proposal"),
         )
-        self._undo.append((decision, current.copy()))
-        self._redo.clear()
-        self.labels[index] = new
-        self.reviewed.add(index)
-        self.decisions.append(decision)
-        self._autosave(decision)
+        with self._applied_only_if_saved(index):
+            self._undo.append((decision, current.copy()))
+            self._redo.clear()
+            self.labels[index] = new
+            self.reviewed.add(index)
+            self.decisions.append(decision)
+            self._autosave(decision)
         return decision
 
     def undo(self) -> Decision | None:
         """Revert the last decision (its slice returns to the queue)."""
         if not self._undo:
             return None
-        decision, previous = self._undo.pop()
-        self._redo.append((decision, self.labels[decision.slice].copy()))
-        self.labels[decision.slice] = previous
-        self.decisions.remove(decision)
-        if not any(d.slice == decision.slice for d in self.decisions):
-            self.reviewed.discard(decision.slice)
-        self._autosave(None, undone=decision)
+        with self._applied_only_if_saved(self._undo[-1][0].slice):
+            decision, previous = self._undo.pop()
+            self._redo.append((decision, self.labels[decision.slice].copy()))
+            self.labels[decision.slice] = previous
+            self.decisions.remove(decision)
+            if not any(d.slice == decision.slice for d in self.decisions):
+                self.reviewed.discard(decision.slice)
+            self._autosave(None, undone=decision)
         return decision
 
     def redo(self) -> Decision | None:
         """Re-apply the last undone decision."""
         if not self._redo:
             return None
-        decision, labels = self._redo.pop()
-        self._undo.append((decision, self.labels[decision.slice].copy()))
-        self.labels[decision.slice] = labels
-        self.decisions.append(decision)
-        self.reviewed.add(decision.slice)
-        self._autosave(decision)
+        with self._applied_only_if_saved(self._redo[-1][0].slice):
+            decision, labels = self._redo.pop()
+            self._undo.append((decision, self.labels[decision.slice].copy()))
+            self.labels[decision.slice] = labels
+            self.decisions.append(decision)
+            self.reviewed.add(decision.slice)
+            self._autosave(decision)
         return decision
 
     # -- persistence ---------------------------------------------------------------
+    @contextlib.contextmanager
+    def _applied_only_if_saved(self, index: int) -> Iterator[None]:
+        """Undo the block's changes to the session when its autosave fails (a full or
+        read-only disk): a decision that cannot be saved is not applied either."""
+        before = (
+            self.labels[index].copy(),
+            set(self.reviewed),
+            list(self.decisions),
+            list(self._undo),
+            list(self._redo),
+            self._seq,
+        )
+        try:
+            yield
+        except OSError as exc:
+            self.labels[index] = before[0]
+            self.reviewed, self.decisions, self._undo, self._redo, self._seq = before[1:]
+            raise ReviewSaveError(
+                self.autosave_dir, f"{disk_message(exc)}; the decision was not applied"
+            ) from exc
+
     def _autosave(self, decision: Decision | None, undone: Decision | None = None) -> None:
         if self.autosave_dir is None:
             return
@@ -385,7 +424,8 @@ class ReviewSession:
         ``out``, built beside it and moved into place when complete; an existing ``out`` is
         replaced only with ``overwrite``, and never where it would hold the stack's data."""
         check_output(out, (self.stack.source, self.stack.label_source), overwrite)
-        with staged_folder(out) as folder:
+        inputs = (str(self.stack.source), str(self.stack.label_source or ""))
+        with staged_folder(out, Provenance("cleaned set", inputs)) as folder:
             self._write_cleaned(folder)
         return sorted(p for p in Path(out).rglob("*") if p.is_file())
 

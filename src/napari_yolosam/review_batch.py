@@ -59,6 +59,12 @@ def read_decisions(
             owner, image = row_patient(row, image)
             if owner != patient:
                 continue
+        elif row.get("patient"):
+            raise StackError(
+                path,
+                f"{where}: names patient {row['patient']!r}, but the stack is one patient's; "
+                "give the study (a folder of patients) as --images, or drop the patient column",
+            )
         if image not in names:
             raise StackError(path, f"{where}: no slice of that name in the stack")
         if action not in FILE_ACTIONS:
@@ -86,10 +92,20 @@ def decision_patients(path: str | Path) -> set[str | None]:
 
 
 def _rows(path: Path) -> list[dict]:
+    """The rows of a decisions file: JSON, or CSV with a header (comma, semicolon or tab
+    separated; a byte-order mark and Windows line ends are fine)."""
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as exc:
         raise StackError(path, f"cannot read the decisions ({exc.strerror or exc})") from exc
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise StackError(
+            path, f"is not a text file (byte {exc.start} is not UTF-8): expected CSV or JSON"
+        ) from None
+    if "\0" in text:
+        raise StackError(path, "is not a text file (it holds NUL bytes): expected CSV or JSON")
     if path.suffix.lower() == ".json":
         try:
             rows = json.loads(text)
@@ -98,7 +114,27 @@ def _rows(path: Path) -> list[dict]:
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise StackError(path, "must hold a list of {image, action[, mask]} objects")
         return rows
-    return list(csv.DictReader(text.splitlines()))
+    return _csv_rows(path, text)
+
+
+def _csv_rows(path: Path, text: str) -> list[dict]:
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        return []
+    header = lines[0]
+    delimiter = max(",;\t", key=header.count) if any(c in header for c in ",;\t") else ","
+    reader = csv.DictReader(lines, delimiter=delimiter)
+    columns = [c.strip().lower() for c in reader.fieldnames or []]
+    if "image" not in columns or "action" not in columns:
+        raise StackError(
+            path,
+            f"its header {header[:80]!r} lacks the columns image and action "
+            "(a CSV needs a header line: image,action[,mask])",
+        )
+    return [
+        {str(k).strip().lower(): (v.strip() if isinstance(v, str) else v) for k, v in row.items()}
+        for row in reader
+    ]
 
 
 def _mask(path: Path, name, session: ReviewSession, index: int, where: str) -> np.ndarray:

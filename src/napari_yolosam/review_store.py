@@ -17,15 +17,18 @@ line (a kill while appending) is skipped with a warning.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .io.atomic import atomic_write, atomic_write_text, remove_partials
+from .io.errors import StackError
 
 STATE = "state.npz"
 SLICES = "slices"  # content-named slice files the state refers to
@@ -164,8 +167,13 @@ def save_state(
             redo_files=np.array(redo_files, dtype=str),
         ),
     )
-    with open(folder / LOG, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps({**entry, "seq": state.seq}, default=float) + "\n")
+    try:  # the state is committed: the readable log follows it (rebuilt on restore)
+        with open(folder / LOG, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({**entry, "seq": state.seq}, default=float) + "\n")
+    except OSError as exc:
+        logging.getLogger("napari_yolosam").warning(
+            "review log %s not appended: %s", folder / LOG, exc
+        )
     if state.seq % 50 == 0:  # now and then: the files the committed state no longer uses
         files.keep_only({*changed_files, *undo_files, *redo_files})
 
@@ -207,6 +215,23 @@ def load_state(folder: Path, key: str, base: Baseline) -> SavedState | None:
     shape = base.labels.shape
     if not (folder / STATE).exists():
         return _load_legacy(folder, key, shape)
+    try:
+        state = _read_state(folder, key, base)
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        size = (folder / STATE).stat().st_size
+        raise StackError(
+            folder / STATE,
+            f"the autosaved review is damaged ({size:,} bytes; {type(exc).__name__}: "
+            f"{str(exc)[:120]}); it cannot be restored: move {folder} aside to start afresh",
+        ) from None
+    if state is None:
+        return None
+    _match_log(folder, state)
+    return state
+
+
+def _read_state(folder: Path, key: str, base: Baseline) -> SavedState | None:
+    """The committed state in ``folder`` (``None``: another stack's or other originals')."""
     with np.load(folder / STATE, allow_pickle=False) as data:
         files = SliceFiles(folder)
         labels = _saved_labels(data, base, files) if str(data["key"]) == key else None
@@ -222,6 +247,11 @@ def load_state(folder: Path, key: str, base: Baseline) -> SavedState | None:
             [(d, a.copy()) for d, a in redo],
             int(data["seq"]),
         )
+    return state
+
+
+def _match_log(folder: Path, state: SavedState) -> None:
+    """Rewrite the readable log where it disagrees with the committed state."""
     logged = read_log(folder / LOG)
     lines = (folder / LOG).read_text(encoding="utf-8").splitlines() if logged else []
     agrees = [e for e in logged if "undo" not in e] == state.decisions
@@ -234,7 +264,6 @@ def load_state(folder: Path, key: str, base: Baseline) -> SavedState | None:
             ),
         )
         state.seq = len(state.decisions)
-    return state
 
 
 def read_log(path: Path) -> list[dict]:

@@ -146,6 +146,13 @@ class Stack:
         """Whether the stack carries label maps."""
         return self.labels is not None
 
+    def unlabelled(self) -> list[int]:
+        """Slices without a label file where the others have one (their labels are empty
+        because nothing was read, not because there is no scar)."""
+        if self.labels is None or not any(p is not None for p in self.label_files):
+            return []
+        return [i for i, p in enumerate(self.label_files) if p is None]
+
     def crop(self, index: int, array: np.ndarray) -> np.ndarray:
         """Crop a padded 2D ``array`` of slice ``index`` back to its shape on disk."""
         h, w = self.original_shapes[index]

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io.atomic import atomic_write, atomic_write_text, csv_text
+from ..io.manifest import Provenance
 from ..io.outputs import check_output, staged_folder
 from ..stack import Stack
 from .cases import CASE_COLUMNS
@@ -27,7 +28,8 @@ def save_audit(
     built beside it and moved into place when complete; an existing ``out`` is replaced
     only with ``overwrite``, and never where it would hold the stack's data."""
     check_output(out, (stack.source, stack.label_source), overwrite)
-    with staged_folder(out) as folder:
+    made = Provenance("audit", (str(stack.source), str(stack.label_source or "")))
+    with staged_folder(out, made) as folder:
         _write_audit(result, stack, proposal_masks, folder, thumbnails)
     return Path(out)
 
@@ -98,12 +100,21 @@ def _overview(
         else:
             window = (slice(None), slice(None))
         a.imshow(image[window], cmap="gray")
-        if label[window].any():
-            a.contour(label[window], levels=[0.5], colors="red", linewidths=1)
-        if proposal[window].any():
-            a.contour(proposal[window], levels=[0.5], colors="cyan", linewidths=1)
+        _outline(a, label[window], "red")
+        _outline(a, proposal[window], "cyan")
         a.set_title(f"{row['image']}\nq={row['quality']:.2f} {row['issue']}", fontsize=8)
         a.axis("off")
     fig.text(0.01, 0.005, "red: label, cyan: proposal", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, format="png")
+
+
+def _outline(axes, mask: np.ndarray, colour: str) -> None:
+    """Draw ``mask``'s outline on ``axes`` (padded by a pixel: closed at the edges, and
+    drawable for slices of any size, one pixel included)."""
+    if not mask.any():
+        return
+    h, w = mask.shape
+    padded = np.pad(mask.astype(float), 1)
+    x, y = np.arange(-1, w + 1), np.arange(-1, h + 1)
+    axes.contour(x, y, padded, levels=[0.5], colors=colour, linewidths=1)

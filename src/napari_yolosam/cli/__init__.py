@@ -29,6 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     except (StackError, ValueError, PermissionError, FileNotFoundError, RuntimeError) as exc:
         print(f"yolosam {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a full or read-only disk, a missing permission: one line
+        from ..io.outputs import disk_message
+
+        print(f"yolosam {args.command}: error: {disk_message(exc)}", file=sys.stderr)
+        return 2
     except (KeyboardInterrupt, Stopped):
         print(f"yolosam {args.command}: stopped", file=sys.stderr)
         return 130

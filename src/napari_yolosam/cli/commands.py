@@ -7,9 +7,11 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from ..io import StackError, read_stack, write_labels, write_yolo_labels
 from ..io.atomic import atomic_write_csv
-from ..io.outputs import check_output
+from ..io.outputs import check_output, check_writable
 from ..io.writers import default_format
 from .options import (
     load_models,
@@ -22,20 +24,46 @@ from .options import (
 
 def _read(args: argparse.Namespace, labels: bool = True):
     """The stack ``--images`` (with ``--labels``, ``--series`` and ``--phase``) names; a
-    study's patients all in one stack (training, embedding)."""
+    study's patients all in one stack (training, embedding). What the reader warned of
+    (slices without a label file, for example) is printed (``info`` lists it itself)."""
     from ..io import read_study
     from ..io.study import study_or_raise
 
     given = getattr(args, "labels", None) if labels else None
     if study_or_raise(args.images, given):
-        return read_study(args.images, given, spec_from_args(args), getattr(args, "phase", None))
-    return read_stack(
-        args.images,
-        labels=given,
-        spec=spec_from_args(args),
-        series=getattr(args, "series", None),
-        phase=getattr(args, "phase", None),
-    )
+        stack = read_study(args.images, given, spec_from_args(args), getattr(args, "phase", None))
+    else:
+        stack = read_stack(
+            args.images,
+            labels=given,
+            spec=spec_from_args(args),
+            series=getattr(args, "series", None),
+            phase=getattr(args, "phase", None),
+        )
+    if args.command != "info":
+        for warning in [*stack.warnings, *_unused_values(args, stack)]:
+            print(f"warning: {warning}", file=sys.stderr)
+    return stack
+
+
+def _unused_values(args: argparse.Namespace, stack) -> list[str]:
+    """Warnings for label values given on the command line that no label map holds."""
+    if not stack.has_labels or stack.spec.mode == "binary":
+        return []
+    present = None
+    found = []
+    for option in ("scar_values", "myo_values", "mvo_values"):
+        values = getattr(args, option, None)
+        if not values:
+            continue
+        present = np.unique(stack.labels) if present is None else present
+        if not np.isin(values, present).any():
+            found.append(
+                f"--{option.replace('_', '-')} {','.join(map(str, values))}: no label holds "
+                f"these values (the labels hold {', '.join(map(str, present.tolist()))}), so "
+                "that structure is empty everywhere"
+            )
+    return found
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -147,7 +175,10 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     stack = _read(args, labels=args.look_closer)  # the labels' anatomy places the windows
     segmenter = segmenter_from_args(args)
+    if not 0 <= args.first < len(stack):
+        raise StackError(args.images, f"--first {args.first}: its slices are 0..{len(stack) - 1}")
     folder = Path(args.cache) if args.cache else cache_dir("embeddings")
+    check_writable(folder)
     cache = EmbeddingCache(disk_dir=folder)
     images = [stack.crop(i, stack.images[i]) for i in range(len(stack))]
     views = stack_views(stack) if args.look_closer else None
@@ -171,7 +202,8 @@ def cmd_propose(args: argparse.Namespace) -> int:
     from ..proposals.io import save_proposals
 
     stack = _read(args)
-    check_output(args.out, (args.images, args.labels), args.overwrite)  # before any model work
+    need = len(stack) * stack.shape[1] * stack.shape[2] * 4  # masks, probabilities, myocardium
+    check_output(args.out, (args.images, args.labels), args.overwrite, need_bytes=need)
     detector, segmenter = load_models(args)
     cache = EmbeddingCache(disk_dir=None if args.no_disk_cache else cache_dir("embeddings"))
     work = propose(
@@ -367,6 +399,12 @@ def cmd_quantify(args: argparse.Namespace) -> int:
     for target in (out, slice_path):
         check_output(target, (args.labels, args.images, args.proposals), args.overwrite)
     slices, cases = quantify_labels(stack, n_sectors=args.sectors)
+    if stack.unlabelled():
+        print(
+            f"warning: {len(stack.unlabelled())} slice(s) without a label file are left out of "
+            "the volumes (see the columns labelled and unlabelled_slices)",
+            file=sys.stderr,
+        )
     if args.proposals or args.methods:
         cases = _comparison(stack, args, cases)
     atomic_write_csv(out, cases, CASE_COLUMNS)

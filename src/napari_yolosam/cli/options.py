@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from ..defaults import (
     TRAINING,
     default_segmenter,
 )
+from ..io.manifest import Provenance
 from ..io.outputs import check_output, staged_folder
 from ..labelspec import MASK_MODES, LabelSpec
 
@@ -42,6 +44,56 @@ def non_negative_int(text: str) -> int:
     return _int_at_least(text, 0)
 
 
+def finite_float(text: str) -> float:
+    """An argparse type: a finite number (never NaN or infinity)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number above 0 (rates, n of n-SD)."""
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """An argparse type: a finite number of at least 0 (0 often turns a rule off)."""
+    value = finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, not {text}")
+    return value
+
+
+def unit_float(text: str) -> float:
+    """An argparse type: a finite number in 0..1 (shares, thresholds, confidences)."""
+    value = finite_float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must lie in 0..1, not {text}")
+    return value
+
+
+def label_values(text: str) -> tuple[int, ...]:
+    """An argparse type: comma-separated label values, each a whole number in 1..65535."""
+    parts = [p.strip() for p in text.split(",")]
+    if not any(parts):
+        raise argparse.ArgumentTypeError("give at least one value, such as 3,4")
+    values = []
+    for part in parts:
+        if not part.isdigit() or not 1 <= int(part) <= 65535:
+            raise argparse.ArgumentTypeError(
+                f"{part!r} is not a label value (a whole number in 1..65535; 0 is background)"
+            )
+        values.append(int(part))
+    return tuple(values)
+
+
 def add_spec_options(parser: argparse.ArgumentParser) -> None:
     """Label-specification options shared by every command that reads labels."""
     group = parser.add_argument_group("label values")
@@ -51,9 +103,15 @@ def add_spec_options(parser: argparse.ArgumentParser) -> None:
         choices=["emidec", "binary"],
         help="preset for what label values mean (default: emidec)",
     )
-    group.add_argument("--scar-values", help="comma-separated scar values (emidec: 3,4)")
-    group.add_argument("--myo-values", help="comma-separated myocardium values (emidec: 2,3,4)")
-    group.add_argument("--mvo-values", help="comma-separated no-reflow values (emidec: 4)")
+    group.add_argument(
+        "--scar-values", type=label_values, help="comma-separated scar values (emidec: 3,4)"
+    )
+    group.add_argument(
+        "--myo-values", type=label_values, help="comma-separated myocardium values (emidec: 2,3,4)"
+    )
+    group.add_argument(
+        "--mvo-values", type=label_values, help="comma-separated no-reflow values (emidec: 4)"
+    )
     group.add_argument(
         "--mask-mode", choices=MASK_MODES, help="how mask files are decoded (default: auto)"
     )
@@ -118,12 +176,32 @@ def add_overwrite_option(parser: argparse.ArgumentParser, what: str = "output") 
     )
 
 
+#: Options naming input files or folders: a manifest records them (and their files'
+#: signature) as inputs; the others are settings.
+INPUT_OPTIONS = ("images", "labels", "proposals", "decisions", "mask", "dicom_seg")
+#: Options that say where or how to run, not what the output holds.
+NOT_SETTINGS = ("func", "command", "out", "overwrite", "shard", "patient", "resume", "series")
+
+
+def provenance_from_args(args: argparse.Namespace) -> Provenance:
+    """What a command's output is made of: its inputs (resolved paths, the DICOM series)
+    and its settings."""
+    values = vars(args)
+    inputs = tuple(str(Path(values[n]).resolve()) for n in INPUT_OPTIONS if values.get(n))
+    if values.get("series"):
+        inputs += (f"series {values['series']}",)
+    settings = {
+        k: v for k, v in values.items() if k not in INPUT_OPTIONS and k not in NOT_SETTINGS
+    }
+    return Provenance(f"yolosam {args.command}", inputs, settings)
+
+
 @contextlib.contextmanager
 def output_folder(args: argparse.Namespace, *inputs) -> Iterator[Path]:
     """Check ``--out`` against the inputs and ``--overwrite``, then yield a staged folder that
     becomes ``--out`` only when the command finishes (a killed run leaves no mix)."""
     check_output(args.out, inputs, args.overwrite)
-    with staged_folder(args.out) as folder:
+    with staged_folder(args.out, provenance_from_args(args)) as folder:
         yield folder
 
 
@@ -156,14 +234,14 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--scar-free-share",
-        type=float,
+        type=unit_float,
         default=TRAINING.scar_free_share,
         help="share of the slices without scar the segmenter sees each epoch "
         f"(0..1, default {TRAINING.scar_free_share})",
     )
     parser.add_argument(
         "--lr",
-        type=float,
+        type=positive_float,
         default=TRAINING.lr,
         help=f"segmenter learning rate (AdamW, cosine schedule; default {TRAINING.lr:g})",
     )
@@ -195,7 +273,7 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--val-fraction",
-        type=float,
+        type=unit_float,
         default=TRAINING.val_fraction,
         help=f"share of cases held out for validation (default {TRAINING.val_fraction})",
     )
@@ -241,7 +319,7 @@ def add_detector_prompt_options(parser: argparse.ArgumentParser) -> None:
     ``--no-extent`` (SAM's masks as they are, not the enhanced regions they touch)."""
     parser.add_argument(
         "--conf",
-        type=float,
+        type=unit_float,
         help="one detector confidence threshold for all classes (default: the per-class "
         "thresholds validated in training, kept in the detector checkpoint; else 0.25)",
     )

@@ -22,8 +22,11 @@ from .options import (
     add_overwrite_option,
     add_spec_options,
     add_train_options,
+    non_negative_float,
     non_negative_int,
+    positive_float,
     positive_int,
+    unit_float,
 )
 from .phases import phase_choice
 from .study import shard_choice
@@ -198,7 +201,7 @@ def _propose(command) -> None:
     add_input(p, "labels kept elsewhere (their components prompt SAM too)", legacy="")
     add_model_options(p)
     add_detector_prompt_options(p)
-    p.add_argument("--iou", type=float, default=0.5, help="detector NMS IoU threshold")
+    p.add_argument("--iou", type=unit_float, default=0.5, help="detector NMS IoU threshold")
     p.add_argument(
         "--no-label-prompts", action="store_true", help="do not prompt SAM with label components"
     )
@@ -293,7 +296,7 @@ def _quantify(command) -> None:
         "--proposals", help="proposals folder to compare with (output of yolosam propose)"
     )
     p.add_argument("--methods", help="semi-automatic methods to compare with, e.g. nsd,fwhm,otsu")
-    p.add_argument("--n", type=float, default=5.0, help="n of n-SD for --methods")
+    p.add_argument("--n", type=positive_float, default=5.0, help="n of n-SD for --methods")
     p.add_argument(
         "--out",
         required=True,
@@ -310,7 +313,10 @@ def _semiauto(command) -> None:
         "--method", required=True, choices=["nsd", "fwhm", "otsu"], help="thresholding method"
     )
     p.add_argument(
-        "--n", type=float, default=5.0, help="n of mean + n SD of remote myocardium (2..8)"
+        "--n",
+        type=positive_float,
+        default=5.0,
+        help="n of mean + n SD of remote myocardium (2..8)",
     )
     p.add_argument(
         "--min-size",
@@ -343,11 +349,14 @@ def _audit(command) -> None:
     p.add_argument("--trust-detector", action="store_true", help=argparse.SUPPRESS)
     add_detector_prompt_options(p)
     p.add_argument(
-        "--flag-quality", type=float, default=0.5, help="flag slices whose quality is below this"
+        "--flag-quality",
+        type=unit_float,
+        default=0.5,
+        help="flag slices whose quality is below this",
     )
     p.add_argument(
         "--relative-flag",
-        type=float,
+        type=non_negative_float,
         default=1.0,
         help="rate agreement against this share of the labelled slices' median agreement, "
         "where that is below --flag-quality: it then scores --flag-quality (weak models agree "
@@ -394,17 +403,20 @@ def _review(command) -> None:
     p.add_argument("--decisions", help="CSV or JSON file of decisions (image, action[, mask])")
     p.add_argument(
         "--accept-below",
-        type=float,
+        type=unit_float,
         help="accept the proposal on queued slices whose quality is below this",
     )
     p.add_argument(
         "--min-confidence",
-        type=float,
+        type=unit_float,
         default=0.0,
         help="with --accept-below: only proposals with at least this mean SAM probability",
     )
     p.add_argument(
-        "--flag-quality", type=float, default=0.5, help="the audit flags slices below this quality"
+        "--flag-quality",
+        type=unit_float,
+        default=0.5,
+        help="the audit flags slices below this quality",
     )
     p.add_argument(
         "--out", help="new folder for the cleaned set (masks/, decisions.jsonl, summary.json)"
@@ -452,7 +464,7 @@ def _phantom(command) -> None:
     p.add_argument("--cases", type=positive_int, default=4, help="cases (patients)")
     p.add_argument("--slices", type=positive_int, default=8, help="slices per case")
     p.add_argument("--size", type=positive_int, default=256, help="image side in pixels")
-    p.add_argument("--corrupt", type=float, default=0.3, help="fraction of corrupted labels")
+    p.add_argument("--corrupt", type=unit_float, default=0.3, help="fraction of corrupted labels")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     add_overwrite_option(p)
 

@@ -2,8 +2,10 @@
 
 Each patient's output goes to ``OUT/<patient>/`` (a folder output) or
 ``DIR/<patient>/NAME.csv`` (a file output ``DIR/NAME.csv``), each patient's folder
-built aside and moved into place when its command succeeds; a patient whose folder
-exists is skipped, so a stopped run goes on where it stopped. After the run, every CSV at the top of the patients' outputs
+built aside and moved into place, with its manifest, when its command succeeds; a patient
+whose manifest says it finished for the same inputs and settings is skipped, so a stopped
+run goes on where it stopped. Every output is checked before any work (nothing an input
+or the user's own files is ever replaced). After the run, every CSV at the top of the patients' outputs
 is gathered into one of the same name at the study's level, with a ``patient``
 column. ``--shard K/N`` runs every N-th patient from the K-th (0-based): N
 processes or cluster jobs with K = 0..N-1 share a study without a scheduler.
@@ -16,6 +18,8 @@ import copy
 import csv
 import sys
 from pathlib import Path
+
+from .options import INPUT_OPTIONS, provenance_from_args
 
 #: Commands run once per patient of a study (train and embed take the study whole).
 PER_PATIENT = (
@@ -73,22 +77,22 @@ def _for_patient(args: argparse.Namespace, patient) -> argparse.Namespace:
 
 def run_per_patient(args: argparse.Namespace, run, patients) -> int:
     """Run ``run`` for each patient (of this shard) with a progress bar over patients;
-    failures are reported and the others go on. Returns 0, or 2 if a patient failed."""
+    failures are reported and the others go on. Returns 0, or 2 if a patient failed.
+
+    Every output is checked first, before any model loads (:func:`plan_outputs`)."""
     from tqdm import tqdm
 
     from ..io import StackError
+    from ..io.outputs import disk_message
 
     k, n = getattr(args, "shard", None) or (0, 1)
     mine = patients[k::n]
     if getattr(args, "decisions", None):
         check_decisions(args.decisions, patients)
-    failed, skipped = [], []
-    for patient in tqdm(mine, desc="patients", unit="patient", file=sys.stderr):
-        each = _for_patient(args, patient)
+    todo, skipped = plan_outputs(args, patients, mine)
+    failed = []
+    for patient, each in tqdm(todo, desc="patients", unit="patient", file=sys.stderr):
         target = study_root(args.out) / patient.name if getattr(args, "out", None) else None
-        if target is not None and target.exists() and not getattr(args, "overwrite", False):
-            skipped.append(patient.name)
-            continue
         try:
             _run_one(run, each, target)
         except _Failed:
@@ -96,17 +100,79 @@ def run_per_patient(args: argparse.Namespace, run, patients) -> int:
         except (StackError, ValueError, PermissionError, FileNotFoundError) as exc:
             print(f"{patient.name}: error: {exc}", file=sys.stderr)
             failed.append(patient.name)
+        except OSError as exc:
+            print(f"{patient.name}: error: {disk_message(exc)}", file=sys.stderr)
+            failed.append(patient.name)
     if getattr(args, "out", None):
-        gathered = gather_reports(args.out, patients)
+        gathered = gather_reports(args.out, patients, provenance_from_args(args).settings_key())
         if gathered:
             print(f"across patients: {', '.join(str(p) for p in gathered)}")
     print(
-        f"{len(mine) - len(failed) - len(skipped)} patient(s) done, {len(skipped)} already "
+        f"{len(todo) - len(failed)} patient(s) done, {len(skipped)} already "
         f"done before (skipped), {len(failed)} failed"
         + (f": {', '.join(failed)}" if failed else "")
         + (f" (shard {k}/{n} of {len(patients)} patients)" if n > 1 else "")
     )
     return 2 if failed else 0
+
+
+def _study_inputs(args: argparse.Namespace, patients) -> list:
+    named = [getattr(args, name, None) for name in INPUT_OPTIONS]
+    return [*named, *(p.images for p in patients), *(p.labels for p in patients)]
+
+
+def plan_outputs(args: argparse.Namespace, patients, mine) -> tuple[list, list[str]]:
+    """Check the study's output and each patient's before any work; return the patients to
+    run (with their arguments) and the names of those already done.
+
+    The output may not be, contain or lie in an input (symbolic links resolved). An
+    existing patient folder is "done" only when its manifest says it finished for the same
+    inputs and settings; one made otherwise is replaced only with ``--overwrite``; one this
+    project did not write (or holding files it did not write) is never replaced. All the
+    problems are named in one error.
+    """
+    from ..io import StackError
+    from ..io.manifest import is_done, read_manifest, write_manifest
+    from ..io.outputs import check_output, check_owned
+
+    pairs = [(patient, _for_patient(args, patient)) for patient in mine]
+    if not getattr(args, "out", None):
+        return pairs, []
+    overwrite = bool(getattr(args, "overwrite", False))
+    root = check_output(study_root(args.out), _study_inputs(args, patients), overwrite=True)
+    study = provenance_from_args(args)
+    record = read_manifest(root) if root.is_dir() else None
+    if record and record.get("settings_key") != study.settings_key() and not overwrite:
+        raise StackError(
+            args.out,
+            f"holds the output of an earlier '{record.get('command')}' with other settings; "
+            "add --overwrite to replace its patients' outputs, or choose a new location",
+        )
+    todo, done, problems = [], [], []
+    for patient, each in pairs:
+        target = root / patient.name
+        try:
+            check_output(target, _study_inputs(args, patients), overwrite=True)
+            if target.is_dir() and any(target.iterdir()):
+                check_owned(target)
+                if is_done(target, provenance_from_args(each)):
+                    done.append(patient.name)
+                    continue
+                if not overwrite:
+                    raise StackError(
+                        target,
+                        "holds an output made from other inputs or settings; add --overwrite "
+                        "to replace it",
+                    )
+        except StackError as exc:
+            problems.append(str(exc))
+            continue
+        todo.append((patient, each))
+    if problems:
+        raise StackError(args.out, "nothing was run:\n  " + "\n  ".join(problems))
+    root.mkdir(parents=True, exist_ok=True)
+    write_manifest(root, study, finished=False)  # the study's folder: its reports are ours
+    return todo, done
 
 
 def check_decisions(path: str | Path, patients) -> None:
@@ -127,31 +193,37 @@ class _Failed(Exception):
 
 
 def _run_one(run, each: argparse.Namespace, target: Path | None) -> None:
-    """Run one patient's command; its output folder appears whole when it succeeds."""
+    """Run one patient's command; its output folder appears whole, with its manifest,
+    when it succeeds."""
     from ..io.outputs import staged_folder
 
     if target is None:
         if int(run(each) or 0):
             raise _Failed
         return
-    with staged_folder(target) as folder:
+    with staged_folder(target, provenance_from_args(each)) as folder:
         out = Path(each.out)
         each.out = str(folder / out.name if out.suffix else folder)
         if int(run(each) or 0):
             raise _Failed
 
 
-def gather_reports(out: str | Path, patients) -> list[Path]:
-    """One CSV per name across the patients' outputs that exist (a ``patient`` column
-    first), at the study's level; returns the files written."""
+def gather_reports(out: str | Path, patients, settings_key: str | None = None) -> list[Path]:
+    """One CSV per name across the patients' finished outputs (of the run whose settings
+    have ``settings_key``, when given), a ``patient`` column first, at the study's level;
+    returns the files written."""
     from ..io.atomic import atomic_write_csv
+    from ..io.manifest import read_manifest
 
     root = study_root(out)
     tables: dict[str, list[dict]] = {}
     columns: dict[str, list[str]] = {}
     for patient in patients:
         folder = root / patient.name
-        if not folder.is_dir():
+        record = read_manifest(folder) if folder.is_dir() else None
+        if not record or not record.get("finished"):
+            continue
+        if settings_key is not None and record.get("settings_key") != settings_key:
             continue
         for table in sorted(folder.glob("*.csv")):
             with open(table, newline="", encoding="utf-8") as handle:

@@ -168,9 +168,33 @@ def _read_with_labels(path: Path, labels, spec, series: str | None, phase: int |
     from .dicom_seg import is_dicom_seg, read_dicom_seg
 
     if labels is None or not is_dicom_seg(labels):
+        _check_label_format(path, labels)
         return _read_any(path, labels, spec, series, phase)
     stack = _read_any(path, None, spec, series, phase)
     return replace(stack, labels=read_dicom_seg(labels, stack), label_source=Path(labels))
+
+
+def _file_format(path: Path) -> str | None:
+    from .nifti import is_nifti
+
+    if is_nifti(path):
+        return "NIfTI"
+    if path.suffix.lower() in (".tif", ".tiff"):
+        return "TIFF"
+    return None
+
+
+def _check_label_format(path: Path, labels) -> None:
+    """A volume file's labels must be a file of its format (NIfTI with NIfTI, TIFF with TIFF)."""
+    if labels is None or not Path(labels).is_file():
+        return
+    images, given = _file_format(Path(path)), _file_format(Path(labels))
+    if images and given and images != given:
+        raise StackError(
+            labels,
+            f"is a {given} file but the images {Path(path).name} are {images}: give labels in "
+            f"the images' format (yolosam convert --format writes them)",
+        )
 
 
 def _read_any(path: Path, labels, spec, series: str | None, phase: int | None = None) -> Stack:

@@ -243,9 +243,12 @@ def read_dicom_seg(path: str | Path, stack: Stack) -> np.ndarray:
     path = Path(path)
     try:
         seg = hd.seg.segread(path)
+        seg.get_source_image_uids()
     except Exception as exc:  # noqa: BLE001
         raise StackError(
-            path, f"cannot be read as DICOM-SEG ({type(exc).__name__}: {exc})"
+            path,
+            f"is a damaged or truncated DICOM Segmentation ({path.stat().st_size:,} bytes; "
+            f"{type(exc).__name__}: {str(exc)[:200]}); write it again or use the original",
         ) from exc
     from .dicom import _lenient_validation
 
@@ -255,6 +258,15 @@ def read_dicom_seg(path: str | Path, stack: Stack) -> np.ndarray:
     referenced = {str(s.SeriesInstanceUID) for s in seg.ReferencedSeriesSequence}
     if not referenced & series:
         raise StackError(path, "segments another series than the stack's")
+    others = sorted(series - referenced)
+    if others:  # their slices would read as background: zero volumes that are not measured
+        count = sum(str(ds.SeriesInstanceUID) in others for ds in datasets)
+        raise StackError(
+            path,
+            f"segments {len(referenced & series)} of the stack's {len(series)} series; "
+            f"{count} slice(s) of series {', '.join(others)} have no segmentation in it: "
+            "choose the segmented series with --series",
+        )
     roles = segment_values(stack.spec)
     numbers = {}
     for item in seg.SegmentSequence:

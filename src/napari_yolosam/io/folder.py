@@ -57,6 +57,10 @@ def read_masks_for(
     if not masks_dir.is_dir():
         raise StackError(masks_dir, "mask folder does not exist")
     mask_files = list_image_files(masks_dir)
+    if not mask_files:
+        raise StackError(
+            masks_dir, "holds no mask files; remove the empty folder or add the masks"
+        )
     by_stem = {_stem(n): i for i, n in enumerate(names)}
     matched: dict[int, Path] = {}
     for mask_file in mask_files:
@@ -68,6 +72,13 @@ def read_masks_for(
         if index in matched:
             raise StackError(mask_file, f"a second mask for image {names[index]}")
         matched[index] = mask_file
+    if not matched:
+        raise StackError(
+            masks_dir,
+            f"none of its {len(mask_files)} mask file(s) matches a slice by name "
+            f"(for example {mask_files[0].name} against {names[0]}); masks are matched to "
+            "images by file name",
+        )
     raw = {}
     for index, mask_file in matched.items():
         array = read_raw_mask(mask_file)

@@ -114,15 +114,20 @@ def read_raw_mask(path: Path) -> np.ndarray:
     return array
 
 
-def _looks(values: np.ndarray, spec: LabelSpec) -> str:
+def _looks(values: np.ndarray, counts: np.ndarray, spec: LabelSpec) -> str:
     """What one mask's values look like: ``either`` (0/1), ``multiclass`` (values known to the
-    spec), ``binary`` (0..255: reaches the threshold above every known value) or ``other``."""
+    spec), ``binary`` (0..255: reaches the threshold, and most of its non-zero pixels lie
+    above every label value; soft edges allowed) or ``other`` (such as label values beside
+    a stray 255)."""
     maximum = int(values.max(initial=0))
     if maximum <= 1:
         return "either"
+    known = max(spec.known_values)
     if set(int(v) for v in values) <= set(spec.known_values):
         return "multiclass"
-    if maximum >= spec.threshold and maximum > max(spec.known_values):
+    nonzero = int(counts[values > 0].sum())
+    beyond = int(counts[values > known].sum())
+    if maximum >= spec.threshold and maximum > known and 2 * beyond >= nonzero:
         return "binary"
     return "other"
 
@@ -140,10 +145,11 @@ def decide_binary(
     """
     if spec.mode == "multiclass":
         return False, None
-    uniques = [np.unique(mask) for mask in raw_masks]
+    counted = [np.unique(mask, return_counts=True) for mask in raw_masks]
+    uniques = [values for values, _ in counted]
     if spec.mode == "binary":
         return True, 1 if max((int(u.max(initial=0)) for u in uniques), default=0) <= 1 else 255
-    looks = [_looks(u, spec) for u in uniques]
+    looks = [_looks(values, counts, spec) for values, counts in counted]
     multi = [i for i, kind in enumerate(looks) if kind == "multiclass"]
     binary = [i for i, kind in enumerate(looks) if kind == "binary"]
     if multi and binary:

@@ -24,12 +24,16 @@ class CheckpointError(ValueError):
 
 def versions() -> dict:
     """Versions of the packages a checkpoint depends on."""
+    from importlib.metadata import PackageNotFoundError, version
+
     import torch
 
-    from .. import __version__
-
+    try:
+        own = version("napari-yolosam")
+    except PackageNotFoundError:  # a source tree that is not installed
+        own = "unknown"
     found = {
-        "napari_yolosam": __version__,
+        "napari_yolosam": own,
         "torch": str(torch.__version__),
         "python": platform.python_version(),
     }
@@ -136,6 +140,19 @@ def load_state_checked(
     if problems:
         raise CheckpointError(
             path, "does not match the model architecture: " + " | ".join(problems)
+        )
+    broken = [
+        k
+        for k, v in state_dict.items()
+        if isinstance(v, torch.Tensor)
+        and v.is_floating_point()
+        and not bool(torch.isfinite(v).all())
+    ]
+    if broken:
+        raise CheckpointError(
+            path,
+            f"holds non-finite weights (NaN or infinity) in {len(broken)} tensor(s), e.g. "
+            f"{broken[:3]}: the training that wrote it diverged; use an earlier checkpoint",
         )
     module.load_state_dict(state_dict, strict=strict)
 

@@ -16,6 +16,7 @@ by another, never encoded twice.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Generator, Sequence
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io.atomic import atomic_write, remove_partials
+from ..io.errors import StackError
 from ..progress import Progress
 
 #: What the cache holds per slice: the image embedding, the features entering the
@@ -79,6 +81,8 @@ class EmbeddingCache:
         self.disk_dir = None if disk_dir is None else Path(disk_dir)
         self.max_disk_bytes = int(max_disk_bytes)
         if self.disk_dir is not None:
+            if self.disk_dir.exists() and not self.disk_dir.is_dir():
+                raise StackError(self.disk_dir, "is not a folder; the embedding cache needs one")
             remove_partials(self.disk_dir, recursive=True)  # left by a killed writer
         self._memory: OrderedDict[str, np.ndarray] = OrderedDict()
         self._bytes = 0
@@ -116,9 +120,10 @@ class EmbeddingCache:
         import torch
 
         key = self.key(segmenter, image, kind)
+        expected = segmenter.embedding_shape if kind == "embedding" else None
         while True:
             with self._lock:
-                array = self._lookup(key)
+                array = self._lookup(key, expected)
                 event = self._pending.get(key) if array is None else None
                 owner = array is None and event is None
                 if owner:
@@ -174,14 +179,15 @@ class EmbeddingCache:
                 return True
         return self._disk_path(key) is not None and self._disk_path(key).exists()
 
-    def _lookup(self, key: str) -> np.ndarray | None:
-        """A cached entry from memory, else from disk (remembered), else ``None``."""
+    def _lookup(self, key: str, expected: tuple | None = None) -> np.ndarray | None:
+        """A cached entry from memory, else from disk (remembered, when it has the
+        ``expected`` shape and finite values), else ``None``."""
         array = self._memory.get(key)
         if array is not None:
             self._memory.move_to_end(key)
             self.stats.memory_hits += 1
             return array
-        array = self._read_disk(key)
+        array = self._read_disk(key, expected)
         if array is not None:
             self.stats.disk_hits += 1
             self._remember(key, array)
@@ -210,17 +216,25 @@ class EmbeddingCache:
         fingerprint, _, tag = model.partition(".")
         return self.disk_dir / (fingerprint[:24] + (f".{tag}" if tag else "")) / f"{image}.npy"
 
-    def _read_disk(self, key: str) -> np.ndarray | None:
+    def _read_disk(self, key: str, expected: tuple | None = None) -> np.ndarray | None:
+        """A disk entry, or ``None``; a damaged one (unreadable, another type or shape,
+        NaN or infinite values) is removed, logged and computed again, never used."""
         path = self._disk_path(key)
         if path is None or not path.exists():
             return None
         try:
             array = np.load(path, allow_pickle=False)
-        except (OSError, ValueError):
-            path.unlink(missing_ok=True)  # a damaged entry is re-computed
+            problem = _damage(array, expected)
+        except (OSError, ValueError) as exc:
+            problem = f"unreadable ({exc})"
+        if problem:
+            logging.getLogger("napari_yolosam").warning(
+                "embedding cache entry %s is damaged (%s): removed, encoding again", path, problem
+            )
+            path.unlink(missing_ok=True)
             return None
         path.touch()
-        return array if array.dtype == np.float16 else None
+        return array
 
     def _write_disk(self, key: str, array: np.ndarray) -> None:
         path = self._disk_path(key)
@@ -247,6 +261,17 @@ class EmbeddingCache:
         self._disk_bytes = total
 
 
+def _damage(array: np.ndarray, expected: tuple | None) -> str:
+    """What is wrong with a cache entry read from disk (empty when nothing)."""
+    if array.dtype != np.float16:
+        return f"type {array.dtype}, not float16"
+    if expected is not None and tuple(array.shape) != tuple(expected):
+        return f"shape {tuple(array.shape)}, not {tuple(expected)}"
+    if not np.isfinite(array).all():
+        return "NaN or infinite values"
+    return ""
+
+
 def embed_stack(
     segmenter,
     images: Sequence[np.ndarray],
@@ -267,6 +292,10 @@ def embed_stack(
     generator to stop) and returns the number of encoder passes it made.
     """
     n = len(images)
+    if n and not 0 <= int(first) < n:
+        raise ValueError(
+            f"the first slice to encode, {first}, is not one of the stack's 0..{n - 1}"
+        )
     order = slice_order(n, first)
     before = cache.stats.encoded
     for done, i in enumerate(order, start=1):

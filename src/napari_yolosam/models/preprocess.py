@@ -7,10 +7,13 @@ checkpoint, so training and inference can never preprocess differently.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+#: The largest model input side a configuration may ask for.
+MAX_IMG_SIZE = 4096
 SAM_PIXEL_MEAN = (123.675, 116.28, 103.53)
 SAM_PIXEL_STD = (58.395, 57.12, 57.375)
 
@@ -44,10 +47,27 @@ class PreprocessConfig:
     def __post_init__(self) -> None:
         if self.intensity not in ("percentile", "minmax"):
             raise ValueError(f"unknown intensity normalisation {self.intensity!r}")
-        if self.img_size < 16:
-            raise ValueError(f"img_size must be >= 16, got {self.img_size}")
-        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
-        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        if not isinstance(self.img_size, int) or not 16 <= self.img_size <= MAX_IMG_SIZE:
+            raise ValueError(
+                f"img_size must be an integer in 16..{MAX_IMG_SIZE}, got {self.img_size!r}"
+            )
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            try:
+                channels = tuple(float(v) for v in value)
+            except TypeError:
+                raise ValueError(
+                    f"{name} must be 3 numbers (one per channel), got {value!r}"
+                ) from None
+            if len(channels) != 3 or not all(math.isfinite(v) for v in channels):
+                raise ValueError(f"{name} must be 3 finite numbers, got {value!r}")
+            object.__setattr__(self, name, channels)
+        if min(self.std) <= 0:
+            raise ValueError(f"std must be positive, got {self.std}")
+        if not 0 <= float(self.low) < float(self.high) <= 100:
+            raise ValueError(
+                f"percentiles must satisfy 0 <= low < high <= 100, got {self.low}, {self.high}"
+            )
 
     def to_dict(self) -> dict:
         """JSON/checkpoint-friendly form."""
@@ -55,7 +75,12 @@ class PreprocessConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> PreprocessConfig:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict`; a ``ValueError`` for anything it cannot hold."""
+        if not isinstance(data, dict):
+            raise ValueError(f"preprocessing must be a mapping, got {type(data).__name__}")
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown preprocessing field(s) {unknown}")
         return cls(**data)
 
 

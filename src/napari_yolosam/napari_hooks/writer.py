@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..io import write_labels
+from ..io.manifest import Provenance
 from ..io.nifti import is_nifti
-from ..io.outputs import check_output
+from ..io.outputs import check_output, staged_folder
 from .layers import stack_from_layer
 
 
@@ -24,7 +25,12 @@ def write_labels_layer(path: str, data, meta: dict) -> list[str]:
         fmt = "nifti"
     else:
         fmt = "png"
-    # napari's save dialog has asked before replacing an existing path; inputs and data
-    # sets are refused all the same
+    # napari's save dialog has asked before replacing an existing path; inputs, data sets
+    # and folders this project did not write are refused all the same
     check_output(target, (stack.source, stack.label_source), overwrite=True)
-    return [str(p) for p in write_labels(stack, target, fmt=fmt)]
+    if fmt != "png":
+        return [str(p) for p in write_labels(stack, target, fmt=fmt)]  # one file, atomic
+    made = Provenance("labels layer", (str(stack.source), str(stack.label_source or "")))
+    with staged_folder(target, made) as folder:
+        written = write_labels(stack, folder, fmt=fmt)
+    return [str(target.resolve() / Path(p).relative_to(folder)) for p in written]

@@ -10,6 +10,7 @@ import numpy as np
 from ..io.atomic import atomic_write, atomic_write_csv, atomic_write_text
 from ..io.errors import StackError
 from ..io.images import list_image_files, read_raw_mask
+from ..io.manifest import Provenance
 from ..io.outputs import check_output, staged_folder
 from ..stack import Stack
 from .types import SCAR_BOX_SOURCES, Proposals, SliceProposal
@@ -45,7 +46,8 @@ def save_proposals(
     ``out`` is replaced only with ``overwrite``.
     """
     check_output(out, (stack.source, stack.label_source), overwrite)
-    with staged_folder(out) as folder:
+    made = Provenance("proposals", (str(stack.source), str(stack.label_source or "")))
+    with staged_folder(out, made) as folder:
         _write_proposals(proposals, stack, folder)
     return Path(out)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..defaults import ENCODER_BACKEND, default_segmenter
 from ..io.atomic import atomic_write_csv, atomic_write_text, remove_partials
+from ..io.manifest import Provenance, write_manifest
 from ..io.outputs import check_output
 from ..models.detector import Detector
 from ..models.embeddings import EmbeddingCache
@@ -113,7 +114,12 @@ def _run_folder(out: str | Path, stack: Stack, reuse: bool) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     remove_partials(out)
+    write_manifest(out, _provenance(stack), finished=False)  # the folder is this run's
     return out
+
+
+def _provenance(stack: Stack) -> Provenance:
+    return Provenance("train", (str(stack.source), str(stack.label_source or "")))
 
 
 def _segmenter_work(
@@ -192,6 +198,7 @@ def train(
         )
         result = yield from _recording(work, history, out / "metrics.csv")
         seg_path = result.best_path if result.best_path and result.best_path.exists() else None
+    write_manifest(out, _provenance(stack))
     return RunResult(
         out,
         det_path,

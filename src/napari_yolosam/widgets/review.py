@@ -12,7 +12,7 @@ from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableW
 from .. import layer_names
 from ..audit import AuditConfig
 from ..paths import cache_dir
-from ..review import ReviewSession, open_review
+from ..review import ReviewSaveError, ReviewSession, open_review
 from . import _work
 from ._layers import replace_layers, show_slice
 from ._session import find_widget, register
@@ -451,7 +451,11 @@ class ReviewWidget(Container):
                 self.go_to(target)
             return target
         if action in ("undo", "redo"):
-            decision = session.undo() if action == "undo" else session.redo()
+            try:
+                decision = session.undo() if action == "undo" else session.redo()
+            except ReviewSaveError as exc:
+                self.status.value = f"not saved, nothing changed: {exc}"
+                return None
             if decision is not None:
                 self._sync_labels(decision.slice, refresh=decision.slice == self.current)
                 self._drop_row(decision.image)  # one row in or out, never the whole table
@@ -477,8 +481,15 @@ class ReviewWidget(Container):
         proposal, source = self._shown_proposal(self.current) if edited is None else (None, None)
         if action in ("accept", "union") and not self._confirmed(action, proposal):
             return None
-        decision = session.decide(self.current, action, edited, proposal=proposal, source=source)
-        following = session.next_slice(None)
+        try:
+            decision = session.decide(
+                self.current, action, edited, proposal=proposal, source=source
+            )
+        except ReviewSaveError as exc:  # the session is as it was: so is what is shown
+            self._sync_labels(self.current, refresh=True)
+            self.status.value = f"not saved, nothing changed: {exc}"
+            return None
+        following = session.next_slice(self.current)
         self._sync_labels(self.current, refresh=following in (None, self.current))
         self._drop_row(decision.image)
         if following is not None:

@@ -110,8 +110,75 @@ def preprocess_for(config: dict) -> PreprocessConfig:
     )
 
 
+#: The most memory an architecture's weights (float32) may take, and the largest grid of
+#: patches: a checkpoint asking for more is refused before anything is allocated.
+MAX_WEIGHT_BYTES = 8 << 30
+MAX_GRID = 256
+
+
+def _positive_ints(config: dict, names: tuple[str, ...]) -> dict[str, object]:
+    values = {}
+    for name in names:
+        value = config.get(name)
+        items = value if isinstance(value, list | tuple) else [value]
+        if not items or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in items
+        ):
+            raise ValueError(
+                f"{name} must be a positive integer (or a list of them), got {value!r}"
+            )
+        values[name] = value
+    return values
+
+
+def check_config(config: dict) -> None:
+    """Refuse an architecture description that cannot be built or would not fit in memory
+    (zero or negative sizes, mismatched lists, a grid or weights beyond the limits)."""
+    if not isinstance(config, dict):
+        raise ValueError(f"the architecture must be a mapping, got {type(config).__name__}")
+    arch = config.get("arch")
+    if arch not in ("vit", "tinyvit", "lite_medsam"):
+        raise ValueError(f"unknown segmenter architecture {arch!r}")
+    size = _positive_ints({"patch_size": 16, **config}, ("img_size", "patch_size"))
+    img, patch = int(size["img_size"]), int(size["patch_size"])
+    if img % patch or not 1 <= img // patch <= MAX_GRID or img > 4096:
+        raise ValueError(
+            f"img_size {img} with patch_size {patch}: the side must be at most 4096 and a "
+            f"multiple of the patch, at most {MAX_GRID} patches across"
+        )
+    if arch == "vit":
+        v = _positive_ints(config, ("embed_dim", "depth", "num_heads", "window_size"))
+        dim, depth = int(v["embed_dim"]), int(v["depth"])
+        if dim % int(v["num_heads"]):
+            raise ValueError(f"embed_dim {dim} is not a multiple of num_heads {v['num_heads']}")
+        weights = 4 * 12 * depth * dim * dim
+        attn = config.get("global_attn_indexes", [])
+        if not isinstance(attn, list | tuple) or not all(
+            isinstance(i, int) and 0 <= i < depth for i in attn
+        ):
+            raise ValueError(
+                f"global_attn_indexes must be block numbers below {depth}, got {attn!r}"
+            )
+    elif arch == "tinyvit":
+        v = _positive_ints(config, ("embed_dims", "depths", "num_heads", "window_sizes"))
+        if len({len(x) for x in v.values()}) != 1:
+            raise ValueError(
+                "embed_dims, depths, num_heads and window_sizes must be of one length"
+            )
+        weights = 4 * sum(
+            12 * d * e * e for d, e in zip(v["depths"], v["embed_dims"], strict=True)
+        )
+    else:
+        weights = 0
+    if weights > MAX_WEIGHT_BYTES:
+        raise ValueError(
+            f"asks for about {weights / 2**30:,.0f} GiB of weights, more than the "
+            f"{MAX_WEIGHT_BYTES / 2**30:.0f} GiB any known segmenter needs"
+        )
+
+
 def build_sam(config: dict):
-    """A segment-anything ``Sam`` module (random weights) for ``config``."""
+    """A segment-anything ``Sam`` module (random weights) for ``config`` (checked first)."""
     import torch
     from segment_anything.modeling import (
         ImageEncoderViT,
@@ -121,6 +188,7 @@ def build_sam(config: dict):
         TwoWayTransformer,
     )
 
+    check_config(config)
     if config["arch"] == "lite_medsam":
         from .lite_medsam import build_network
 

@@ -20,8 +20,10 @@ from ..preprocess import PreprocessConfig, logits_to_image, prepare_image, trans
 from . import fast_decoder
 from .configs import (
     PRETRAINED_NAMES,
+    PROMPT_EMBED_DIM,
     SEGMENTER_CONFIGS,
     build_sam,
+    check_config,
     config_for,
     infer_official_config,
     preprocess_for,
@@ -155,7 +157,11 @@ class Segmenter:
                 raise CheckpointError(
                     path, f"unknown segmenter architecture {config.get('arch')!r}"
                 )
-            preprocess = PreprocessConfig.from_dict(payload["preprocess"])
+            try:
+                check_config(config)
+                preprocess = PreprocessConfig.from_dict(payload["preprocess"])
+            except (TypeError, ValueError) as exc:
+                raise CheckpointError(path, f"has an invalid configuration ({exc})") from None
             state = payload["state_dict"]
             extra = payload.get("extra") or {}
             random_encoder = bool(extra.get("random_encoder", False))
@@ -254,6 +260,12 @@ class Segmenter:
     def name(self) -> str:
         """Architecture name (``tiny``, ``vit_b``, ...)."""
         return str(self.config.get("name", self.config.get("arch")))
+
+    @property
+    def embedding_shape(self) -> tuple[int, int, int, int]:
+        """The shape of one slice's embedding: ``(1, 256, side, side)``."""
+        side = self.img_size // int(self.config.get("patch_size", 16))
+        return (1, PROMPT_EMBED_DIM, side, side)
 
     @property
     def img_size(self) -> int:
