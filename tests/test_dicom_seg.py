@@ -150,3 +150,21 @@ def test_convert_command_writes_a_seg_that_reads_back(series, tmp_path, capsys):
     assert np.array_equal(read_stack(series, labels=out).labels, _emidec_like())
     assert main([*args, "--out", str(out)]) == 2  # an existing output needs --overwrite
     assert "overwrite" in capsys.readouterr().err
+
+
+def test_a_seg_of_one_series_over_a_stack_of_two_is_refused(series, tmp_path):
+    """A SEG covering one of the stack's two series would give the other 0 mL: refused."""
+    import shutil
+
+    import pydicom
+
+    write_series(tmp_path / "second", np.ones((4, 24, 30)) * 100, prefix="IX")
+    for path in (tmp_path / "second").iterdir():
+        shutil.copy(path, series / path.name)
+    uids = sorted({str(pydicom.dcmread(p).SeriesInstanceUID) for p in series.iterdir()})
+    one = read_stack(series, series=uids[0])
+    (seg,) = write_labels(one, tmp_path / "one.seg.dcm", labels=_emidec_like(), fmt="dicom-seg")
+    assert np.array_equal(read_stack(series, series=uids[0], labels=seg).labels, _emidec_like())
+    with pytest.raises(StackError, match="segments 1 of the stack's 2 series") as info:
+        read_stack(series, labels=seg)
+    assert str(seg) in str(info.value) and uids[1] in str(info.value)

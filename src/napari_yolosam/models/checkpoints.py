@@ -7,6 +7,7 @@ against the architecture it names before any weight is copied.
 
 from __future__ import annotations
 
+import io
 import platform
 from pathlib import Path
 
@@ -70,7 +71,9 @@ def save_checkpoint(
         "versions": versions(),
         "extra": extra or {},
     }
-    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    buffer = io.BytesIO()  # serialised in memory: a full disk then fails as an OSError
+    torch.save(payload, buffer)  # (ENOSPC) naming the file, not as torch's zip-writer error
+    return atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getbuffer()))
 
 
 def read_payload(path: str | Path):
