@@ -238,7 +238,12 @@ def test_nifti_images_with_tiff_labels_are_refused_by_name(tmp_path):
     import tifffile
 
     images = tmp_path / "case.nii.gz"
-    nib.save(nib.Nifti1Image(np.random.rand(32, 32, 3).astype(np.float32), np.eye(4)), images)
+    nib.save(
+        nib.Nifti1Image(
+            np.random.default_rng(0).random((32, 32, 3)).astype(np.float32), np.eye(4)
+        ),
+        images,
+    )
     labels = tmp_path / "case_labels.tif"
     tifffile.imwrite(labels, np.zeros((3, 32, 32), np.uint8))
     with pytest.raises(StackError, match="is a TIFF file but the images") as info:
@@ -255,7 +260,9 @@ def test_the_audit_figure_draws_one_pixel_slices(tmp_path):
 
     labels = np.zeros((3, 1, 1), np.uint8)
     labels[0] = 3
-    stack = Stack(images=np.random.rand(3, 1, 1).astype(np.float32), labels=labels)
+    stack = Stack(
+        images=np.random.default_rng(0).random((3, 1, 1)).astype(np.float32), labels=labels
+    )
     props = Proposals(stack.names, [proposal(np.zeros((1, 1), bool)) for _ in range(3)])
     save_audit(audit(stack, props), stack, props.masks(), tmp_path / "audit")
     overview = Image.open(tmp_path / "audit" / "overview.png")
