@@ -168,3 +168,13 @@ def test_a_seg_of_one_series_over_a_stack_of_two_is_refused(series, tmp_path):
     with pytest.raises(StackError, match="segments 1 of the stack's 2 series") as info:
         read_stack(series, labels=seg)
     assert str(seg) in str(info.value) and uids[1] in str(info.value)
+
+
+def test_a_truncated_seg_names_the_file(series, tmp_path):
+    stack = read_stack(series)
+    (seg,) = write_labels(stack, tmp_path / "x.seg.dcm", labels=_emidec_like(), fmt="dicom-seg")
+    data = seg.read_bytes()
+    seg.write_bytes(data[: len(data) // 2])  # an interrupted copy
+    with pytest.raises(StackError, match="damaged or truncated DICOM Segmentation") as info:
+        read_stack(series, labels=seg)
+    assert str(seg) in str(info.value)

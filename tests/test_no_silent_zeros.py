@@ -268,3 +268,14 @@ def test_the_audit_figure_draws_one_pixel_slices(tmp_path):
     overview = Image.open(tmp_path / "audit" / "overview.png")
     assert overview.size[0] > 100
     assert json.loads((tmp_path / "audit" / "report.json").read_text())
+
+
+def test_rules_refuse_non_finite_thresholds_from_python_too(phantom_folder):
+    from napari_yolosam.proposals.types import Proposals
+    from napari_yolosam.review_batch import rule_decisions
+
+    session = _decisions_session(phantom_folder)
+    props = Proposals(session.stack.names, [])
+    for below, confidence in ((float("nan"), 0.0), (0.5, float("nan")), (1.5, 0.0)):
+        with pytest.raises(ValueError, match="0..1"):
+            rule_decisions(session, props, below, confidence)

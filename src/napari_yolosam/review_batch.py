@@ -171,6 +171,8 @@ def rule_decisions(
     the myocardium, larger than it, removing most of the label's scar) is not accepted by a
     rule: ``(image, reason)`` goes to
     ``skipped`` when a list is given."""
+    _check_unit("below", below)
+    _check_unit("min_confidence", min_confidence)
     planned = []
     for index in session.queue():
         row = session.rows[session.stack.names[index]]
@@ -182,6 +184,11 @@ def rule_decisions(
             elif skipped is not None:
                 skipped.append((session.stack.names[index], "; ".join(concerns)))
     return planned
+
+
+def _check_unit(name: str, value: float) -> None:
+    if not (isinstance(value, int | float) and 0 <= value <= 1):  # NaN fails both
+        raise ValueError(f"{name} must be a number in 0..1, not {value!r}")
 
 
 def apply(session: ReviewSession, planned: list[Planned]) -> list[Decision]:
