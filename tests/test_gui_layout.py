@@ -56,3 +56,40 @@ def test_the_plugins_menu_widgets_fit_1280x800(make_napari_viewer, qtbot):
     for name in PLUGIN_WIDGETS:
         viewer.window.add_plugin_dock_widget("napari-yolosam", name)
     _fits(viewer, qtbot)
+
+
+def test_the_review_page_fits_its_dock_after_an_audit_with_long_names(
+    make_napari_viewer, qtbot, phantom_folder, monkeypatch, tmp_path
+):
+    """#31 point 6: long slice names in the queue and the status never widen the Review
+    page past its dock: every button stays whole on a 1280x800 screen."""
+    import napari
+
+    from napari_yolosam.viewer import dock_workflow
+
+    monkeypatch.setenv("YOLOSAM_HOME", str(tmp_path / "home"))
+    long = "Hospital_site_A_patient_0001_LGE_short_axis_PSIR_series_1204_"
+    for folder in ("images", "masks", "truth"):
+        for path in (phantom_folder / folder).iterdir():
+            path.rename(path.with_name(long + path.name))
+    viewer = make_napari_viewer(show=True)
+    flow = dock_workflow(viewer, phantom_folder)
+    assert viewer.layers.selection.active.name == "labels", "the brush paints the labels"
+    flow.proposals.segmenter_spec.value = "tiny"
+    _fits(viewer, qtbot)
+    flow.widget.show_page("Review")
+    flow.review.run_audit()  # no proposals yet: proposed in the background, then audited
+    qtbot.waitUntil(lambda: "proposing" in flow.review.status.value, timeout=60000)
+    qtbot.waitUntil(lambda: flow.review.session is not None, timeout=120000)
+    assert viewer.layers.selection.active.name == "labels", "proposing keeps the labels active"
+    flow.review.act("next")
+    for _ in range(5):
+        napari.qt.get_qapp().processEvents()
+    assert long in flow.review.table.item(0, 1).text()
+    buttons = [flow.review.audit_button, flow.review.cancel_button, flow.review.save_button]
+    for button in [*buttons, *flow.review.buttons.values()]:
+        widget = button.native
+        shown = widget.visibleRegion().boundingRect()
+        assert widget.isVisible() and shown.width() == widget.width(), (
+            f"{widget.text()!r}: {shown.width()} of {widget.width()} px visible"
+        )

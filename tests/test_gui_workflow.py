@@ -93,7 +93,10 @@ def test_propose_review_save_and_restore(
     assert flow.review.current == queue[0] and "disagreement" in viewer.layers
     assert _selected_slice(flow.review) == queue[0], "the highlighted row is the slice shown"
     colour = viewer.layers["disagreement"].get_color(1)
-    np.testing.assert_allclose(colour[:3], (1, 0, 1))  # label only: magenta, as the legend says
+    from napari_yolosam.palette import LABEL_ONLY
+
+    expected = [int(LABEL_ONLY[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    np.testing.assert_allclose(colour[:3], expected, atol=1e-3)  # as the legend says
     assert "label only" in flow.review.legend.value
     first = flow.review.current
     assert confirmed(flow.review).slice == first
@@ -141,12 +144,26 @@ def test_propose_review_save_and_restore(
     viewer2 = make_napari_viewer()
     viewer2.open(str(phantom_folder), plugin="napari-yolosam")
     flow2 = Workflow(viewer2)
-    flow2.proposals.proposals = (
-        flow.proposals.proposals
-    )  # the same proposals (no need to recompute)
+    flow2.proposals.detector_spec.value = "none"  # the same models: the review's proposals
+    flow2.proposals.segmenter_spec.value = "tiny"  # are kept with it, not proposed again
     restored = audited(qtbot, flow2.review, restore=bool(flow2.review.restore.value))
     assert len(restored.decisions) == decided and "restored" in flow2.review.status.value
+    assert "proposals kept with the review" in flow2.review.status.value
     np.testing.assert_array_equal(np.asarray(viewer2.layers["labels"].data), labels_now)
+    np.testing.assert_array_equal(
+        flow2.proposals.proposals.masks(), flow.proposals.proposals.masks()
+    )
+    assert flow2.proposals.cache.stats.encoded == 0 and "scar proposal" in viewer2.layers
+    # other models: the kept proposals are not theirs, so they are proposed again first
+    viewer3 = make_napari_viewer()
+    viewer3.open(str(phantom_folder), plugin="napari-yolosam")
+    flow3 = Workflow(viewer3)
+    flow3.proposals.detector_spec.value = "none"
+    flow3.proposals.segmenter_spec.value = "tiny_hr"
+    flow3.review.run_audit()
+    qtbot.waitUntil(lambda: "proposing all slices" in flow3.review.status.value, timeout=60000)
+    qtbot.waitUntil(lambda: flow3.review.session is not None, timeout=120000)
+    assert flow3.proposals.cache.stats.encoded == len(flow3.review.stack)
 
 
 def test_interactive_box_prompt(workflow, qtbot):
@@ -228,7 +245,8 @@ def test_finetune_cancel(workflow, qtbot, tmp_path):
     assert 0 < progress.value < progress.max, "training's real progress"
     flow.finetune.cancel()
     qtbot.waitUntil(lambda: "cancelled" in flow.finetune.status.value, timeout=60000)
-    assert flow.finetune.result is not None and "can be loaded" in flow.finetune.status.value
+    assert flow.finetune.result is not None
+    assert "kept the segmenter (1 finished epoch(s)" in flow.finetune.status.value
     assert flow.finetune.result.segmenter == tmp_path / "run2/segmenter.pth"
     flow.finetune.load_and_rescore()
     assert flow.proposals.segmenter_spec.value == str(tmp_path / "run2/segmenter.pth")

@@ -309,6 +309,41 @@ def test_yolo_training_stops_when_asked(train_phantom, tmp_path):
     assert not (tmp_path / "detector.pt").exists() or read_payload(tmp_path / "detector.pt")
 
 
+def test_a_detector_stopped_after_an_epoch_keeps_that_epoch(train_phantom, tmp_path):
+    """#31 point 4: a cancelled run keeps the best finished epoch, and says which."""
+    from napari_yolosam.models.detector import Detector
+    from napari_yolosam.training.run import kept_models, saved_models
+    from napari_yolosam.training.yolo import train_detector
+
+    det = Detector.build(names=("scar", "lv"), imgsz=96)
+    seen = []
+    work = train_detector(
+        train_phantom.stack,
+        det,
+        list(range(12)),
+        list(range(12, 16)),
+        tmp_path,
+        epochs=50,
+        batch=4,
+    )
+    with pytest.raises(Stopped):
+        drive(
+            work, seen.append, should_stop=lambda: any(e.stage == "detector-epoch" for e in seen)
+        )
+    kept = Detector.load(tmp_path / "detector.pt")
+    assert read_payload(tmp_path / "detector.pt")["extra"]["epoch"] >= 1
+    assert kept.thresholds, "the epoch's validated thresholds came with it"
+    history = [
+        {"model": "detector", "epoch": e.values["epoch"]}
+        for e in seen
+        if e.stage == "detector-epoch"
+    ]
+    result = saved_models(tmp_path)
+    result.history = history
+    assert result.detector == tmp_path / "detector.pt"
+    assert kept_models(result).startswith("the detector (1 finished epoch(s), the best kept")
+
+
 @pytest.mark.slow
 def test_ddp_two_cpu_processes(train_phantom, tmp_path):
     from napari_yolosam.phantom.io import save_phantom

@@ -479,10 +479,13 @@ def open_review(
     autosave_root: str | Path | None = None,
     restore: bool = True,
     previous: ReviewSession | None = None,
+    made_by: dict | None = None,
 ):
     """Audit ``stack`` against ``proposals`` and open its review: ``previous`` re-scored
     (its decisions kept) when given for the same slices, else the autosaved session of this
-    stack under ``autosave_root`` when ``restore`` finds one, else a new one. A generator:
+    stack under ``autosave_root`` when ``restore`` finds one, else a new one. With
+    ``made_by`` (the models and options that made the proposals) the proposals are kept
+    in the autosave too (:func:`.review_store.saved_proposals` finds them again). A generator:
     yields the audit's progress and returns ``(session, audit result, restored)``; slow (the
     audit), so the GUI runs it in a worker, where it can be stopped."""
     from .audit import AuditConfig, audit_steps
@@ -499,4 +502,6 @@ def open_review(
     restored = session is not None
     if session is None:
         session = ReviewSession(stack, masks, result.rows, autosave, models)
+    if autosave is not None and made_by is not None:  # kept with the review: no re-proposing
+        store.save_review_proposals(autosave, proposals, stack, made_by)
     return session, result, restored

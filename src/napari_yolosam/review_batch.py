@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,8 +172,8 @@ def rule_decisions(
     the myocardium, larger than it, removing most of the label's scar) is not accepted by a
     rule: ``(image, reason)`` goes to
     ``skipped`` when a list is given."""
-    _check_unit("below", below)
-    _check_unit("min_confidence", min_confidence)
+    _check_finite("below", below)
+    _check_finite("min_confidence", min_confidence)
     planned = []
     for index in session.queue():
         row = session.rows[session.stack.names[index]]
@@ -186,9 +187,11 @@ def rule_decisions(
     return planned
 
 
-def _check_unit(name: str, value: float) -> None:
-    if not (isinstance(value, int | float) and 0 <= value <= 1):  # NaN fails both
-        raise ValueError(f"{name} must be a number in 0..1, not {value!r}")
+def _check_finite(name: str, value: float) -> None:
+    if not (isinstance(value, int | float) and math.isfinite(value)):
+        raise ValueError(
+            f"{name} must be a finite number (a quality or confidence), not {value!r}"
+        )
 
 
 def apply(session: ReviewSession, planned: list[Planned]) -> list[Decision]:

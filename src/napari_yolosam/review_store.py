@@ -317,3 +317,51 @@ def archive(folder: Path) -> Path | None:
         target = target.with_name(target.name + "x")
     shutil.move(str(folder), str(target))
     return target
+
+
+#: The review's proposals, kept beside its state, and what made them.
+PROPOSALS, PROPOSALS_RECORD = "proposals", "proposals.json"
+
+
+def _proposals_digest(proposals) -> str:
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=16)
+    for sp in proposals.slices:
+        digest.update(np.packbits(sp.mask).tobytes())
+        digest.update(sp.status.encode())
+    return digest.hexdigest()
+
+
+def save_review_proposals(folder: Path, proposals, stack, made_by: dict) -> None:
+    """Keep ``proposals`` (masks, probabilities, prompts) in the autosave ``folder`` with
+    ``made_by`` (the models and options that made them); unchanged ones are not rewritten."""
+    from .proposals.io import save_proposals
+
+    record = {"made_by": made_by, "digest": _proposals_digest(proposals)}
+    if _read_record(folder) == json.loads(json.dumps(record, default=str)):
+        return
+    save_proposals(proposals, stack, folder / PROPOSALS, overwrite=True)
+    atomic_write_text(folder / PROPOSALS_RECORD, json.dumps(record, default=str))
+
+
+def _read_record(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / PROPOSALS_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def saved_proposals(folder: Path, stack, made_by: dict):
+    """The proposals kept in ``folder`` when the same models and options made them (``None``
+    when there are none, or the models changed: then they are proposed again)."""
+    from .proposals.io import load_proposals
+
+    record = _read_record(folder)
+    if not record or record.get("made_by") != json.loads(json.dumps(made_by, default=str)):
+        return None
+    try:
+        return load_proposals(folder / PROPOSALS, stack)
+    except (StackError, OSError, ValueError) as exc:
+        logging.getLogger("napari_yolosam").warning("kept proposals not read: %s", exc)
+        return None

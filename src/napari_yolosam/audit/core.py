@@ -57,6 +57,7 @@ REPORT_COLUMNS = (
     "continuity",
     "cleanlab_score",
     "units",
+    "proposed",
 )
 
 
@@ -73,11 +74,18 @@ class AuditResult:
 
     def ranked(self) -> list[dict]:
         """Rows from the most to the least likely wrong."""
-        return sorted(self.rows, key=lambda r: (r["quality"], r["image"]))
+        return sorted(self.rows, key=_rank_key)
 
     def flagged(self) -> list[dict]:
         """Flagged rows, worst first."""
         return [r for r in self.ranked() if r["flag"]]
+
+
+def _rank_key(row: dict) -> tuple:
+    """Worst quality first; slices left out of the audit (no quality) last."""
+    quality = row["quality"]
+    finite = bool(np.isfinite(quality))
+    return (not finite, quality if finite else 0.0, row["image"])
 
 
 def _cleanlab_scores(
@@ -180,7 +188,8 @@ def audit_steps(
         window = slice_window(scar[i], proposals.slices[i], myocardium, blood, i)
         crop = SliceCrop.of(stack, i, window, scar, proposals, myocardium, blood)
         row, found = slice_row(crop, labels_c[i], probs_c[i], i, context, config)
-        rows.append({"image": stack.names[i], "case": stack.cases[i], **row})
+        proposed = proposals.slices[i].status != "not_proposed"
+        rows.append({"image": stack.names[i], "case": stack.cases[i], **row, "proposed": proposed})
         evidence.append(found)
         if i % 16 == 15 or i == n - 1:
             yield Progress(i + 1, n, "audit", f"slice {i + 1} of {n}")
@@ -263,6 +272,10 @@ def _scale_and_flag(stack: Stack, rows: list[dict], evidence: list, config: Audi
     units = "mm" if stack.spacing else "px"
     flag_at = config.flag_quality
     for row, (found, sources) in zip(rows, evidence, strict=True):
+        if not row.get("proposed", True):  # compared with nothing: left out, and said so
+            row.update(quality=float("nan"), flag=False, issue="not_proposed", flagged_by="")
+            row["evidence"] = "no proposal was made for this slice: left out of the audit"
+            continue
         row["quality"] = min(row["agreement"] ** power, row["continuity"])
         if (
             row["label_area"] > 0
@@ -294,7 +307,7 @@ def agreement_power(rows: list[dict], config: AuditConfig) -> tuple[float, float
     (``continuity``) and one threshold flags every kind. With models that
     agree well (that level at or above ``flag_quality``) the power is 1.
     """
-    labelled = [r["agreement"] for r in rows if r["label_area"] > 0]
+    labelled = [r["agreement"] for r in rows if r["label_area"] > 0 and r.get("proposed", True)]
     typical = float(np.median(labelled)) if labelled else float("nan")
     level = config.relative_flag * typical
     if not 0 < level < config.flag_quality < 1:

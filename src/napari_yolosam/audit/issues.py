@@ -11,6 +11,7 @@ ISSUE_TYPES: dict[str, str] = {
     "boundary": "the label's outline disagrees with the proposal's although the areas agree",
     "specks": "components below the minimum size",
     "holes": "holes inside labelled scar",
+    "model_found_nothing": "the models proposed no scar where the label has some: no evidence either way (never flags a slice alone)",
 }
 
 #: Issues that flag a slice whatever its quality score.

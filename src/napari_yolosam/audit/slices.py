@@ -145,9 +145,16 @@ def slice_row(crop: SliceCrop, label_c, prob_c, i: int, context: dict, config) -
     agreement = float(
         np.clip(min(q_shape, q_missed) * (0.5 + 0.5 * context["clean_scores"][i]), 0, 1)
     )
-    if not label.any() and not mask.any():
-        agreement = 1.0
+    nothing = bool(label.any() and not mask.any())
+    if nothing or (not label.any() and not mask.any()):
+        agreement = 1.0  # absence is not evidence: the image and the neighbours judge alone
+        spurious = (0, 0, 0.0)
     found = _findings(label, corrected, spurious, missed, checks, i, context, config)
+    if nothing:
+        found[0]["model_found_nothing"] = (
+            f"the models found no scar here; the label's {int(label.sum())} px are judged by "
+            "the image and the neighbouring slices only"
+        )
     q_continuity = context["continuity"][0]
     row = {
         "label_area": float(label.sum() * area),

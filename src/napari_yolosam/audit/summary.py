@@ -24,16 +24,20 @@ def data_set_summary(
         "slices": len(stack),
         "cases": len(set(stack.cases)),
         "flagged": len(flagged),
+        "not_proposed": sum(not r.get("proposed", True) for r in rows),
+        "model_found_nothing": sum("model_found_nothing" in r["evidence"] for r in rows),
         "flag_threshold": config.flag_quality,
         "median_labelled_agreement": typical,
         "agreement_power": power,
-        "issues": {k: sum(r["issue"] == k for r in rows) for k in (*ISSUE_TYPES, "ok")},
+        "issues": {
+            k: sum(r["issue"] == k for r in rows) for k in (*ISSUE_TYPES, "not_proposed", "ok")
+        },
         "continuity": {
             f"P(label | {k} scar-bearing neighbours)": rate for k, rate in continuity_rates.items()
         },
         "bias": _bias_summary(context["size"], has_probs, config),
         "probabilities": bool(has_probs),
-        "note": _note(context, typical, config),
+        "note": "; ".join(n for n in (_note(context, typical, config), _absences(rows)) if n),
         "config": asdict(config),
         "issue_types": ISSUE_TYPES,
         "proposal_settings": {k: v for k, v in proposals.settings.items() if k != "config"},
@@ -75,6 +79,27 @@ def _bias_summary(size: dict, has_probs: bool, config: AuditConfig) -> dict:
         if np.isfinite(bias) and bias < -0.1
         else "no consistent size bias",
     }
+
+
+def _absences(rows: list[dict]) -> str:
+    """Plain words on slices the audit could not judge by the models."""
+    unproposed = sum(not r.get("proposed", True) for r in rows)
+    nothing = sum("model_found_nothing" in r["evidence"] for r in rows)
+    return "; ".join(
+        text
+        for text, count in (
+            (
+                f"{unproposed} slice(s) without a proposal were left out: propose them to audit them",
+                unproposed,
+            ),
+            (
+                f"on {nothing} labelled slice(s) the models found no scar: not evidence against "
+                "the label, so those are flagged only by the image or the neighbouring slices",
+                nothing,
+            ),
+        )
+        if count
+    )
 
 
 def _note(context: dict, typical: float, config: AuditConfig) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import layer_names
+from ..palette import label_colours
 from ..stack import Stack
 
 
@@ -35,10 +36,6 @@ def stack_to_layer_data(stack: Stack, truth: np.ndarray | None = None) -> list[t
             "image",
         )
     ]
-    if stack.labels is not None:
-        layers.append(
-            (stack.labels, {**common, "name": layer_names.LABELS, "opacity": 0.5}, "labels")
-        )
     if len(stack.phases) > 1 and stack.layout == "dicom" and stack.source is not None:
         layers.append(phase_layer_data(stack, common))
     if truth is not None:
@@ -46,6 +43,15 @@ def stack_to_layer_data(stack: Stack, truth: np.ndarray | None = None) -> list[t
             (
                 truth,
                 {**common, "name": layer_names.TRUTH, "opacity": 0.5, "visible": False},
+                "labels",
+            )
+        )
+    if stack.labels is not None:  # last: napari selects the last layer added (the brush's)
+        colours = {"colormap": label_colours(stack.spec)}
+        layers.append(
+            (
+                stack.labels,
+                {**common, "name": layer_names.LABELS, "opacity": 0.5, **colours},
                 "labels",
             )
         )

@@ -67,6 +67,18 @@ def saved_models(out: str | Path) -> RunResult | None:
     return RunResult(out, found[0], found[1], history)
 
 
+def kept_models(result: RunResult) -> str:
+    """Which models a (stopped) run kept, in words: each one's finished epochs and file."""
+    parts = []
+    for model, path in (("detector", result.detector), ("segmenter", result.segmenter)):
+        if path is None:
+            continue
+        epochs = [int(float(h["epoch"])) for h in result.history if h.get("model") == model]
+        done = f"{max(epochs)} finished epoch(s), the best kept" if epochs else "saved"
+        parts.append(f"the {model} ({done}: {Path(path).name})")
+    return " and ".join(parts) or "no model"
+
+
 def write_metrics(path: Path, history: list[dict]) -> None:
     """``metrics.csv``: one row per model and epoch (written atomically)."""
     atomic_write_csv(path, history, METRIC_COLUMNS, digits=5)

@@ -231,15 +231,15 @@ def train_detector(
         target=_train_in_thread, args=(detector.yolo, args, watch.events), daemon=True
     )
     thread.start()
+    path = None
     try:
         yield from _relay(watch.events)
-    finally:
+    finally:  # also when stopped: the best finished epoch is saved before the stop goes on
         watch.stop.set()
         thread.join()
         watch.detach(detector.yolo)
-    if "state" not in watch.best:
-        return DetectorTrainResult(None, watch.history)
-    path = _keep_best(detector, watch, out_dir, best_by)
+        if "state" in watch.best:
+            path = _keep_best(detector, watch, out_dir, best_by)
     return DetectorTrainResult(path, watch.history)
 
 

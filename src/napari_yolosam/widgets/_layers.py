@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import layer_names
+
 
 def replace_layers(viewer, layer_data: list[tuple], in_place: bool = False) -> list:
     """Add ``(data, kwargs, type)`` tuples, first removing layers with the same names.
 
     ``in_place``: a layer of the same name, type, shape and dtype gets the new data copied
     into its own array instead (a derived layer redrawn: no layer removed and added, which
-    takes napari about a second per layer at 1,000 slices)."""
+    takes napari about a second per layer at 1,000 slices).
+
+    The layer the annotator was working on stays the active one (a proposal or a hidden
+    probability map never takes the brush); when it is gone, the labels layer is."""
+    before = viewer.layers.selection.active
     added = []
     for data, kwargs, layer_type in layer_data:
         name = kwargs.get("name")
@@ -23,7 +29,19 @@ def replace_layers(viewer, layer_data: list[tuple], in_place: bool = False) -> l
                 continue
             viewer.layers.remove(name)
         added.append(getattr(viewer, f"add_{layer_type}")(data, **kwargs))
+    _keep_active(viewer, before)
     return added
+
+
+def _keep_active(viewer, before) -> None:
+    """Make ``before`` the active layer again, else the labels layer (if there is one)."""
+    if before is not None and before in viewer.layers:
+        active = before
+    elif layer_names.LABELS in viewer.layers:
+        active = viewer.layers[layer_names.LABELS]
+    else:
+        return
+    viewer.layers.selection.active = active
 
 
 def _same_array(layer, data, layer_type: str) -> bool:

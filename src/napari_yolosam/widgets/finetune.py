@@ -20,7 +20,7 @@ from magicgui.widgets import (
 from ..defaults import TARGETS, TRAINING, default_segmenter, segmenter_choices
 from ..io import read_stack
 from ..paths import cache_dir
-from ..training.run import RunResult, saved_models, train
+from ..training.run import RunResult, kept_models, saved_models, train
 from ..training.sam import SamTrainConfig
 from ._session import find_widget, register
 from ._stack_from_layers import MissingLayer, layers_of_viewer, stack_of_layers
@@ -257,7 +257,7 @@ class FinetuneWidget(Container):
         if result is None:  # cancelled: what the finished epochs saved can still be loaded
             self.result = saved_models(self._run) if self._run is not None else None
             self.status.value = (
-                "cancelled: the last finished epoch's checkpoints are kept and can be loaded"
+                f"cancelled; kept {kept_models(self.result)}: 'Load and re-score' uses them"
                 if self.result is not None
                 else "cancelled before the first epoch ended: no model to load"
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 from magicgui.widgets import (
@@ -328,15 +329,7 @@ class ProposalsWidget(Container):
             self.status.value = str(exc)
             return None
         indices = [self.current_slice()] if current_only else None
-        options = {
-            "cache": self.cache,
-            "conf": float(self.conf.value) or None,
-            "indices": indices,
-            "lv_scar": bool(self.lv_scar.value),
-            "intensity": bool(self.intensity.value),
-            "extent": bool(self.extent.value),
-            "look_closer": bool(self.look_closer.value),
-        }
+        options = {"cache": self.cache, "indices": indices, **self._options()}
         scale = self.viewer.layers[layer_names.IMAGE].scale
 
         def work(detector, segmenter):
@@ -364,6 +357,29 @@ class ProposalsWidget(Container):
             desc="proposing",
         )
         return self.worker
+
+    def _options(self) -> dict:
+        """The proposal options the controls set (``propose``'s keywords)."""
+        return {
+            "conf": float(self.conf.value) or None,
+            "lv_scar": bool(self.lv_scar.value),
+            "intensity": bool(self.intensity.value),
+            "extent": bool(self.extent.value),
+            "look_closer": bool(self.look_closer.value),
+        }
+
+    def made_by(self) -> dict:
+        """What the next proposals depend on: the models named (and their files' signature:
+        a checkpoint retrained in place is another model), the encoder and the options."""
+        from ..io.manifest import input_signature
+
+        specs = {
+            "segmenter": str(self.segmenter_spec.value),
+            "detector": str(self.detector_spec.value),
+        }
+        files = {k: input_signature(v) for k, v in specs.items() if Path(v).is_file()}
+        options = {**self._options(), "encoder": str(self.encoder_backend.value)}
+        return {**specs, "files": files, "options": options}
 
     def propagate(self):
         """Carry the labels' scar on the slice shown to its neighbours (worker); the reached
@@ -480,7 +496,10 @@ class ProposalsWidget(Container):
             if not self.show_slices(indices):
                 self.show()
         no_det = sum(s.status == "no_detection" for s in self.proposals.slices)
-        self.status.value = f"proposed; {no_det} slice(s) without detection"
+        unproposed = sum(s.status == "not_proposed" for s in self.proposals.slices)
+        self.status.value = f"proposed; {no_det} slice(s) without detection" + (
+            f", {unproposed} without a proposal (the audit leaves them out)" if unproposed else ""
+        )
         callbacks, self.after_propose = self.after_propose, []
         for callback in callbacks:
             callback()

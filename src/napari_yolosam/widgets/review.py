@@ -7,20 +7,27 @@ from pathlib import Path
 import numpy as np
 from magicgui.widgets import CheckBox, Container, FileEdit, Label, ProgressBar, PushButton
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QSizePolicy,
+    QTableWidget,
+    QTableWidgetItem,
+)
 
 from .. import layer_names
 from ..audit import AuditConfig
+from ..palette import LABEL_ONLY, PROPOSAL_ONLY
 from ..paths import cache_dir
 from ..review import ReviewSaveError, ReviewSession, open_review
+from ..review_store import saved_proposals
 from . import _work
 from ._layers import replace_layers, show_slice
 from ._session import find_widget, register
 from ._stack_from_layers import MissingLayer, layers_of_viewer, stack_of_layers
 
 DISAGREEMENT = "disagreement"
-#: Disagreement colours, apart from the labels' own (scar is yellow-orange, myocardium blue).
-LABEL_ONLY, PROPOSAL_ONLY = "#ff00ff", "#00ffff"
+#: Disagreement colours (palette.py): apart from the labels' own and from each other.
 LEGEND = (
     f'disagreement: <span style="color:{LABEL_ONLY}">&#9632;</span> label only &nbsp; '
     f'<span style="color:{PROPOSAL_ONLY}">&#9632;</span> proposal only'
@@ -60,13 +67,21 @@ def disagreement(spec, labels: np.ndarray, proposals: np.ndarray) -> np.ndarray:
     return values
 
 
-def _review_with_disagreement(shown, proposals, *args):
+def _review_with_disagreement(shown, proposals, config, models, root, restore, previous, made_by):
     """The stack copied from the layers' arrays ``shown``, :func:`open_review` of it and the
-    disagreement of its labels (all in the audit's worker)."""
+    disagreement of its labels (all in the audit's worker). Without ``proposals``, those
+    kept with the review's autosave when the same models made them; ``(stack, None)`` when
+    there are none (the models changed): they are to be proposed first."""
     stack = stack_of_layers(*shown)
-    session, result, restored = yield from open_review(stack, proposals, *args)
+    if proposals is None:
+        proposals = saved_proposals(ReviewSession.autosave_for(stack, root), stack, made_by)
+        if proposals is None:
+            return stack, None
+    session, result, restored = yield from open_review(
+        stack, proposals, config, models, root, restore, previous, made_by
+    )
     whole = disagreement(stack.spec, session.labels, session.proposals)
-    return stack, (session, result, restored, whole)
+    return stack, (session, result, restored, whole, proposals)
 
 
 def _disagreement_colours():
@@ -124,6 +139,8 @@ class ReviewWidget(Container):
         )
         self.status = Label(value="")
         self.status.native.setWordWrap(True)
+        # long slice names never widen the page past its dock: the text wraps, the table scrolls
+        self.status.native.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.legend = Label(value=LEGEND)
         self.legend.native.setToolTip("the 'disagreement' layer: where label and proposal differ")
         rows = [list(self.buttons.values())[k : k + 3] for k in range(0, len(self.buttons), 3)]
@@ -172,6 +189,8 @@ class ReviewWidget(Container):
         header = table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeToContents)
         header.setStretchLastSection(True)
+        table.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Expanding)  # scrolls, never widens
+        table.setHorizontalScrollMode(QAbstractItemView.ScrollPerPixel)
         table.itemSelectionChanged.connect(self._row_selected)
         self.native.layout().addWidget(table)
         return table
@@ -204,16 +223,10 @@ class ReviewWidget(Container):
             shown = layers_of_viewer(self.viewer)  # the stack is copied in the worker
             n_slices = len(shown[0])
             found = self._proposals(n_slices)
-            if (
-                found is None
-            ):  # propose in the background first, then audit (never on the GUI thread)
-                self.proposals_widget.after_propose.append(
-                    lambda: self.run_audit(restore, rescore)
-                )
-                self.proposals_widget.propose(current_only=False)
-                self.status.value = "proposing all slices first ..."
-                return None
-            proposals, segmenter, detector = found
+            made_by = self.proposals_widget.made_by()
+            if found is None and not (restore and not rescore):
+                return self._propose_first(restore, rescore)
+            proposals, segmenter, detector = found or (None, None, None)  # None: kept ones
         except (MissingLayer, ValueError) as exc:
             self.status.value = str(exc)
             return None
@@ -222,9 +235,9 @@ class ReviewWidget(Container):
             return None
         config = AuditConfig(bias_correction=bool(self.bias_shift.value))
         models = {
-            "segmenter": getattr(segmenter, "name", None),
+            "segmenter": getattr(segmenter, "name", made_by["segmenter"]),
             "segmenter_fingerprint": getattr(segmenter, "fingerprint", None),
-            "detector": getattr(detector, "config", None),
+            "detector": getattr(detector, "config", made_by["detector"]),
         }
         self.untrained = bool(getattr(segmenter, "random_encoder", False))
         previous = self.session if rescore else None
@@ -233,7 +246,7 @@ class ReviewWidget(Container):
         self.status.value = f"auditing {n_slices} slice(s) ..."
         self.progress.max, self.progress.value = n_slices, 0
         work = _review_with_disagreement(
-            shown, proposals, config, models, cache_dir("autosave"), restore, previous
+            shown, proposals, config, models, cache_dir("autosave"), restore, previous, made_by
         )
         self.audit_worker, self._stop_audit = _work.start(
             work,
@@ -244,6 +257,12 @@ class ReviewWidget(Container):
             desc="auditing",
         )
         return self.audit_worker
+
+    def _propose_first(self, restore: bool, rescore: bool) -> None:
+        """Propose every slice in the background, then audit (never on the GUI thread)."""
+        self.proposals_widget.after_propose.append(lambda: self.run_audit(restore, rescore))
+        self.proposals_widget.propose(current_only=False)
+        self.status.value = "proposing all slices first ..."
 
     def cancel_audit(self) -> None:
         """Stop the running audit; the queue shown before it stays."""
@@ -264,7 +283,19 @@ class ReviewWidget(Container):
             self.session = self._before_audit
             self.status.value = "audit cancelled: the queue shown before stays"
             return
-        stack, (session, result, restored, disagreement) = out
+        stack, opened = out
+        if opened is None:  # no proposals kept with the review, or the models changed
+            self.session = self._before_audit
+            self._propose_first(bool(self.restore.value), False)
+            self.status.value = (
+                "no proposals kept for these models: proposing all slices first ..."
+            )
+            return
+        session, result, restored, disagreement, proposals = opened
+        reused = self.proposals_widget.proposals is None
+        if reused:  # the proposals kept with the review: shown, and used from now on
+            self.proposals_widget.proposals = proposals
+            self.proposals_widget.show()
         kept = session is previous and bool(session.decisions)
         self.session, self.stack = session, stack
         self._show_disagreement(disagreement)
@@ -283,6 +314,7 @@ class ReviewWidget(Container):
                 else ")"
             )
             + (f"; restored {len(session.decisions)} decision(s)" if restored else "")
+            + ("; the proposals kept with the review (same models)" if reused else "")
             + (f"; {len(session.decisions)} earlier decision(s) kept" if kept else "")
             + (f". Note: {result.summary['note']}" if result.summary.get("note") else "")
         )
