@@ -476,3 +476,28 @@ def test_propagate_button_carries_the_labels_scar_to_the_neighbours(workflow, qt
     labels.data = data
     widget.propagate()
     qtbot.waitUntil(lambda: "no scar in the labels" in widget.status.value, timeout=60000)
+
+
+def test_closing_the_viewer_mid_work_is_clean(
+    make_napari_viewer, phantom_folder, qtbot, tmp_path, monkeypatch
+):
+    """#31 point 7: closing stops every worker the widgets started and waits for it, so no
+    worker signals into deleted widgets (which aborted the process once)."""
+    from napari_yolosam.viewer import dock_workflow
+
+    monkeypatch.setenv("YOLOSAM_HOME", str(tmp_path / "home"))
+    viewer = make_napari_viewer(show=True)
+    flow = dock_workflow(viewer, phantom_folder)
+    flow.proposals.segmenter_spec.value = "tiny"
+    flow.proposals.detector_spec.value = "none"
+    flow.finetune.what.value = "segmenter"
+    flow.finetune.epochs.value = 50
+    flow.finetune.out.value = str(tmp_path / "run")
+    flow.finetune.start()
+    flow.proposals.embed()
+    workers = [flow.finetune.worker, flow.proposals.embed_worker]
+    qtbot.waitUntil(lambda: all(w.is_running for w in workers), timeout=30000)
+    qtbot.waitUntil(lambda: flow.finetune.progress.value > 0, timeout=120000)  # mid-epoch
+    viewer.close()
+    assert not any(w.is_running for w in workers), "every worker stopped before the close ended"
+    assert not list((tmp_path / "run").glob("*.part*")), "no half-written checkpoint"

@@ -68,10 +68,65 @@ def call(
     *args,
     on_done: Callable | None = None,
     on_error: Callable | None = None,
+    owner=None,
 ):
     """Run ``func(*args)`` in a worker (the same pool rules as :func:`start`); returns the worker."""
-    worker, _ = start(_once(func, *args), on_done=on_done, on_error=on_error)
+    worker, _ = start(_once(func, *args), on_done=on_done, on_error=on_error, owner=owner)
     return worker
+
+
+#: How long closing a window waits for its workers to stop (each stops after its step).
+CLOSE_WAIT_S = 60.0
+
+
+class _StopOnClose:
+    """Stops a window's workers when the window closes, and waits for them, so that no worker
+    signals into widgets Qt has deleted (kept on the window: no global state)."""
+
+    def __init__(self, window) -> None:
+        from qtpy.QtCore import QEvent, QObject
+
+        self.running: list[tuple[object, threading.Event]] = []
+        close = QEvent.Type.Close
+
+        class Filter(QObject):
+            def eventFilter(inner, obj, event):  # noqa: N802, N805 (Qt's name)
+                if event.type() == close:
+                    self.stop_all()
+                return False
+
+        self.filter = Filter(window)
+        window.installEventFilter(self.filter)
+
+    @classmethod
+    def of(cls, widget) -> _StopOnClose | None:
+        window = widget.window() if widget is not None else None
+        if window is None:
+            return None
+        closer = getattr(window, "_yolosam_stop_on_close", None)
+        if closer is None:
+            closer = cls(window)
+            window._yolosam_stop_on_close = closer
+        return closer
+
+    def add(self, worker, stop: threading.Event) -> None:
+        self.running = [(w, s) for w, s in self.running if w.is_running]
+        self.running.append((worker, stop))
+
+    def stop_all(self) -> None:
+        """Ask every running worker to stop, then wait (events still flow) until they have."""
+        import time
+
+        from qtpy.QtWidgets import QApplication
+
+        for worker, stop in self.running:
+            stop.set()
+            worker.quit()
+        deadline = time.monotonic() + CLOSE_WAIT_S
+        while any(w.is_running for w, _ in self.running) and time.monotonic() < deadline:
+            QApplication.processEvents()
+            time.sleep(0.02)
+        self.running = []
 
 
 def start(
@@ -81,12 +136,15 @@ def start(
     on_error: Callable | None = None,
     total: int | None = None,
     desc: str = "",
+    owner=None,
 ):
     """Run ``work`` in a ``thread_worker``; returns ``(worker, stop_event)``.
 
     With ``total`` (the number of events expected; 0 when unknown), napari's
     own progress bar (activity dock) follows the work too. Errors go to
-    ``on_error`` (never re-raised into the event loop).
+    ``on_error`` (never re-raised into the event loop). With ``owner`` (the widget that
+    started it), closing its window stops the work and waits for it: closing is clean
+    whatever ran.
     """
     from napari.qt.threading import thread_worker
 
@@ -99,4 +157,7 @@ def start(
     progress = None if total is None else {"total": int(total), "desc": desc}
     _keep_pool_headroom()
     worker = thread_worker(cancellable, connect=connect, progress=progress)(work, stop)
+    closer = _StopOnClose.of(owner)
+    if closer is not None:
+        closer.add(worker, stop)
     return worker, stop

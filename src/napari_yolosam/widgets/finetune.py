@@ -221,6 +221,7 @@ class FinetuneWidget(Container):
             on_error=self._fail,
             total=0,
             desc="fine-tuning",
+            owner=self.native,
         )
         return self.worker
 

@@ -153,7 +153,7 @@ class OpenStackWidget(Container):
 
         self.status.value = f"reading {target.name} ..."
         # errors are reported by _fail, never re-raised into the event loop
-        self.worker = call(_read, on_done=self._show, on_error=self._fail)
+        self.worker = call(_read, on_done=self._show, on_error=self._fail, owner=self.native)
         return self.worker
 
     def _show(self, read) -> None:

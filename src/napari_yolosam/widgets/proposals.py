@@ -355,6 +355,7 @@ class ProposalsWidget(Container):
             on_error=self._fail,
             total=self.progress.max,
             desc="proposing",
+            owner=self.native,
         )
         return self.worker
 
@@ -438,6 +439,7 @@ class ProposalsWidget(Container):
             on_error=self._fail,
             total=0,
             desc="propagating",
+            owner=self.native,
         )
         return self.worker
 
@@ -480,6 +482,7 @@ class ProposalsWidget(Container):
             on_error=self._fail,
             total=n,
             desc="embedding",
+            owner=self.native,
         )
         return self.embed_worker
 
@@ -605,6 +608,7 @@ class ProposalsWidget(Container):
             on_event=self._on_event,
             on_done=lambda out: self._apply_user(index, box, *out, shown[0].shape[1:]),
             on_error=self._fail,
+            owner=self.native,
         )
         return self.worker
 

@@ -254,6 +254,7 @@ class QuantifyWidget(Container):
             *gathered,
             on_done=show,
             on_error=lambda exc: setattr(self.status, "value", str(exc)),
+            owner=self.native,
         )
 
     def _fill_table(self) -> None:
@@ -343,4 +344,4 @@ class QuantifyWidget(Container):
             self.status.value = str(exc)
 
         self.status.value = f"running {name} ..."
-        return call(work, on_done=show, on_error=fail)
+        return call(work, on_done=show, on_error=fail, owner=self.native)

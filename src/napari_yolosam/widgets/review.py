@@ -255,6 +255,7 @@ class ReviewWidget(Container):
             on_error=self._audit_failed,
             total=n_slices,
             desc="auditing",
+            owner=self.native,
         )
         return self.audit_worker
 
@@ -580,6 +581,7 @@ class ReviewWidget(Container):
             out,
             on_done=lambda written: self._saved(out, written),
             on_error=lambda exc: self._saved(out, None, exc),
+            owner=self.native,
         )
         return self.save_worker
 
