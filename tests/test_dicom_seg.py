@@ -1,5 +1,7 @@
 """DICOM Segmentation objects: written for a DICOM series, opened by pydicom, read back."""
 
+import warnings
+
 import numpy as np
 import pydicom
 import pytest
@@ -127,7 +129,9 @@ def test_sunnybrook_labels_round_trip(shared_data, tmp_path):
     assert stack.labels.any()
     with pytest.warns(UserWarning, match="FrameOfReferenceUIDs"):  # this anonymised series
         (seg_path,) = write_labels(stack, tmp_path / "sb.seg.dcm", fmt="dicom-seg")
-    ds = pydicom.dcmread(seg_path)
+    with warnings.catch_warnings():  # the anonymised source's UIDs, copied as they are
+        warnings.simplefilter("ignore", UserWarning)
+        ds = pydicom.dcmread(seg_path)
     assert [s.SegmentLabel for s in ds.SegmentSequence][:2] == ["blood pool", "myocardium"]
     back = read_stack(folder / "dicom", labels=seg_path, series="SCD0000101")
     assert np.array_equal(back.labels, stack.labels)

@@ -58,3 +58,11 @@ def test_no_function_over_80_lines():
                 if lines > 80:
                     long.append(f"{path.relative_to(ROOT)}:{node.name} ({lines} lines)")
     assert long == []
+
+
+def test_no_module_imports_the_package_root():
+    """The root re-exports the public API; nothing below it imports it (no arrow up)."""
+    modules = graph_tool.module_graph()
+    assert [
+        m for m, deps in modules.items() if "napari_yolosam" in deps and m != "napari_yolosam"
+    ] == []

@@ -29,7 +29,7 @@ from .options import (
     unit_float,
 )
 from .phases import phase_choice
-from .study import shard_choice
+from .study import PER_PATIENT, shard_choice
 
 INPUT_HELP = "the stack: folder (images/ + masks/), DICOM folder, TIFF, NIfTI or image"
 
@@ -68,8 +68,15 @@ class _Parser(argparse.ArgumentParser):
         if hasattr(namespace, "images") and getattr(namespace, "legacy_path", None):
             namespace.images = namespace.images or namespace.legacy_path
         if getattr(namespace, "needs_images", False) and not namespace.images:
-            self.error(f"{namespace.command}: the input is required: --images PATH")
+            self._command(namespace.command).error("the input is required: --images PATH")
         return namespace, extra
+
+    def _command(self, name: str) -> argparse.ArgumentParser:
+        """The sub-command's own parser (its usage and ``yolosam NAME: error:`` lines)."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and name in action.choices:
+                return action.choices[name]
+        return self
 
 
 def add_input(
@@ -86,12 +93,19 @@ def add_input(
         p.add_argument(legacy, dest="legacy_path", help=argparse.SUPPRESS)
     p.add_argument("--labels", metavar="PATH", help=labels_help)
     p.add_argument("--series", help="DICOM: which series (UID, number or PatientID)")
+    phase = (
+        "DICOM series with several phases (cine): which one, 0-based in time order "
+        "(default: the first, end-diastole for an ECG-triggered cine)"
+    )
+    if p.prog.split()[-1] not in PER_PATIENT:  # the stack (or study) whole: one phase, no shards
+        p.add_argument("--phase", type=non_negative_int, help=phase)
+        p.set_defaults(needs_images=required)
+        return
     p.add_argument(
         "--phase",
         type=phase_choice,
-        help="DICOM series with several phases (cine): which one, 0-based in time order "
-        "(default: the first, end-diastole for an ECG-triggered cine), or 'all': the command "
-        "once per phase, --out NAME_phaseKK.csv / OUT/phaseKK",
+        help=phase
+        + ", or 'all': the command once per phase, --out NAME_phaseKK.csv / OUT/phaseKK",
     )
     p.add_argument(
         "--shard",

@@ -195,8 +195,8 @@ def _lenient_validation():
     previous = config.settings.reading_validation_mode
     config.settings.reading_validation_mode = config.IGNORE
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
+        with warnings.catch_warnings():  # pydicom's and highdicom's notes on them, not ours
+            warnings.filterwarnings("ignore", category=UserWarning, module="(pydicom|highdicom)")
             yield
     finally:
         config.settings.reading_validation_mode = previous

@@ -103,12 +103,12 @@ def _sources(stack: Stack):
             "map to the slices by their SOP Instance UIDs",
             stacklevel=3,
         )
+    with _lenient_validation():  # the source's own non-conformant values stay as they are
         for ds in datasets:
             ds.FrameOfReferenceUID = datasets[0].FrameOfReferenceUID
-    for ds in datasets:
-        for name in _TYPE2:
-            if name not in ds or not _valid(ds, name):
-                setattr(ds, name, "")  # (anonymised dates like 00000000 become empty)
+            for name in _TYPE2:
+                if name not in ds or not _valid(ds, name):
+                    setattr(ds, name, "")  # (anonymised dates like 00000000 become empty)
     return datasets
 
 
@@ -139,6 +139,13 @@ def write_dicom_seg(
     stack's series at ``target`` (atomically). ``algorithm``: the name of the model that
     made them (an automatic segmentation), or ``None`` for labels a person checked.
     ``segments``: only these structures (e.g. ``("scar",)`` for proposals)."""
+    from .dicom import _lenient_validation
+
+    with _lenient_validation():  # the source's own non-conformant values, read lazily
+        return _write_seg(stack, labels, target, description, algorithm, segments)
+
+
+def _write_seg(stack, labels, target, description, algorithm, segments) -> Path:
     import highdicom as hd
 
     datasets = _sources(stack)
@@ -237,10 +244,16 @@ def read_dicom_seg(path: str | Path, stack: Stack) -> np.ndarray:
     """The label maps ``(N, H, W)`` a DICOM Segmentation holds for ``stack``'s slices (slices
     it does not reference are background); a clear error when it belongs to another series
     or names a segment the stack's label specification has no value for."""
+    from .dicom import _lenient_validation
+
+    with _lenient_validation():  # the source's own non-conformant values, read lazily
+        return _read_seg(Path(path), stack)
+
+
+def _read_seg(path: Path, stack: Stack) -> np.ndarray:
     import highdicom as hd
     import pydicom
 
-    path = Path(path)
     try:
         seg = hd.seg.segread(path)
         seg.get_source_image_uids()
@@ -250,10 +263,7 @@ def read_dicom_seg(path: str | Path, stack: Stack) -> np.ndarray:
             f"is a damaged or truncated DICOM Segmentation ({path.stat().st_size:,} bytes; "
             f"{type(exc).__name__}: {str(exc)[:200]}); write it again or use the original",
         ) from exc
-    from .dicom import _lenient_validation
-
-    with _lenient_validation():
-        datasets = [pydicom.dcmread(p, stop_before_pixels=True) for p in source_files(stack)]
+    datasets = [pydicom.dcmread(p, stop_before_pixels=True) for p in source_files(stack)]
     series = {str(ds.SeriesInstanceUID) for ds in datasets}
     referenced = {str(s.SeriesInstanceUID) for s in seg.ReferencedSeriesSequence}
     if not referenced & series:

@@ -175,3 +175,14 @@ def state_fingerprint(state_dict: dict, *extra: object) -> str:
         digest.update(str(tuple(tensor.shape)).encode())
         digest.update(np.ascontiguousarray(tensor.view(-1).numpy().view(np.uint8)).data)
     return digest.hexdigest()
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 hex digest of a file."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

