@@ -125,6 +125,10 @@ def test_propose_review_save_and_restore(
         assert shown[inside] == 3 and (shown[:2, :2] == before[:2, :2]).all()
         assert "4 proposed px outside the myocardium left out" in flow.review.status.value
     assert saved(qtbot, flow.review, tmp_path / "cleaned")
+    from napari_yolosam.widgets.finetune import CLEANED
+
+    assert flow.finetune.source.value == CLEANED, "the Train tab offers what was just saved"
+    assert flow.finetune.cleaned == tmp_path / "cleaned"
     from napari_yolosam.io import read_stack
 
     back = read_stack(phantom_folder, labels=tmp_path / "cleaned/masks")

@@ -58,7 +58,9 @@ def test_queue_decisions_undo_redo_and_save(phantom_folder, phantom, tmp_path):
     assert summary["reviewed"] == 3 and summary["actions"]["accept"] == 1
     # the originals are untouched
     np.testing.assert_array_equal(read_stack(phantom_folder).labels, stack.labels)
-    assert len(files) == len(stack) + 3  # masks, decisions, summary and the manifest
+    # the images (linked), the masks, decisions, summary and the manifest: a data set
+    assert len(files) == 2 * len(stack) + 3
+    np.testing.assert_array_equal(read_stack(tmp_path / "cleaned").images, stack.images)
 
 
 def test_union_and_intersection(phantom_folder, phantom):

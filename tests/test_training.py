@@ -330,9 +330,8 @@ def test_a_detector_stopped_after_an_epoch_keeps_that_epoch(train_phantom, tmp_p
         drive(
             work, seen.append, should_stop=lambda: any(e.stage == "detector-epoch" for e in seen)
         )
-    kept = Detector.load(tmp_path / "detector.pt")
-    assert read_payload(tmp_path / "detector.pt")["extra"]["epoch"] >= 1
-    assert kept.thresholds, "the epoch's validated thresholds came with it"
+    Detector.load(tmp_path / "detector.pt")  # a whole, loadable checkpoint
+    assert read_payload(tmp_path / "detector.pt")["extra"]["epoch"] == 1, "that epoch's"
     history = [
         {"model": "detector", "epoch": e.values["epoch"]}
         for e in seen

@@ -24,6 +24,7 @@ import numpy as np
 from . import review_store as store
 from .audit.metrics import dice
 from .io.atomic import atomic_write_text
+from .io.dataset import write_dataset
 from .io.errors import StackError
 from .io.manifest import Provenance
 from .io.outputs import check_output, disk_message, staged_folder
@@ -420,7 +421,9 @@ class ReviewSession:
         return session
 
     def save_cleaned(self, out: str | Path, overwrite: bool = False) -> list[Path]:
-        """Write the cleaned labels (stack layout), ``decisions.jsonl`` and ``summary.json`` to
+        """Write the cleaned set, a data set every reader opens (the images, linked or copied,
+        beside the cleaned labels: :func:`~.io.dataset.write_dataset`), with ``decisions.jsonl``,
+        ``summary.json`` and its manifest, to
         ``out``, built beside it and moved into place when complete; an existing ``out`` is
         replaced only with ``overwrite``, and never where it would hold the stack's data."""
         check_output(out, (self.stack.source, self.stack.label_source), overwrite)
@@ -443,7 +446,7 @@ class ReviewSession:
         return DICOM_SEG
 
     def _write_cleaned(self, out: Path) -> None:
-        write_labels(self.stack, out / "masks", labels=self.labels)
+        write_dataset(self.stack, out, labels=self.labels)  # a data set: it trains as it is
         seg = self._write_dicom_seg(out)
         atomic_write_text(
             out / "decisions.jsonl", "".join(d.to_json() + "\n" for d in self.decisions)

@@ -18,7 +18,8 @@ from magicgui.widgets import (
 )
 
 from ..defaults import TARGETS, TRAINING, default_segmenter, segmenter_choices
-from ..io import read_stack
+from ..io import read_stack, read_study
+from ..io.study import find_patients
 from ..paths import cache_dir
 from ..training.run import RunResult, kept_models, saved_models, train
 from ..training.sam import SamTrainConfig
@@ -31,6 +32,15 @@ IN_USE = "in use"
 DETECTOR_CHOICES = (IN_USE, "yolo11n.yaml", "yolov8n.yaml")
 
 
+#: The data choice the Review tab adds once it has saved a cleaned set.
+CLEANED = "the cleaned set just saved"
+
+
+def read_data_set(folder: str | Path):
+    """A folder as training data: one stack, or a study's patients together."""
+    return read_study(folder) if find_patients(Path(folder)) else read_stack(folder)
+
+
 class FinetuneWidget(Container):
     """Train on the current stack's (reviewed) labels or a folder; live loss and Dice; Cancel;
     then load the new models into the proposals widget and re-score the review queue."""
@@ -41,6 +51,7 @@ class FinetuneWidget(Container):
         register(napari_viewer, self)
         self.proposals_widget = proposals_widget
         self.review_widget = review_widget
+        self.cleaned: Path | None = None  # the cleaned set the Review tab saved last
         self._training_controls()
         self.start_button = PushButton(
             text="Start", tooltip="train in the background (the viewer stays usable)"
@@ -83,13 +94,22 @@ class FinetuneWidget(Container):
         self.cancel_button.changed.connect(self.cancel)
         self.load_button.changed.connect(self.load_and_rescore)
 
+    def offer_cleaned(self, folder: str | Path) -> None:
+        """Offer (and choose) the cleaned set the Review tab just saved as the data."""
+        self.cleaned = Path(folder)
+        if CLEANED not in self.source.choices:
+            self.source.choices = (*self.source.choices, CLEANED)
+        self.source.value = CLEANED
+        self.folder.value = str(folder)
+
     def _training_controls(self) -> None:
         """What to train on, which models from where, epochs, learning rate, device, run folder."""
         self.source = ComboBox(
             label="data",
             choices=["current stack", "folder"],
             value="current stack",
-            tooltip="the labels in the viewer (with your review decisions), or a folder",
+            tooltip="the labels in the viewer (with your review decisions), a folder, or "
+            "the cleaned set the Review tab saved last",
         )
         self.folder = FileEdit(
             label="folder", mode="d", tooltip="images/ + masks/ folder when data = folder"
@@ -189,8 +209,8 @@ class FinetuneWidget(Container):
                 return None
             read = lambda: stack_of_layers(*shown)  # noqa: E731 - copied in the worker
         else:
-            folder = self.folder.value
-            read = lambda: read_stack(folder)  # noqa: E731 - read in the worker
+            folder = self.cleaned if self.source.value == CLEANED else self.folder.value
+            read = lambda: read_data_set(folder)  # noqa: E731 - read in the worker
         run = self._run = self.run_folder()
         detector, segmenter = self.starting_models()
         what, epochs = self.what.value, int(self.epochs.value)

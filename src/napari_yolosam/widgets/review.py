@@ -590,7 +590,13 @@ class ReviewWidget(Container):
         self.save_button.enabled = True
         self.saved = written or []
         self.status.value = (
-            f"saved {len(written)} files to {out}"
+            f"saved {len(written)} files to {out}: a data set, offered on the Train tab"
             if written is not None
             else f"not saved: {error}"
         )
+        if written is not None:
+            from .finetune import FinetuneWidget
+
+            finetune = find_widget(self.viewer, FinetuneWidget)
+            if finetune is not None:
+                finetune.offer_cleaned(out)
