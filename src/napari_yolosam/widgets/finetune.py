@@ -52,6 +52,12 @@ class FinetuneWidget(Container):
         self.proposals_widget = proposals_widget
         self.review_widget = review_widget
         self.cleaned: Path | None = None  # the cleaned set the Review tab saved last
+        if review_widget is None:  # docked alone from the Plugins menu: the viewer's review
+            from .review import ReviewWidget
+
+            review_widget = find_widget(napari_viewer, ReviewWidget)
+        if review_widget is not None:
+            review_widget.after_save.append(self.offer_cleaned)
         self._training_controls()
         self.start_button = PushButton(
             text="Start", tooltip="train in the background (the viewer stays usable)"

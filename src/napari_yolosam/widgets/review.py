@@ -168,6 +168,7 @@ class ReviewWidget(Container):
         self._before_audit = None  # the session shown before the audit started
         self.save_worker = None  # the cleaned set being written in the background
         self.saved: list[Path] = []
+        self.after_save: list = []  # called with the folder of each cleaned set saved
         self.untrained = False  # the proposals come from a model with random weights
         self._asked = None  # (slice, action) awaiting a second press to confirm
         self.current: int | None = None
@@ -595,8 +596,5 @@ class ReviewWidget(Container):
             else f"not saved: {error}"
         )
         if written is not None:
-            from .finetune import FinetuneWidget
-
-            finetune = find_widget(self.viewer, FinetuneWidget)
-            if finetune is not None:
-                finetune.offer_cleaned(out)
+            for callback in self.after_save:  # the Train tab offers the cleaned set
+                callback(out)
