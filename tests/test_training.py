@@ -474,6 +474,15 @@ def test_demo_quick(tmp_path):
     assert (demo / "cleaned/decisions.jsonl").read_text().count("\n") == report["review"][
         "accepted"
     ]
+    from PIL import Image
+
+    for name in ("overview.png", "before_after.png", "training.png"):  # #30 point 5
+        picture = np.asarray(Image.open(demo / name).convert("L"))
+        assert picture.shape[0] > 150 and picture.std() > 10, f"{name} shows something"
+    assert report["figures"]["before_after"] == str(demo / "before_after.png")
+    assert report["models"]["segmenter"] == "tiny" and report["models"]["segmenter_fingerprint"]
+    summary = json.loads((demo / "cleaned/summary.json").read_text())
+    assert summary["models"]["segmenter"] == "tiny", "the provenance names the models"
     lines = summary_lines(report)
     assert any(line.startswith("audit AUROC") for line in lines)
     assert all("(" in line for line in lines[1:-1]), "each figure comes with its meaning"

@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from .audit.metrics import auroc, dice
+from .audit.report import write_overview
 from .defaults import default_segmenter
+from .demo_figures import before_after, training_curves
 from .io.atomic import atomic_write_text
 from .io.manifest import Provenance, write_manifest
 from .io.outputs import check_output
@@ -80,15 +82,26 @@ def run_demo(
     name = segmenter or default_segmenter()
     first = Segmenter.from_spec(name)
     before = _score(stack, truth, first, None, cache, on_progress)
-    proposals, rows = before.pop("proposals"), before.pop("rows")
-    cleaned, review = _scripted_review(stack, proposals, rows, truth, out / "cleaned")
+    proposals, result = before.pop("proposals"), before.pop("result")
+    models = {"segmenter": name, "segmenter_fingerprint": first.fingerprint, "detector": None}
+    cleaned, review = _scripted_review(stack, proposals, result.rows, truth, out, models)
     run = _fine_tune(cleaned, out / "run", name, size, seed, cache, on_progress)
     after = _score(cleaned, truth, run["segmenter"], run["detector"], cache, on_progress)
-    after.pop("rows")
+    after.pop("result")
     _save_end_to_end(after.pop("proposals"), cleaned, out / "proposals")
+    flagged = [i for i, row in enumerate(result.rows) if row["flag"]]
+    figures = {
+        "overview": write_overview(result, stack, proposals.masks(), out / "overview.png"),
+        "before_after": before_after(
+            stack, truth, proposals.masks(), cleaned.scar(), flagged, out / "before_after.png"
+        ),
+        "training": training_curves(run["history"], out / "training.png"),
+    }
     report = {
         "segmenter": name,
         "segmenter_is": first.origin,
+        "models": {**models, "trained": {k: str(v) for k, v in run["files"].items()}},
+        "figures": {k: str(v) for k, v in figures.items()},
         "cases": size.cases,
         "slices": len(stack),
         "corrupted_slices": int(phantom.corrupted.sum()),
@@ -123,7 +136,7 @@ def _score(stack, truth, segmenter, detector, cache, on_progress) -> dict:
         "audit_auroc": round(auroc(1 - quality, bad), 4),
         "proposals_dice_vs_truth": _mean(_dices(proposals.masks(), truth), truth),
         "proposals": proposals,
-        "rows": result.rows,
+        "result": result,
     }
     if detector is not None:
         alone = drive(propose(stack, segmenter, detector, cache=cache, use_labels=False))
@@ -132,18 +145,18 @@ def _score(stack, truth, segmenter, detector, cache, on_progress) -> dict:
     return scores
 
 
-def _scripted_review(stack, proposals, rows, truth, out: Path):
+def _scripted_review(stack, proposals, rows, truth, out: Path, models: dict):
     """The review rule on the audit's queue; the cleaned set (read back) and its figures."""
     from .io import read_stack
     from .review import ReviewSession
     from .review_batch import apply, rule_decisions
 
-    session = ReviewSession(stack, proposals.masks(), rows)
+    session = ReviewSession(stack, proposals.masks(), rows, models=models)
     queued = len(session.queue())
     planned = rule_decisions(session, proposals, REVIEW_BELOW, REVIEW_CONFIDENCE)
     decisions = apply(session, planned)
-    session.save_cleaned(out)
-    cleaned = read_stack(stack.source, labels=out / "masks")
+    session.save_cleaned(out / "cleaned")
+    cleaned = read_stack(out / "cleaned")  # the cleaned set is a data set
     idx = [d.slice for d in decisions]
     was, now = _dices(stack.scar(), truth), _dices(cleaned.scar(), truth)
     return cleaned, {
@@ -184,6 +197,7 @@ def _fine_tune(stack, out: Path, segmenter: str, size: DemoSize, seed, cache, on
         "segmenter": Segmenter.load(result.segmenter),
         "minutes": round((time.time() - started) / 60, 2),
         "files": {"detector": result.detector, "segmenter": result.segmenter},
+        "history": result.history,
     }
 
 

@@ -39,8 +39,13 @@ def _write_audit(result, stack, proposal_masks, out: Path, thumbnails: int) -> N
     atomic_write_text(out / "cases.csv", _csv(result.cases, CASE_COLUMNS))
     summary = {**result.summary, "worst": [r["image"] for r in result.ranked()[:20]]}
     atomic_write_text(out / "report.json", json.dumps(summary, indent=1, default=_json_default))
-    atomic_write(
-        out / "overview.png", lambda tmp: _overview(result, stack, proposal_masks, tmp, thumbnails)
+    write_overview(result, stack, proposal_masks, out / "overview.png", thumbnails)
+
+
+def write_overview(result, stack, proposal_masks, path: Path, thumbnails: int = 8) -> Path:
+    """``overview.png``: the quality histogram and the worst slices (label red, proposal cyan)."""
+    return atomic_write(
+        path, lambda tmp: _overview(result, stack, proposal_masks, tmp, thumbnails)
     )
 
 
