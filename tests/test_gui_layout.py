@@ -51,10 +51,36 @@ def test_yolosam_view_fits_1280x800_with_whole_tab_titles(make_napari_viewer, qt
     )
 
 
-def test_the_plugins_menu_widgets_fit_1280x800(make_napari_viewer, qtbot):
+def test_every_plugins_menu_entry_opens_the_one_workspace(make_napari_viewer, qtbot):
+    """#30 point 3: each entry opens (or brings up) the same tabbed workspace at its tab;
+    never a column of docks."""
+    import napari
+    from qtpy.QtWidgets import QDockWidget
+
+    from napari_yolosam.widgets.workflow import WorkflowWidget
+
     viewer = make_napari_viewer(show=True)
-    for name in PLUGIN_WIDGETS:
+    pages = {
+        "Open stack": "Open",
+        "Models and proposals": "Propose",
+        "Review queue": "Review",
+        "Fine-tuning": "Train",
+        "Scar quantification": "Quantify",
+    }
+    for name, page in [
+        *pages.items(),
+        ("Whole workflow (tabs)", "Propose"),
+        ("Review queue", "Review"),
+    ]:
         viewer.window.add_plugin_dock_widget("napari-yolosam", name)
+        for _ in range(5):
+            napari.qt.get_qapp().processEvents()
+        docks = [d for d in viewer.window._qt_window.findChildren(QDockWidget) if d.isVisible()]
+        ours = [d for d in docks if d.findChild(WorkflowWidget) is not None]
+        assert len(ours) == 1, [d.windowTitle() for d in docks]
+        workspace = ours[0].findChild(WorkflowWidget)
+        assert workspace.tabText(workspace.currentIndex()) == page, name
+        assert all(d.widget() is not None and d.widget().isVisible() for d in docks)
     _fits(viewer, qtbot)
 
 

@@ -77,6 +77,12 @@ def test_yolosam_view_opens_the_sample_with_widgets(qtbot):
         tabs = viewer.window.yolosam_workflow.widget
         titles = [tabs.tabText(i) for i in range(tabs.count())]
         assert titles == ["Open", "Propose", "Review", "Train", "Quantify"]
+        from qtpy.QtWidgets import QApplication
+
+        area = QApplication.primaryScreen().availableGeometry()
+        window = viewer.window._qt_window
+        assert (window.width(), window.height()) == (area.width(), area.height()), "the screen"
+        assert viewer.layers.selection.active.name == "labels", "not the hidden truth layer"
     finally:
         viewer.close()
 

@@ -46,6 +46,16 @@ def check_window_libraries() -> None:
         )
 
 
+def _fill_screen(viewer) -> None:
+    """The window at the screen's available size (a plain X server opens it smaller)."""
+    from qtpy.QtWidgets import QApplication
+
+    screen = QApplication.primaryScreen()
+    if screen is not None:
+        area = screen.availableGeometry()
+        viewer.window.resize(area.width(), area.height())
+
+
 def open_viewer(
     path: str | Path | None = None,
     sample: bool = False,
@@ -63,6 +73,7 @@ def open_viewer(
     import napari
 
     viewer = napari.Viewer(title="napari-yolosam")
+    _fill_screen(viewer)
     dock_workflow(viewer, path, sample, spec)
     if interrupt is not None:
         interrupt.watch(viewer)

@@ -1,14 +1,17 @@
 """The whole annotator workflow in one dock: open, propose, review, train, quantify, as tabs.
 
 Each tab scrolls on its own, so the dock fits a 1280x800 screen beside the
-canvas and its slice slider; the widgets are the same ones the Plugins menu
-offers one by one, wired together (new models re-score the review queue).
+canvas and its slice slider; the widgets are wired together (new models
+re-score the review queue). Every Plugins-menu entry opens this one workspace
+at its tab, or brings it up when it is open: never a second dock beside it.
 """
 
 from __future__ import annotations
 
-from qtpy.QtWidgets import QScrollArea, QTabWidget
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QDockWidget, QScrollArea, QTabWidget, QWidget
 
+from ._session import find_widget, register
 from .finetune import FinetuneWidget
 from .open_stack import OpenStackWidget
 from .proposals import ProposalsWidget
@@ -28,46 +31,55 @@ def scrolling(widget) -> QScrollArea:
     return area
 
 
-class _Dock(QScrollArea):
-    """A Plugins-menu dock: one widget in a scroll area (napari passes ``napari_viewer``)."""
+def _dock_of(widget):
+    """The ``QDockWidget`` holding ``widget`` (``None`` when it is not docked)."""
+    parent = widget.parentWidget()
+    while parent is not None and not isinstance(parent, QDockWidget):
+        parent = parent.parentWidget()
+    return parent
 
-    widget_class: type = OpenStackWidget
 
-    def __init__(self, napari_viewer) -> None:
+class _Redirect(QWidget):
+    """A Plugins-menu entry chosen while the workspace is open: it brings the workspace up at
+    its tab, and its own (empty) dock goes again at once."""
+
+    def __init__(self, viewer, workspace: WorkflowWidget, page: str) -> None:
         super().__init__()
-        self.setWidgetResizable(True)
-        self.yolosam_widget = self.widget_class(napari_viewer)
-        self.setWidget(self.yolosam_widget.native)
+        workspace.show_page(page)
+        dock = _dock_of(workspace)
+        if dock is not None:
+            dock.show()
+            dock.raise_()
+        QTimer.singleShot(0, lambda: _remove(viewer, self))
 
 
-class OpenStackDock(_Dock):
-    """Open stack."""
-
-    widget_class = OpenStackWidget
-
-
-class ProposalsDock(_Dock):
-    """Models and proposals."""
-
-    widget_class = ProposalsWidget
+def _remove(viewer, widget) -> None:
+    try:
+        viewer.window.remove_dock_widget(widget)
+    except (KeyError, LookupError, RuntimeError, AttributeError):  # already gone
+        pass
 
 
-class ReviewDock(_Dock):
-    """Review queue."""
+def _workspace_at(page: str) -> type:
+    """The Plugins-menu entry for ``page``: the viewer's one tabbed workspace at that tab (a
+    new one the first time; never a second dock beside it). A class, as napari expects:
+    making it makes (or brings up) the workspace."""
 
-    widget_class = ReviewWidget
+    class Entry:
+        def __new__(cls, napari_viewer):
+            existing = find_widget(napari_viewer, WorkflowWidget)
+            if existing is not None and _dock_of(existing) is not None:
+                return _Redirect(napari_viewer, existing, page)
+            workspace = WorkflowWidget(napari_viewer)
+            workspace.show_page(page)
+            return workspace
 
+        def __init__(self, napari_viewer) -> None:  # napari reads the viewer parameter here
+            raise AssertionError("never made: __new__ returns the workspace")
 
-class FinetuneDock(_Dock):
-    """Fine-tuning."""
-
-    widget_class = FinetuneWidget
-
-
-class QuantifyDock(_Dock):
-    """Scar quantification."""
-
-    widget_class = QuantifyWidget
+    Entry.__name__ = Entry.__qualname__ = f"Workspace{page}"
+    Entry.__doc__ = f"The workspace at its {page} tab."
+    return Entry
 
 
 class WorkflowWidget(QTabWidget):
@@ -76,6 +88,7 @@ class WorkflowWidget(QTabWidget):
     def __init__(self, napari_viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
+        register(napari_viewer, self)
         self.open_stack = OpenStackWidget(napari_viewer)
         self.proposals = ProposalsWidget(napari_viewer)
         self.review = ReviewWidget(napari_viewer, self.proposals)
@@ -113,3 +126,12 @@ class Workflow:
     def show_page(self, title: str) -> None:
         """Bring a tab up (see :meth:`WorkflowWidget.show_page`)."""
         self.widget.show_page(title)
+
+
+#: The Plugins-menu entries (napari.yaml): each opens or brings up the one workspace.
+WorkspaceDock = _workspace_at("Propose")
+OpenStackDock = _workspace_at("Open")
+ProposalsDock = _workspace_at("Propose")
+ReviewDock = _workspace_at("Review")
+FinetuneDock = _workspace_at("Train")
+QuantifyDock = _workspace_at("Quantify")
