@@ -38,8 +38,10 @@ def audited(qtbot, review, restore: bool = True):
     worker = review.run_audit(restore=restore)
     assert worker is not None, review.status.value
     assert review.session is None and "auditing" in review.status.value
-    qtbot.waitUntil(lambda: review.audit_worker is None, timeout=60000)
-    assert review.session is not None, review.status.value
+    # the proposals kept with the review, or (other models) proposed first, then the audit
+    qtbot.waitUntil(
+        lambda: review.session is not None and review.audit_worker is None, timeout=120000
+    )
     return review.session
 
 
@@ -505,3 +507,27 @@ def test_closing_the_viewer_mid_work_is_clean(
     viewer.close()
     assert not any(w.is_running for w in workers), "every worker stopped before the close ended"
     assert not list((tmp_path / "run").glob("*.part*")), "no half-written checkpoint"
+
+
+def test_the_review_goes_to_the_heart_and_back(workflow, qtbot):
+    """#30 point 4: a queued slice is shown centred and zoomed on its heart (the window its
+    proposal used, else the label's heart); unticking shows the whole slice again."""
+    from napari_yolosam.proposals.heart import heart_view
+
+    viewer, flow = workflow
+    flow.proposals.detector_spec.value = "none"
+    flow.proposals.segmenter_spec.value = "tiny"
+    viewer.reset_view()
+    whole = viewer.camera.zoom
+    session = audited(qtbot, flow.review)
+    assert session.queue(), "something to review"
+    flow.review.go_to(session.queue()[0])
+    view = heart_view(flow.review.stack, flow.review.current)
+    assert view.source == "label" and view.size < max(view.shape)
+    assert viewer.camera.zoom > 1.3 * whole, "zoomed in on the heart"
+    scale = viewer.layers["LGE image"].scale[-2:]
+    y, x = viewer.camera.center[-2:]
+    assert view.top * scale[0] <= y <= (view.top + view.size) * scale[0]
+    assert view.left * scale[1] <= x <= (view.left + view.size) * scale[1]
+    flow.review.to_heart.value = False
+    assert viewer.camera.zoom == pytest.approx(whole, rel=0.05), "the whole slice again"

@@ -114,3 +114,20 @@ def _from_neighbour(i: int, cases: Sequence[str], views: list, shape) -> View:
                     v = views[j]
                     return View(v.top, v.left, v.size, tuple(shape), "neighbours")
     return View.whole(shape)
+
+
+def heart_view(stack, index: int, proposal=None):
+    """The window round slice ``index``'s heart that the annotator is shown: the one its
+    proposal used (``proposal.view``), else the label's heart, else the whole slice."""
+    from ..view import View
+
+    if proposal is not None and getattr(proposal, "view", None):
+        return View.from_dict(proposal.view)
+    shape = stack.crop(index, stack.images[index]).shape
+    if stack.has_labels and stack.spec.has_myocardium:
+        label = stack.labels[index]
+        heart = stack.spec.myocardium_mask(label) | stack.spec.blood_pool_mask(label)
+        box = mask_box(stack.crop(index, heart))
+        if box is not None:
+            return View.around(box, shape, "label")
+    return View.whole(shape)

@@ -72,3 +72,15 @@ def show_slice(viewer, index: int) -> None:
     axis = slice_axis(viewer)
     if axis is not None:
         viewer.dims.set_current_step(axis, int(index))
+
+
+def zoom_to(viewer, view) -> None:
+    """Centre the camera on ``view`` (a :class:`~napari_yolosam.view.View`, slice pixels) and
+    zoom so that it fills the canvas (the image layer's scale taken into account)."""
+    if layer_names.IMAGE not in viewer.layers:
+        return
+    scale = np.asarray(viewer.layers[layer_names.IMAGE].scale[-2:], float)
+    middle = (np.array([view.top, view.left]) + view.size / 2) * scale
+    viewer.camera.center = (*tuple(viewer.camera.center)[:-2], *middle)
+    canvas = np.asarray(viewer.canvas.size, float)  # the canvas in screen pixels (h, w)
+    viewer.camera.zoom = float(np.min(canvas / (view.size * scale)))

@@ -19,10 +19,11 @@ from .. import layer_names
 from ..audit import AuditConfig
 from ..palette import LABEL_ONLY, PROPOSAL_ONLY
 from ..paths import cache_dir
+from ..proposals.heart import heart_view
 from ..review import ReviewSaveError, ReviewSession, open_review
 from ..review_store import saved_proposals
 from . import _work
-from ._layers import replace_layers, show_slice
+from ._layers import replace_layers, show_slice, zoom_to
 from ._session import find_widget, register
 from ._stack_from_layers import MissingLayer, layers_of_viewer, stack_of_layers
 
@@ -119,6 +120,13 @@ class ReviewWidget(Container):
             button = PushButton(text=text, tooltip=f"{TIPS[action]} [{key.replace('-', '+')}]")
             button.changed.connect(lambda *a, action=action: self.act(action))
             self.buttons[action] = button
+        self.to_heart = CheckBox(
+            text="go to the heart",
+            value=True,
+            tooltip="centre and zoom on the heart of each slice the queue shows (the window "
+            "the proposals used); untick for the whole slice",
+        )
+        self.to_heart.changed.connect(self._frame)
         self.restore = CheckBox(
             text="restore an autosaved session of this stack",
             value=True,
@@ -152,6 +160,7 @@ class ReviewWidget(Container):
                     labels=False,
                 ),
                 self.progress,
+                self.to_heart,
                 self.restore,
                 self.bias_shift,
                 *[Container(widgets=row, layout="horizontal", labels=False) for row in rows],
@@ -385,6 +394,17 @@ class ReviewWidget(Container):
         show_slice(self.viewer, self.current)
         self._highlight_row(self.current)
         self.viewer.layers.selection.active = self.viewer.layers[layer_names.LABELS]
+        self._frame()
+
+    def _frame(self, *_) -> None:
+        """Centre and zoom the view on the current slice's heart (``to the heart`` ticked), or
+        show the whole slice (unticked)."""
+        if not self.to_heart.value or self.current is None or self.stack is None:
+            self.viewer.reset_view()
+            return
+        proposals = getattr(self.proposals_widget, "proposals", None)
+        proposal = proposals.slices[self.current] if proposals is not None else None
+        zoom_to(self.viewer, heart_view(self.stack, self.current, proposal))
 
     def _highlight_row(self, index: int) -> None:
         """Select the queue row of slice ``index`` (none when it is not queued), quietly."""
