@@ -443,7 +443,7 @@ def _demo(command) -> None:
     p = command(
         "demo",
         "the whole method on generated data: propose, audit, scripted review, fine-tune, "
-        "re-score (about 4 min on 2 cores; no data, no download)",
+        "re-score, with pictures (3-7 min on 2 cores, measured; no data, no download)",
     )
     p.add_argument(
         "--out", default="demo", help="folder for data, models, proposals and report.json"
