@@ -255,3 +255,20 @@ def test_unused_slice_files_go_and_are_written_again_when_needed(phantom_folder,
     assert referenced <= {p.name for p in (autosave / review_store.SLICES).glob("*.npy")}
     restored = ReviewSession.restore(stack, scar, _rows(stack, range(len(stack))), autosave)
     np.testing.assert_array_equal(restored.labels, session.labels)
+
+
+def test_a_decision_moves_on_in_queue_order_from_where_the_annotator_is(phantom_folder, phantom):
+    """#31 point 6: after deciding on a slice in the middle of the queue, Next is the slice
+    after it, not the worst one again; Previous is the one before."""
+    stack = read_stack(phantom_folder)
+    truth_scar = np.isin(phantom.truth, (3, 4))
+    rows = _rows(stack, [5, 2, 3, 6])
+    session = ReviewSession(stack, truth_scar, rows)
+    order = session.queue()
+    assert len(order) == 4
+    middle = order[1]
+    session.decide(middle, "keep")
+    assert session.next_slice(middle) == order[2], "the one after, not the worst"
+    assert session.previous_slice(middle) == order[0]
+    session.decide(order[3], "keep")
+    assert session.next_slice(order[3]) == order[0], "past the end it wraps to the start"
