@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .audit.report import outline as _outline
 from .io.atomic import atomic_write
 from .palette import LABEL_ONLY, MYOCARDIUM, PROPOSAL_ONLY, SCAR
 
@@ -21,13 +22,6 @@ def _figure(rows: int, cols: int, side: float = 2.2):
     from matplotlib.figure import Figure
 
     return Figure(figsize=(side * cols, side * rows + 0.4), dpi=90)
-
-
-def _outline(axes, mask: np.ndarray, colour: str) -> None:
-    if mask.any():
-        h, w = mask.shape
-        x, y = np.arange(-1, w + 1), np.arange(-1, h + 1)
-        axes.contour(x, y, np.pad(mask.astype(float), 1), levels=[0.5], colors=colour)
 
 
 def before_after(stack, truth, proposals, cleaned, indices, path: Path) -> Path:

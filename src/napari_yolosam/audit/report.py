@@ -105,8 +105,8 @@ def _overview(
         else:
             window = (slice(None), slice(None))
         a.imshow(image[window], cmap="gray")
-        _outline(a, label[window], "red")
-        _outline(a, proposal[window], "cyan")
+        outline(a, label[window], "red")
+        outline(a, proposal[window], "cyan")
         a.set_title(f"{row['image']}\nq={row['quality']:.2f} {row['issue']}", fontsize=8)
         a.axis("off")
     fig.text(0.01, 0.005, "red: label, cyan: proposal", fontsize=8)
@@ -114,7 +114,7 @@ def _overview(
     fig.savefig(path, format="png")
 
 
-def _outline(axes, mask: np.ndarray, colour: str) -> None:
+def outline(axes, mask: np.ndarray, colour: str) -> None:
     """Draw ``mask``'s outline on ``axes`` (padded by a pixel: closed at the edges, and
     drawable for slices of any size, one pixel included)."""
     if not mask.any():
