@@ -65,17 +65,19 @@ def test_rule_accepts_low_quality_confident_proposals(proposed, tmp_path):
     folder, props = proposed
     base = ["review", "--images", str(folder), "--proposals", str(props)]
     out = tmp_path / "rule"
-    assert main([*base, "--accept-below", "0.99", "--out", str(out)]) == 0
+    refused = main([*base, "--accept-below", "0.99", "--out", str(tmp_path / "refused")])
+    assert refused == 2, "an untrained tiny agrees with too few labels: the rule does not run"
+    assert main([*base, "--accept-below", "0.99", "--force", "--out", str(out)]) == 0
     session, proposals = _session(folder, props)
     from napari_yolosam.review_batch import apply, rule_decisions
 
-    planned = rule_decisions(session, proposals, 0.99)
+    planned = rule_decisions(session, proposals, 0.99, force=True)
     assert planned and all(
         session.rows[session.stack.names[p.index]]["quality"] < 0.99 for p in planned
     )
     apply(session, planned)
     np.testing.assert_array_equal(read_stack(folder, labels=out / "masks").labels, session.labels)
-    strict = rule_decisions(*_session(folder, props), 0.99, min_confidence=1.01)
+    strict = rule_decisions(*_session(folder, props), 0.99, min_confidence=1.01, force=True)
     assert strict == [], "no proposal is more than certain"
 
 
@@ -93,7 +95,8 @@ def test_rule_never_accepts_an_implausible_proposal(proposed):
     proposals.slices[index].probability = np.ones(huge.shape, np.float32)
     assert "of the myocardium's area" in " ".join(session.proposal_concerns(index))
     skipped: list = []
-    assert index not in [p.index for p in rule_decisions(session, proposals, 0.99, 0.0, skipped)]
+    forced = rule_decisions(session, proposals, 0.99, 0.0, skipped, force=True)
+    assert index not in [p.index for p in forced], "not even a forced rule"
     assert session.stack.names[index] in dict(skipped)
 
 
@@ -125,7 +128,7 @@ def test_an_empty_proposal_never_erases_the_labels_scar_unasked(proposed):
     proposals.slices[index].mask = elsewhere
     assert "removes" in " ".join(session.proposal_concerns(index))
     skipped: list = []
-    apply(session, rule_decisions(session, proposals, 1.01, 0.0, skipped))
+    apply(session, rule_decisions(session, proposals, 1.01, 0.0, skipped, force=True))
     assert "removes" in dict(skipped)[session.stack.names[index]]
     assert np.array_equal(session.labels[index], before), "the label's scar is untouched"
     most = scar[index].copy()

@@ -150,10 +150,14 @@ def _scripted_review(stack, proposals, rows, truth, out: Path, models: dict):
     from .io import read_stack
     from .review import ReviewSession
     from .review_batch import apply, rule_decisions
+    from .review_gain import RuleRefused
 
     session = ReviewSession(stack, proposals.masks(), rows, models=models)
     queued = len(session.queue())
-    planned = rule_decisions(session, proposals, REVIEW_BELOW, REVIEW_CONFIDENCE)
+    try:  # the rule runs only where the data say accepting helps (review_gain)
+        planned, refused = rule_decisions(session, proposals, REVIEW_BELOW, REVIEW_CONFIDENCE), ""
+    except RuleRefused as exc:
+        planned, refused = [], str(exc)
     decisions = apply(session, planned)
     session.save_cleaned(out / "cleaned")
     cleaned = read_stack(out / "cleaned")  # the cleaned set is a data set
@@ -162,6 +166,8 @@ def _scripted_review(stack, proposals, rows, truth, out: Path, models: dict):
     return cleaned, {
         "accepted": len(decisions),
         "queue": queued,
+        "refused": refused,
+        "expected_gain": float(np.mean([p.gain for p in planned])) if planned else float("nan"),
         "accepted_labels_dice_before": _mean(was[idx], truth[idx]) if idx else float("nan"),
         "accepted_labels_dice_after": _mean(now[idx], truth[idx]) if idx else float("nan"),
     }

@@ -21,6 +21,7 @@ from .io.errors import StackError
 from .io.images import read_raw_mask
 from .proposals.types import Proposals
 from .review import ACTIONS, Decision, ReviewSession
+from .review_gain import MIN_GAIN, GainModel, agreement
 
 #: What a decisions file may ask for: the review actions but ``edit`` (a hand edit needs a
 #: painter), and ``mask``: the given mask file becomes the slice's scar.
@@ -35,6 +36,7 @@ class Planned:
     action: str
     proposal: np.ndarray | None = None
     source: str = "audit proposal"
+    gain: float = float("nan")  # a rule's expected Dice gain (review_gain)
 
 
 def read_decisions(
@@ -165,25 +167,37 @@ def rule_decisions(
     below: float,
     min_confidence: float = 0.0,
     skipped: list | None = None,
+    force: bool = False,
 ) -> list[Planned]:
-    """Accept the proposal on every queued slice whose quality is under ``below`` and whose
-    proposal is at least ``min_confidence`` sure of itself (worst first). A proposal the
-    review widget would ask about (:meth:`ReviewSession.proposal_concerns`: mostly outside
-    the myocardium, larger than it, removing most of the label's scar) is not accepted by a
-    rule: ``(image, reason)`` goes to
-    ``skipped`` when a list is given."""
+    """Accept the proposal on every queued slice whose quality is under ``below``, whose
+    proposal is at least ``min_confidence`` sure of itself and is expected to gain at least
+    :data:`~.review_gain.MIN_GAIN` (worst first; each :class:`Planned` carries its gain).
+
+    A proposal the review widget would ask about (:meth:`ReviewSession.proposal_concerns`)
+    or one not expected to gain is not accepted: ``(image, reason)`` goes to ``skipped``
+    when a list is given. Raises :class:`~.review_gain.RuleRefused` where the data cannot
+    say that accepting helps (too few agreed slices, proposals too weak), unless ``force``
+    (then the gains are not asked for).
+    """
     _check_finite("below", below)
     _check_finite("min_confidence", min_confidence)
+    model = GainModel.of(session)
+    if not force:
+        model.check()
     planned = []
     for index in session.queue():
-        row = session.rows[session.stack.names[index]]
+        name = session.stack.names[index]
         confidence = proposal_confidence(proposals, index)
-        if row["quality"] < below and confidence >= min_confidence:
-            concerns = session.proposal_concerns(index)
-            if not concerns:
-                planned.append(Planned(index, "accept", source="audit proposal (rule)"))
-            elif skipped is not None:
-                skipped.append((session.stack.names[index], "; ".join(concerns)))
+        if not (session.rows[name]["quality"] < below and confidence >= min_confidence):
+            continue
+        concerns = session.proposal_concerns(index)
+        gain = model.gain(agreement(session, index)) if model.agreed else float("nan")
+        if not concerns and not force and not gain >= MIN_GAIN:
+            concerns = [f"expected gain {gain:+.2f} (under {MIN_GAIN}): not worth accepting"]
+        if not concerns:
+            planned.append(Planned(index, "accept", source="audit proposal (rule)", gain=gain))
+        elif skipped is not None:
+            skipped.append((name, "; ".join(concerns)))
     return planned
 
 

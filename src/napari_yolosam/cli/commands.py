@@ -550,12 +550,20 @@ def cmd_review(args: argparse.Namespace) -> int:
     planned = (
         read_decisions(args.decisions, session, getattr(args, "patient", None))
         if args.decisions
-        else rule_decisions(session, proposals, args.accept_below, args.min_confidence, skipped)
+        else rule_decisions(
+            session, proposals, args.accept_below, args.min_confidence, skipped, args.force
+        )
     )
     decisions = apply(session, planned)
     session.save_cleaned(args.out, overwrite=args.overwrite)
     for image, why in skipped:
         print(f"not accepted by the rule (review it by eye): {image}: {why}")
+    gains = [p.gain for p in planned if np.isfinite(p.gain)]
+    if gains:
+        print(
+            f"the rule accepted {len(gains)} proposal(s), each expected to gain Dice "
+            f"{np.mean(gains):+.2f} on average (at least {min(gains):+.2f})"
+        )
     counts = {
         a: sum(d.action == a for d in decisions) for a in sorted({d.action for d in decisions})
     }

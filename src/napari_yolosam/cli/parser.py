@@ -427,6 +427,12 @@ def _review(command) -> None:
         help="with --accept-below: only proposals with at least this mean SAM probability",
     )
     p.add_argument(
+        "--force",
+        action="store_true",
+        help="with --accept-below: run the rule even where the data cannot say that accepting "
+        "helps (too few agreed slices, proposals too weak), and accept whatever its gain",
+    )
+    p.add_argument(
         "--flag-quality",
         type=unit_float,
         default=0.5,
