@@ -179,7 +179,7 @@ def test_one_grammar_every_input_is_images_and_every_option_has_help():
                 assert action.help and len(action.help) > 5, (name, action.option_strings)
         text = command.format_help()
         if name == "train":
-            assert "--data" not in text and "default 20" in text
+            assert "--data" not in text and "(default: 20)" in text
     with pytest.raises(SystemExit):
         parser.parse_args(["propose", "--out", "x"])  # the input is required
 

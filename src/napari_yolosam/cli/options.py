@@ -116,7 +116,7 @@ def add_spec_options(parser: argparse.ArgumentParser) -> None:
         "--mask-mode", choices=MASK_MODES, help="how mask files are decoded (default: auto)"
     )
     group.add_argument(
-        "--mask-threshold", type=int, help="binarisation threshold for soft masks (default 128)"
+        "--mask-threshold", type=int, help="binarisation threshold for soft masks (default: 128)"
     )
 
 
@@ -152,7 +152,7 @@ def add_encoder_backend_option(parser: argparse.ArgumentParser) -> None:
         default=ENCODER_BACKEND,
         help="what computes the image embeddings: auto (ONNX Runtime on a CPU, else "
         "PyTorch), torch (PyTorch float32, the reference), onnx (the same embeddings, faster "
-        f"on a CPU) or half (default {ENCODER_BACKEND})",
+        f"on a CPU) or half (default: {ENCODER_BACKEND})",
     )
 
 
@@ -172,7 +172,7 @@ def add_overwrite_option(parser: argparse.ArgumentParser, what: str = "output") 
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help=f"replace an existing {what} (inputs and data sets are never written; default: refuse)",
+        help=f"replace an existing {what} ; inputs and data sets are never written (default: refuse)",
     )
 
 
@@ -224,26 +224,26 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
         "--epochs",
         type=positive_int,
         default=TRAINING.epochs,
-        help=f"segmenter epochs (and detector epochs by default; default {TRAINING.epochs})",
+        help=f"segmenter epochs (and detector epochs, unless given) (default: {TRAINING.epochs})",
     )
     parser.add_argument(
         "--batch",
         type=positive_int,
         default=TRAINING.batch_size,
-        help=f"segmenter slices per step, with all their prompts (default {TRAINING.batch_size})",
+        help=f"segmenter slices per step, with all their prompts (default: {TRAINING.batch_size})",
     )
     parser.add_argument(
         "--scar-free-share",
         type=unit_float,
         default=TRAINING.scar_free_share,
         help="share of the slices without scar the segmenter sees each epoch "
-        f"(0..1, default {TRAINING.scar_free_share})",
+        f"(0..1) (default: {TRAINING.scar_free_share})",
     )
     parser.add_argument(
         "--lr",
         type=positive_float,
         default=TRAINING.lr,
-        help=f"segmenter learning rate (AdamW, cosine schedule; default {TRAINING.lr:g})",
+        help=f"segmenter learning rate (AdamW, cosine schedule) (default: {TRAINING.lr:g})",
     )
     parser.add_argument(
         "--mode",
@@ -252,7 +252,7 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
         help="full: train the encoder too; stage: its last stage and neck on cached inputs "
         "(TinyViT encoders); neck: the encoder's neck on cached trunk features; "
         "decoder: frozen encoder, cached embeddings; auto: full for a random encoder, else "
-        f"decoder (default {TRAINING.mode})",
+        f"decoder (default: {TRAINING.mode})",
     )
     parser.add_argument(
         "--targets",
@@ -260,7 +260,7 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
         default=TRAINING.targets,
         help="labels: learn scar as labelled; extent: learn each label's scar with the extent "
         "of the enhanced regions it touches (mean + 2 SD of the remote myocardium), for "
-        f"threshold labels whose extent is as noisy as their threshold (default {TRAINING.targets})",
+        f"threshold labels whose extent is as noisy as their threshold (default: {TRAINING.targets})",
     )
     parser.add_argument(
         "--cached-variants",
@@ -269,19 +269,19 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
         help="decoder, neck and stage modes: versions of each slice, the first as it is and "
         "the others augmented once (flips, rotation, scale, gamma) and cached like it; each "
         "costs an encoder pass per slice the first time it is drawn "
-        f"(default {TRAINING.cached_variants})",
+        f"(default: {TRAINING.cached_variants})",
     )
     parser.add_argument(
         "--val-fraction",
         type=unit_float,
         default=TRAINING.val_fraction,
-        help=f"share of cases held out for validation (default {TRAINING.val_fraction})",
+        help=f"share of cases held out for validation (default: {TRAINING.val_fraction})",
     )
     parser.add_argument(
         "--val-cases", help="comma-separated validation cases (instead of a random share)"
     )
     parser.add_argument(
-        "--seed", type=int, default=TRAINING.seed, help=f"random seed (default {TRAINING.seed})"
+        "--seed", type=int, default=TRAINING.seed, help=f"random seed (default: {TRAINING.seed})"
     )
 
 
@@ -329,7 +329,7 @@ def add_detector_prompt_options(parser: argparse.ArgumentParser) -> None:
         default=LV_CONF,
         help="keep the detector's LV boxes above this score, the slice's best being its "
         "anatomy (every short-axis slice crosses the LV); 'validated': the LV class's own "
-        f"threshold (default {LV_CONF})",
+        f"threshold (default: {LV_CONF})",
     )
     parser.add_argument(
         "--lv-scar",
@@ -349,7 +349,7 @@ def add_detector_prompt_options(parser: argparse.ArgumentParser) -> None:
         default=LOOK_CLOSER,
         help="SAM looks at a square window round the heart (the label's anatomy, else the "
         "detector's LV box), resized to its input, instead of the whole slice "
-        f"(default {'on' if LOOK_CLOSER else 'off'})",
+        f"(default: {'on' if LOOK_CLOSER else 'off'})",
     )
 
 
@@ -373,7 +373,7 @@ def add_extent_option(parser: argparse.ArgumentParser) -> None:
         dest="extent",
         action="store_false",
         default=EXTENT,
-        help="keep SAM's masks as they are; by default SAM locates the scar and the image sets "
-        "its extent: each mask becomes the enhanced regions of the myocardium (mean + 2 SD of "
-        "the remote) that it touches",
+        help="keep SAM's masks as they are, instead of SAM locating the scar and the image "
+        "setting its extent: each mask becomes the enhanced regions of the myocardium (mean + "
+        "2 SD of the remote) that it touches (default: the extent)",
     )

@@ -93,12 +93,10 @@ def add_input(
         p.add_argument(legacy, dest="legacy_path", help=argparse.SUPPRESS)
     p.add_argument("--labels", metavar="PATH", help=labels_help)
     p.add_argument("--series", help="DICOM: which series (UID, number or PatientID)")
-    phase = (
-        "DICOM series with several phases (cine): which one, 0-based in time order "
-        "(default: the first, end-diastole for an ECG-triggered cine)"
-    )
+    phase = "DICOM series with several phases (cine): which one, 0-based in time order"
+    first = " (default: the first, end-diastole for an ECG-triggered cine)"
     if p.prog.split()[-1] not in PER_PATIENT:  # the stack (or study) whole: one phase, no shards
-        p.add_argument("--phase", type=non_negative_int, help=phase)
+        p.add_argument("--phase", type=non_negative_int, help=phase + first)
         p.set_defaults(needs_images=required)
         return
     p.add_argument(
@@ -128,8 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     def command(name: str, help_: str, description: str | None = None):
+        """A sub-command: ``help_`` (lower case, no full stop) in the list of commands, and a
+        description (sentences) at the top of its own help."""
+        description = description or help_[0].upper() + help_[1:] + "."
         p = sub.add_parser(
-            name, help=help_, description=description or help_, formatter_class=_HelpFormatter
+            name, help=help_, description=description, formatter_class=_HelpFormatter
         )
         p.set_defaults(func=_command(f"cmd_{name}"))
         return p
@@ -247,13 +248,13 @@ def _propagate(command) -> None:
     add_input(p, "labels kept elsewhere (their scar on --slice starts, their myocardium bounds)")
     p.add_argument("--slice", required=True, help="start slice: its index or file name")
     p.add_argument(
-        "--mask", help="start mask file (PNG/TIFF, nonzero = scar; default: the labels' scar)"
+        "--mask", help="start mask file (PNG/TIFF, nonzero = scar) (default: the labels' scar)"
     )
     p.add_argument("--direction", choices=DIRECTIONS, default="both", help="which neighbours")
     p.add_argument(
         "--segmenter",
         default=default_segmenter(),
-        help=f"segmenter (as for propose; default: {default_segmenter()})",
+        help=f"segmenter (as for propose) (default: {default_segmenter()})",
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps")
     add_encoder_backend_option(p)
