@@ -104,6 +104,15 @@ def test_open_button_reads_the_path_field_and_activates_the_labels(
     qtbot.waitUntil(lambda: "labels" in viewer.layers, timeout=30000)
     qtbot.waitUntil(lambda: "8 slices" in widget.status.value, timeout=30000)
     assert viewer.layers.selection.active is viewer.layers["labels"]
+    from napari_yolosam.proposals.heart import heart_view
+    from napari_yolosam.widgets._stack_from_layers import layers_of_viewer, stack_of_layers
+
+    view = heart_view(stack_of_layers(*layers_of_viewer(viewer)), 0)  # #30 point 4
+    scale = viewer.layers["LGE image"].scale[-2:]
+    y, x = viewer.camera.center[-2:]
+    assert view.size < max(view.shape), "a window round the heart, not the slice"
+    assert view.top * scale[0] <= y <= (view.top + view.size) * scale[0], "centred on the heart"
+    assert view.left * scale[1] <= x <= (view.left + view.size) * scale[1]
 
 
 @pytest.mark.parametrize("delay", [2, 10])

@@ -9,8 +9,8 @@ from magicgui.widgets import ComboBox, Container, FileEdit, Label, LineEdit, Pus
 from ..io import StackError, read_study
 from ..labelspec import MASK_MODES, LabelSpec
 from ..napari_hooks.layers import stack_to_layer_data
-from ._layers import replace_layers
-from ._session import register
+from ._layers import replace_layers, zoom_to
+from ._session import find_widget, register
 
 PRESET_VALUES = {
     "emidec": LabelSpec.emidec(),
@@ -163,6 +163,7 @@ class OpenStackWidget(Container):
         replace_layers(self.viewer, layers)
         if layer_names.LABELS in self.viewer.layers:  # painting goes to the labels, not the truth
             self.viewer.layers.selection.active = self.viewer.layers[layer_names.LABELS]
+        self._to_the_heart(stack)
         cases = len(set(stack.cases))
         note = (
             f"{len(stack)} slices"
@@ -176,6 +177,18 @@ class OpenStackWidget(Container):
                 + f"; every phase in '{layer_names.PHASES}' (its own slider)"
             )
         self.status.value = note + ("; " + "; ".join(stack.warnings) if stack.warnings else "")
+
+    def _to_the_heart(self, stack) -> None:
+        """Centre and zoom on the shown slice's heart (the label's), unless the Review tab's
+        *go to the heart* is unticked."""
+        from ..proposals.heart import heart_view
+        from .review import ReviewWidget
+
+        review = find_widget(self.viewer, ReviewWidget)
+        if review is not None and not review.to_heart.value:
+            return
+        shown = int(self.viewer.dims.current_step[0]) if len(stack) else 0
+        zoom_to(self.viewer, heart_view(stack, min(max(shown, 0), len(stack) - 1)))
 
     def _fail(self, exc: Exception) -> None:
         from napari.utils.notifications import show_error
