@@ -120,25 +120,7 @@ class ReviewWidget(Container):
             button = PushButton(text=text, tooltip=f"{TIPS[action]} [{key.replace('-', '+')}]")
             button.changed.connect(lambda *a, action=action: self.act(action))
             self.buttons[action] = button
-        self.to_heart = CheckBox(
-            text="go to the heart",
-            value=True,
-            tooltip="centre and zoom on the heart of each slice the queue shows (the window "
-            "the proposals used); untick for the whole slice",
-        )
-        self.to_heart.changed.connect(self._frame)
-        self.restore = CheckBox(
-            text="restore an autosaved session of this stack",
-            value=True,
-            tooltip="untick to start the review afresh (the autosave is then replaced)",
-        )
-        self.bias_shift = CheckBox(
-            text="compare at the data set's bias threshold",
-            value=True,
-            tooltip="where the labels are uniformly larger or smaller than the proposals, "
-            "compare each label with the proposals taken where their median size matches "
-            "(untick where label size varies from case to case; the bias is reported either way)",
-        )
+        self._checkboxes()
         self.out = FileEdit(
             label="save to", mode="d", tooltip="a new folder for the cleaned labels"
         )
@@ -187,6 +169,28 @@ class ReviewWidget(Container):
             self.viewer.bind_key(
                 key, lambda viewer, action=action: self.act(action), overwrite=True
             )
+
+    def _checkboxes(self) -> None:
+        """Go to the heart, restore an autosave, compare at the data set's bias."""
+        self.to_heart = CheckBox(
+            text="go to the heart",
+            value=True,
+            tooltip="centre and zoom on the heart of each slice the queue shows (the window "
+            "the proposals used); untick for the whole slice",
+        )
+        self.to_heart.changed.connect(self._frame)
+        self.restore = CheckBox(
+            text="restore an autosaved session of this stack",
+            value=True,
+            tooltip="untick to start the review afresh (the autosave is then replaced)",
+        )
+        self.bias_shift = CheckBox(
+            text="compare at the data set's bias threshold",
+            value=True,
+            tooltip="where the labels are uniformly larger or smaller than the proposals, "
+            "compare each label with the proposals taken where their median size matches "
+            "(untick where label size varies from case to case; the bias is reported either way)",
+        )
 
     def _queue_table(self) -> QTableWidget:
         """The queue table under the controls: sortable, whole rows, columns fit their text."""
