@@ -558,6 +558,9 @@ def cmd_review(args: argparse.Namespace) -> int:
     session.save_cleaned(args.out, overwrite=args.overwrite)
     for image, why in skipped:
         print(f"not accepted by the rule (review it by eye): {image}: {why}")
+    for p in planned:
+        if np.isfinite(p.gain):
+            print(f"accepted: {stack.names[p.index]}: expected Dice gain {p.gain:+.2f}")
     gains = [p.gain for p in planned if np.isfinite(p.gain)]
     if gains:
         print(
