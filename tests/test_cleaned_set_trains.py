@@ -13,7 +13,8 @@ def test_save_train_propose_audit_from_the_cleaned_set(phantom_folder, tmp_path,
     models = ["--segmenter", "tiny", "--detector", "none"]
     assert main(["propose", "--images", str(phantom_folder), *models, "--out", str(props)]) == 0
     review = ["review", "--images", str(phantom_folder), "--proposals", str(props)]
-    assert main([*review, "--accept-below", "0.99", "--out", str(cleaned)]) == 0
+    # the untrained tiny agrees with too few labels for the rule's gain test: forced here
+    assert main([*review, "--accept-below", "0.99", "--force", "--out", str(cleaned)]) == 0
     stack = read_stack(cleaned)  # the images beside the cleaned masks: a stack as it is
     original = read_stack(phantom_folder)
     np.testing.assert_array_equal(stack.images, original.images)

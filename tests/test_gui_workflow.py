@@ -504,6 +504,8 @@ def test_closing_the_viewer_mid_work_is_clean(
     workers = [flow.finetune.worker, flow.proposals.embed_worker]
     qtbot.waitUntil(lambda: all(w.is_running for w in workers), timeout=30000)
     qtbot.waitUntil(lambda: flow.finetune.progress.value > 0, timeout=120000)  # mid-epoch
+    # past the encoder's one-off export (not stoppable): each worker now stops within a step
+    qtbot.waitUntil(lambda: flow.proposals.progress.value > 0, timeout=120000)
     viewer.close()
     assert not any(w.is_running for w in workers), "every worker stopped before the close ended"
     assert not list((tmp_path / "run").glob("*.part*")), "no half-written checkpoint"
