@@ -242,7 +242,7 @@ def test_finetune_cancel(workflow, qtbot, tmp_path):
     flow.finetune.out.value = str(tmp_path / "run")
     flow.finetune.start()
     flow.finetune.cancel()  # stops at the first event: before any epoch's checkpoint
-    qtbot.waitUntil(lambda: "cancelled" in flow.finetune.status.value, timeout=60000)
+    qtbot.waitUntil(lambda: "cancelled" in flow.finetune.status.value, timeout=180000)
     assert flow.finetune.result is None and "no model to load" in flow.finetune.status.value
     assert not list((tmp_path / "run").glob("*.part*")), "no partial file"
     flow.finetune.out.value = str(tmp_path / "run2")
@@ -251,13 +251,17 @@ def test_finetune_cancel(workflow, qtbot, tmp_path):
     progress = flow.finetune.progress
     assert 0 < progress.value < progress.max, "training's real progress"
     flow.finetune.cancel()
-    qtbot.waitUntil(lambda: "cancelled" in flow.finetune.status.value, timeout=60000)
+    qtbot.waitUntil(lambda: "cancelled" in flow.finetune.status.value, timeout=180000)
     assert flow.finetune.result is not None
     assert "kept the segmenter (1 finished epoch(s)" in flow.finetune.status.value
     assert flow.finetune.result.segmenter == tmp_path / "run2/segmenter.pth"
     flow.finetune.load_and_rescore()
     assert flow.proposals.segmenter_spec.value == str(tmp_path / "run2/segmenter.pth")
     qtbot.waitUntil(lambda: flow.proposals.proposals is not None, timeout=60000)
+    from superqt.utils._qthreading import WorkerBase
+
+    # the re-score it started (proposals, then the audit) ends before the viewer goes
+    qtbot.waitUntil(lambda: not WorkerBase._worker_set, timeout=180000)
 
 
 def test_missing_layers_are_reported(workflow):

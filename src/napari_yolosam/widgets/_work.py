@@ -110,7 +110,8 @@ class _StopOnClose:
         return closer
 
     def add(self, worker, stop: threading.Event) -> None:
-        self.running = [(w, s) for w, s in self.running if w.is_running]
+        """Track ``worker`` until it has finished (also while the pool has not started it)."""
+        self.running = [(w, s) for w, s in self.running if _unfinished(w)]
         self.running.append((worker, stop))
 
     def stop_all(self) -> None:
@@ -123,10 +124,15 @@ class _StopOnClose:
             stop.set()
             worker.quit()
         deadline = time.monotonic() + CLOSE_WAIT_S
-        while any(w.is_running for w, _ in self.running) and time.monotonic() < deadline:
+        while any(_unfinished(w) for w, _ in self.running) and time.monotonic() < deadline:
             QApplication.processEvents()
             time.sleep(0.02)
         self.running = []
+
+
+def _unfinished(worker) -> bool:
+    """Whether a started worker has not finished (superqt keeps it in its set until then)."""
+    return worker.is_running or worker in type(worker)._worker_set
 
 
 def start(

@@ -228,8 +228,11 @@ class FinetuneWidget(Container):
             "resume": bool(self.resume.value),
         }
         lr, targets = float(self.lr.value), str(self.targets.value)
+        imports = getattr(self.proposals_widget, "_imports", None)
 
         def work():
+            if imports is not None:  # never import the model libraries beside their
+                imports.join()  # background import (a torchvision import race)
             stack = read()
             val_fraction = 0.2 if len(set(stack.cases)) > 1 else 0.0
             config = SamTrainConfig(
