@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import layer_names
 from ..palette import label_colours
+from ..proposals.types import Proposals
 from ..stack import Stack
 
 
@@ -97,3 +98,45 @@ def stack_from_layer(data: np.ndarray, metadata: dict) -> Stack:
     return Stack.from_metadata(
         images, labels.astype(np.uint16 if labels.max(initial=0) > 255 else np.uint8), meta
     )
+
+
+#: Values of the proposal layers (the label values, so napari draws them in the labels' colours).
+SCAR_VALUE, MYOCARDIUM_VALUE = 3, 2
+
+
+def proposal_layers(props: Proposals, scale) -> list[tuple]:
+    """The proposal, probability and proposed-myocardium layers' data (stack-sized arrays:
+    built in a worker when the stack is large)."""
+    layers = [
+        (
+            props.masks().astype(np.uint8) * SCAR_VALUE,
+            {"name": layer_names.PROPOSAL, "opacity": 0.5, "scale": scale},
+            "labels",
+        ),
+        (
+            props.probabilities(),
+            {
+                "name": layer_names.PROBABILITY,
+                "visible": False,
+                "colormap": "magma",
+                "contrast_limits": (0, 1),
+                "scale": scale,
+            },
+            "image",
+        ),
+    ]
+    myo = props.myocardium()
+    if myo is not None:
+        layers.append(
+            (
+                myo.astype(np.uint8) * MYOCARDIUM_VALUE,
+                {
+                    "name": layer_names.MYOCARDIUM_PROPOSAL,
+                    "opacity": 0.3,
+                    "visible": False,
+                    "scale": scale,
+                },
+                "labels",
+            )
+        )
+    return layers

@@ -31,6 +31,7 @@ from ..models import import_model_libraries
 from ..models.embeddings import EmbeddingCache, embed_stack
 from ..models.model_store import KNOWN_MODELS
 from ..models.segmenter import SEGMENTER_CONFIGS
+from ..napari_hooks.layers import MYOCARDIUM_VALUE, SCAR_VALUE, proposal_layers
 from ..paths import cache_dir
 from ..progress import Progress
 from ..proposals.core import Proposals, prompt_slice, propose
@@ -47,49 +48,10 @@ from ._stack_from_layers import (
 )
 from ._work import start
 
+#: The prompt layers' names.
 BOX_LAYER = "prompt box"
 POSITIVE_LAYER = "positive clicks"
 NEGATIVE_LAYER = "negative clicks"
-#: Values of the proposal layers (the label values, so napari draws them in the labels' colours).
-SCAR_VALUE, MYOCARDIUM_VALUE = 3, 2
-
-
-def proposal_layers(props: Proposals, scale) -> list[tuple]:
-    """The proposal, probability and proposed-myocardium layers' data (stack-sized arrays:
-    built in a worker when the stack is large)."""
-    layers = [
-        (
-            props.masks().astype(np.uint8) * SCAR_VALUE,
-            {"name": layer_names.PROPOSAL, "opacity": 0.5, "scale": scale},
-            "labels",
-        ),
-        (
-            props.probabilities(),
-            {
-                "name": layer_names.PROBABILITY,
-                "visible": False,
-                "colormap": "magma",
-                "contrast_limits": (0, 1),
-                "scale": scale,
-            },
-            "image",
-        ),
-    ]
-    myo = props.myocardium()
-    if myo is not None:
-        layers.append(
-            (
-                myo.astype(np.uint8) * MYOCARDIUM_VALUE,
-                {
-                    "name": layer_names.MYOCARDIUM_PROPOSAL,
-                    "opacity": 0.3,
-                    "visible": False,
-                    "scale": scale,
-                },
-                "labels",
-            )
-        )
-    return layers
 
 
 class ProposalsWidget(Container):

@@ -17,22 +17,21 @@ from qtpy.QtWidgets import (
 
 from .. import layer_names
 from ..audit import AuditConfig
-from ..palette import LABEL_ONLY, PROPOSAL_ONLY
 from ..paths import cache_dir
 from ..proposals.heart import heart_view
-from ..review import ReviewSaveError, ReviewSession, open_review
-from ..review_store import saved_proposals
+from ..review import ReviewSaveError, ReviewSession
 from . import _work
+from ._disagreement import (
+    DISAGREEMENT,
+    LEGEND,
+    disagreement,
+    disagreement_colours,
+    review_with_disagreement,
+)
 from ._layers import replace_layers, show_slice, zoom_to
 from ._session import find_widget, register
-from ._stack_from_layers import MissingLayer, layers_of_viewer, stack_of_layers
+from ._stack_from_layers import MissingLayer, layers_of_viewer
 
-DISAGREEMENT = "disagreement"
-#: Disagreement colours (palette.py): apart from the labels' own and from each other.
-LEGEND = (
-    f'disagreement: <span style="color:{LABEL_ONLY}">&#9632;</span> label only &nbsp; '
-    f'<span style="color:{PROPOSAL_ONLY}">&#9632;</span> proposal only'
-)
 COLUMNS = ("slice", "image", "quality", "issue", "dice", "label_area", "proposal_area")
 #: (action, button text, napari key binding); the tooltips say what each does
 TIPS = {
@@ -57,40 +56,6 @@ SHORTCUTS = (
     ("undo", "Undo", "Alt-Z"),
     ("redo", "Redo", "Alt-Y"),
 )
-
-
-def disagreement(spec, labels: np.ndarray, proposals: np.ndarray) -> np.ndarray:
-    """Label only (1) and proposal only (2), for a slice or the whole stack."""
-    scar = spec.scar_mask(labels)
-    values = np.zeros(scar.shape, np.uint8)
-    values[scar & ~proposals] = 1
-    values[~scar & proposals] = 2
-    return values
-
-
-def _review_with_disagreement(shown, proposals, config, models, root, restore, previous, made_by):
-    """The stack copied from the layers' arrays ``shown``, :func:`open_review` of it and the
-    disagreement of its labels (all in the audit's worker). Without ``proposals``, those
-    kept with the review's autosave when the same models made them; ``(stack, None)`` when
-    there are none (the models changed): they are to be proposed first."""
-    stack = stack_of_layers(*shown)
-    if proposals is None:
-        proposals = saved_proposals(ReviewSession.autosave_for(stack, root), stack, made_by)
-        if proposals is None:
-            return stack, None
-    session, result, restored = yield from open_review(
-        stack, proposals, config, models, root, restore, previous, made_by
-    )
-    whole = disagreement(stack.spec, session.labels, session.proposals)
-    return stack, (session, result, restored, whole, proposals)
-
-
-def _disagreement_colours():
-    from napari.utils.colormaps import DirectLabelColormap
-
-    return DirectLabelColormap(
-        color_dict={None: "transparent", 0: "transparent", 1: LABEL_ONLY, 2: PROPOSAL_ONLY}
-    )
 
 
 class ReviewWidget(Container):
@@ -259,7 +224,7 @@ class ReviewWidget(Container):
         self.audit_button.enabled = False
         self.status.value = f"auditing {n_slices} slice(s) ..."
         self.progress.max, self.progress.value = n_slices, 0
-        work = _review_with_disagreement(
+        work = review_with_disagreement(
             shown, proposals, config, models, cache_dir("autosave"), restore, previous, made_by
         )
         self.audit_worker, self._stop_audit = _work.start(
@@ -439,7 +404,7 @@ class ReviewWidget(Container):
                         "name": DISAGREEMENT,
                         "opacity": 0.6,
                         "scale": image.scale,
-                        "colormap": _disagreement_colours(),
+                        "colormap": disagreement_colours(),
                     },
                     "labels",
                 )
