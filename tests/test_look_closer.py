@@ -124,3 +124,35 @@ def test_cli_embed_looks_closer(phantom_folder, tmp_path, capsys):
     out = capsys.readouterr().out
     windows = int(out.split("; ")[-1].split(" windows round the heart")[0])
     assert windows > 0, out
+
+
+def test_a_click_looks_through_the_window_its_proposal_used(tiny_segmenter, phantom):
+    """The annotator's prompt on a slice reads the embedding its proposal made (no new
+    encoder pass) and records that window; slice_windows prefers the proposals' windows."""
+    from napari_yolosam.proposals.heart import heart_view, slice_windows
+    from napari_yolosam.proposals.prompts import user_proposal
+
+    stack = phantom.stack
+    cache = EmbeddingCache()
+    close = drive(propose(stack, tiny_segmenter, None, cache=cache, look_closer=True))
+    i = next(k for k, s in enumerate(close.slices) if s.view)
+    view = heart_view(stack, i, close.slices[i])
+    assert view == View.from_dict(close.slices[i].view)
+    before = cache.stats.encoded
+    image = stack.crop(i, stack.images[i])
+    box = np.array([[100, 100, 140, 140]], np.float32)
+    output = prompt_slice(tiny_segmenter, cache, image, boxes=box, view=view)
+    assert cache.stats.encoded == before, "the proposal's window was encoded already"
+    proposal = user_proposal(output, box, stack.shape[1:], view)
+    assert proposal.view == close.slices[i].view and proposal.mask.shape == stack.shape[1:]
+    assert user_proposal(output, box, stack.shape[1:]).view is None
+    moved = View(view.top + 3, view.left - 2, view.size + 5, view.shape, "detector")
+    close.slices[i].view = moved.to_dict()
+    windows = slice_windows(stack, close)
+    assert windows[i] == moved, "a slice's proposal window comes before the label's"
+    assert all(w.source == "label" for k, w in enumerate(windows) if k != i)
+
+
+def test_a_patient_without_any_heart_box_stays_whole():
+    views = find_views([SHAPE] * 3, ["a"] * 3, [None] * 3, [None] * 3)
+    assert all(v.is_whole for v in views), "a whole slice is never lent as a window"

@@ -117,3 +117,39 @@ def test_propagate_command_writes_what_the_function_returns(lite, case_stack, tm
     assert main([*args[:-1], "nonsense.png", "--out", str(tmp_path / "bad")]) == 2
     assert "names no slice" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_propagation_looks_closer_through_each_slices_window(lite, case_stack, tmp_path):
+    """With ``look_closer`` SAM reads each slice's window round the labelled heart: the
+    masks stay in slice pixels, each proposal records its window, the scar is followed as
+    well as on the whole slice, and windows given (the proposals') are the ones read."""
+    from napari_yolosam.models.embeddings import EmbeddingCache
+    from napari_yolosam.proposals.heart import stack_views
+    from napari_yolosam.view import View
+
+    stack = case_stack
+    scar = np.isin(stack.labels, (3, 4))
+    whole = drive(propagate(stack, lite, 3, scar[3], look_closer=False)).masks()
+    cache = EmbeddingCache()
+    close = drive(propagate(stack, lite, 3, scar[3], cache=cache, look_closer=True))
+    masks = close.masks()
+    reached = [i for i in range(6) if i != 3 and masks[i].any()]
+    assert len(reached) >= 3
+    for i in reached:
+        view = View.from_dict(close.slices[i].view)
+        assert view.source == "label" and view.zoom > 1.5
+        assert masks[i].shape == stack.shape[1:]
+    near = np.mean([dice(masks[i], scar[i]) for i in reached])
+    far = np.mean([dice(whole[i], scar[i]) for i in reached if whole[i].any()])
+    assert near > 0.75 and near > far - 0.05, (near, far)
+    assert close.settings["look_closer"] is True
+    # the windows given are the ones read: the proposals' own, with no new encoder pass
+    views = stack_views(stack)
+    before = cache.stats.encoded
+    again = drive(propagate(stack, lite, 3, scar[3], cache=cache, views=views, look_closer=True))
+    assert cache.stats.encoded == before and np.array_equal(again.masks(), masks)
+    shifted = [View(v.top + 4, v.left, v.size, v.shape, v.source) for v in views]
+    drive(propagate(stack, lite, 3, scar[3], cache=cache, views=shifted, look_closer=True))
+    assert cache.stats.encoded > before, "other windows, other pixels: encoded"
+    with pytest.raises(ValueError, match="windows for a stack"):
+        drive(propagate(stack, lite, 3, scar[3], views=views[:2], look_closer=True))

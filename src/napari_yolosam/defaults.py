@@ -37,10 +37,11 @@ LV_CONF = 0.01
 #: CPU; faster on a GPU only in batches, benchmarks/gpu_check.py).
 ENCODER_BACKENDS = ("auto", "torch", "onnx", "half")
 ENCODER_BACKEND = "auto"
-#: Proposals look at a square window round the heart, resized to the segmenter's input,
-#: instead of the whole slice (``proposals.heart``, ``view.View``). Off until it measures
-#: better end to end on EMIDEC dev (docs/benchmarks.md).
-LOOK_CLOSER = False
+#: Proposals, clicks, propagation and training look at a square window round the heart
+#: (the label's anatomy, else the segmenter's heart finder), resized to the segmenter's
+#: input, instead of the whole slice (``proposals.heart``, ``view.View``). On: every measure
+#: on EMIDEC dev is better with it (docs/benchmarks.md, look_closer.py and find_heart.py).
+LOOK_CLOSER = True
 #: Which neighbours a propagated mask reaches: higher slice indices (up), lower, or both.
 DIRECTIONS = ("both", "up", "down")
 

@@ -23,7 +23,7 @@ SCALE = 1.5
 #: ... and never smaller than this share of the slice's longer side (at most 4x zoom).
 MIN_SHARE = 0.25
 #: Where a view came from, most trusted first.
-SOURCES = ("label", "detector", "neighbours", "whole")
+SOURCES = ("label", "heart", "detector", "neighbours", "whole")
 
 
 @dataclass(frozen=True)

@@ -285,7 +285,16 @@ def cmd_propagate(args: argparse.Namespace) -> int:
         )
     segmenter = segmenter_from_args(args)
     cache = EmbeddingCache(disk_dir=cache_dir("embeddings"))
-    work = propagate(stack, segmenter, start, mask, args.direction, cache, extent=args.extent)
+    work = propagate(
+        stack,
+        segmenter,
+        start,
+        mask,
+        args.direction,
+        cache,
+        extent=args.extent,
+        look_closer=args.look_closer,
+    )
     proposals = drive(work, cli_progress())
     save_proposals(proposals, stack, args.out, overwrite=args.overwrite)
     reached = [stack.names[i] for i, s in enumerate(proposals.slices) if s.status == "ok"]

@@ -262,6 +262,7 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
         "of the enhanced regions it touches (mean + 2 SD of the remote myocardium), for "
         f"threshold labels whose extent is as noisy as their threshold (default: {TRAINING.targets})",
     )
+    add_look_closer_option(parser, "the label's myocardium and blood pool, jittered")
     parser.add_argument(
         "--cached-variants",
         type=int,
@@ -311,6 +312,7 @@ def sam_config_from_args(args: argparse.Namespace):
         max_steps_per_epoch=getattr(args, "max_steps_per_epoch", None),
         scar_free_share=getattr(args, "scar_free_share", 1.0),
         cached_variants=getattr(args, "cached_variants", TRAINING.cached_variants),
+        look_closer=getattr(args, "look_closer", LOOK_CLOSER),
     )
 
 
@@ -343,13 +345,18 @@ def add_detector_prompt_options(parser: argparse.ArgumentParser) -> None:
         "(mean + 2 SD of the remote myocardium; the label's myocardium, else the proposed one)",
     )
     add_extent_option(parser)
+    add_look_closer_option(parser, "the label's anatomy, else the detector's LV box")
+
+
+def add_look_closer_option(parser: argparse.ArgumentParser, where: str) -> None:
+    """``--look-closer/--no-look-closer``: SAM looks at a window round the heart (``where``
+    says where the window comes from) or at the whole slice."""
     parser.add_argument(
         "--look-closer",
         action=argparse.BooleanOptionalAction,
         default=LOOK_CLOSER,
-        help="SAM looks at a square window round the heart (the label's anatomy, else the "
-        "detector's LV box), resized to its input, instead of the whole slice "
-        f"(default: {'on' if LOOK_CLOSER else 'off'})",
+        help=f"SAM looks at a square window round the heart ({where}), resized to its input, "
+        f"instead of the whole slice (default: {'on' if LOOK_CLOSER else 'off'})",
     )
 
 

@@ -18,6 +18,7 @@ from .options import (
     add_detector_prompt_options,
     add_encoder_backend_option,
     add_extent_option,
+    add_look_closer_option,
     add_model_options,
     add_overwrite_option,
     add_spec_options,
@@ -193,12 +194,7 @@ def _embed(command) -> None:
     p.add_argument("--segmenter", default=default_segmenter(), help="segmenter whose encoder runs")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps")
     add_encoder_backend_option(p)
-    p.add_argument(
-        "--look-closer",
-        action="store_true",
-        help="encode each slice's window round the heart (its labels' anatomy), as "
-        "'propose --look-closer' reads it, instead of the whole slice",
-    )
+    add_look_closer_option(p, "its labels' anatomy, as propose reads it")
     p.add_argument("--first", type=non_negative_int, default=0, help="slice encoded first")
     p.add_argument(
         "--cache",
@@ -259,6 +255,7 @@ def _propagate(command) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps")
     add_encoder_backend_option(p)
     add_extent_option(p)
+    add_look_closer_option(p, "the labels' anatomy; the whole slice without it")
     p.add_argument("--out", required=True, help="new folder, as propose writes")
     add_spec_options(p)
     add_overwrite_option(p)

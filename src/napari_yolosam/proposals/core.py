@@ -262,8 +262,9 @@ def propose(
         stack crosses the LV (default :data:`~napari_yolosam.defaults.LV_CONF`). ``None``:
         the class's own threshold.
     look_closer
-        SAM looks at a window round the heart (:func:`.heart.find_views`), not the whole
-        slice; each proposal records its window (default ``defaults.LOOK_CLOSER``).
+        SAM looks at a window round the heart (:func:`.heart.find_views`: the label's
+        anatomy, else the segmenter's heart finder), not the whole slice; each proposal
+        records its window (default ``defaults.LOOK_CLOSER``).
     """
     cache = EmbeddingCache(max_bytes=256 << 20) if cache is None else cache
     options = {k: v for k, v in locals().items() if k in _OPTIONS}
@@ -315,7 +316,8 @@ def _slice_steps(stack, segmenter, detector, cache, options, indices: list[int])
         lv_index = detector.class_index(LV_CLASS)
     state: dict = {"previous": None}
     detect = _detections(stack, detector, options)
-    views = _views(stack, detect, lv_index, options, indices)
+    heart_box = _heart_boxes(stack, segmenter, cache)
+    views = _views(stack, heart_box, options, indices)
 
     def step(i: int) -> SliceProposal:
         image = stack.crop(i, stack.images[i])
@@ -325,6 +327,8 @@ def _slice_steps(stack, segmenter, detector, cache, options, indices: list[int])
             prompts, lv_box, status, state["previous"] = _detector_prompts(
                 found, scar_index, lv_index, state["previous"], options
             )
+        if heart_box is not None and anatomy.at(stack, i)[0] is None:
+            lv_box, prompts = _with_heart_box(heart_box(i), lv_box, prompts, options)
         if scar_labels is not None:
             own = stack.crop(i, scar_labels[i])
             prompts += [
@@ -368,18 +372,44 @@ def _detections(stack: Stack, detector: Detector | None, options: dict):
     return detect
 
 
-def _views(stack, detect, lv_index, options: dict, indices: list[int]) -> list[View]:
+def _heart_boxes(stack: Stack, segmenter: Segmenter, cache: EmbeddingCache):
+    """The segmenter's heart finder's LV box of slice ``i`` (from the whole slice's
+    embedding) as a function of ``i``, each slice once; ``None`` without a heart finder."""
+    if segmenter.heart is None:
+        return None
+    found: dict[int, np.ndarray | None] = {}
+
+    def heart_box(i: int) -> np.ndarray | None:
+        if i not in found:
+            image = stack.crop(i, stack.images[i])
+            embedding = cache.get(segmenter, image)
+            found[i] = segmenter.heart.lv_box(embedding, image.shape, segmenter.img_size)
+        return found[i]
+
+    return heart_box
+
+
+def _with_heart_box(box, lv_box, prompts: list, options: dict) -> tuple:
+    """The heart finder's LV box in place of the detector's (the LV box prompt for scar,
+    with ``lv_scar``, too); the detector's where the finder found no heart."""
+    if box is None:
+        return lv_box, prompts
+    prompts = [p for p in prompts if p[2] != "lv"]
+    if options["lv_scar"]:
+        prompts.append((box, float("nan"), "lv"))
+    return box, prompts
+
+
+def _views(stack, heart_box, options: dict, indices: list[int]) -> list[View]:
     """Each slice's window: the whole slice, or with ``look_closer`` the heart's
-    (:func:`.heart.stack_views`: the label's anatomy, else the detector's LV box)."""
+    (:func:`.heart.stack_views`: the label's anatomy, else the segmenter's heart finder,
+    else a neighbour's window, else the whole slice). The detector's LV box places no
+    window: trained from scratch on a CPU it cuts the heart on half the slices and its
+    windows lowered the end-to-end scar (docs/benchmarks.md, ``find_heart.py``)."""
     if not options["look_closer"]:
         return [View.whole(stack.crop(i, stack.images[i]).shape) for i in range(len(stack))]
-
-    def lv_box_of(i: int) -> np.ndarray | None:
-        lv = detect(i).of_class(lv_index)
-        return lv.boxes[int(np.argmax(lv.scores))] if len(lv) else None
-
-    lv = None if lv_index is None else lv_box_of
-    return stack_views(stack, lv, indices, options["use_labels"] and stack.has_labels)
+    use_labels = options["use_labels"] and stack.has_labels
+    return stack_views(stack, heart_box, indices, use_labels, source="heart")
 
 
 def _settings(segmenter: Segmenter, detector: Detector | None, options: dict) -> dict:

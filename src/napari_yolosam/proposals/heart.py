@@ -1,7 +1,8 @@
 """Find the heart: the window of each slice SAM looks at closely (:class:`~napari_yolosam.view.View`).
 
 In order of trust: the label's anatomy (a box round its myocardium and blood pool), else the
-detector's LV box, made consistent through each case (the LV moves little from slice to
+LV box of the segmenter's heart finder (:mod:`napari_yolosam.models.heart`) or, without
+one, of the detector, made consistent through each case (the LV moves little from slice to
 slice: each detector box is the median of itself and its case neighbours', so one bad
 slice does not lose the heart), else a neighbour's window in the same case, else the whole
 slice.
@@ -43,10 +44,12 @@ def stack_views(
     lv_box_of: Callable[[int], np.ndarray | None] | None = None,
     indices: Sequence[int] | None = None,
     use_labels: bool = True,
+    source: str = "detector",
 ) -> list:
     """Each slice's window round the heart (:func:`find_views`): from the labels' anatomy
-    (``use_labels``), else from ``lv_box_of(i)`` (the detector's LV box of slice ``i``),
-    asked only for ``indices`` (default all) and their neighbours that lack a labelled heart."""
+    (``use_labels``), else from ``lv_box_of(i)`` (the LV box of slice ``i`` that ``source``
+    found: the segmenter's heart finder or the detector), asked only for ``indices``
+    (default all) and their neighbours that lack a labelled heart."""
     n = len(stack)
     shapes = [stack.crop(i, stack.images[i]).shape for i in range(n)]
     hearts = label_hearts(stack) if use_labels else [None] * n
@@ -57,7 +60,7 @@ def stack_views(
         for i in near:
             if hearts[i] is None:
                 lv_boxes[i] = lv_box_of(i)
-    return find_views(shapes, stack.cases, hearts, lv_boxes)
+    return find_views(shapes, stack.cases, hearts, lv_boxes, source)
 
 
 def find_views(
@@ -65,11 +68,13 @@ def find_views(
     cases: Sequence[str],
     anatomy: Sequence[np.ndarray | None],
     lv_boxes: Sequence[np.ndarray | None],
+    source: str = "detector",
 ) -> list[View]:
     """One window per slice (``shapes[i]``: slice ``i``'s own shape).
 
     ``anatomy[i]``: the label's heart (myocardium and blood pool) of slice ``i`` or
-    ``None``; ``lv_boxes[i]``: the detector's LV box or ``None``.
+    ``None``; ``lv_boxes[i]``: the LV box ``source`` found (the segmenter's heart finder,
+    ``heart``, or the ``detector``) or ``None``.
     """
     n = len(cases)
     boxes: list[tuple[np.ndarray, str] | None] = [None] * n
@@ -80,7 +85,7 @@ def find_views(
     smoothed = _case_medians(cases, lv_boxes)
     for i in range(n):
         if boxes[i] is None and smoothed[i] is not None:
-            boxes[i] = (smoothed[i], "detector")
+            boxes[i] = (smoothed[i], source)
     views = [
         None if b is None else View.around(b[0], shapes[i], b[1]) for i, b in enumerate(boxes)
     ]
@@ -110,17 +115,28 @@ def _from_neighbour(i: int, cases: Sequence[str], views: list, shape) -> View:
     for step in range(1, len(cases)):
         for j in (i - step, i + step):
             if 0 <= j < len(cases) and cases[j] == cases[i] and views[j] is not None:
-                if views[j].source != "neighbours":
+                if views[j].source not in ("neighbours", "whole"):
                     v = views[j]
                     return View(v.top, v.left, v.size, tuple(shape), "neighbours")
     return View.whole(shape)
 
 
-def heart_view(stack, index: int, proposal=None):
+def slice_windows(stack, proposals=None) -> list[View]:
+    """The window each slice is looked at through after proposing: the one its proposal
+    recorded (``proposals``, where given and a slice has one), else :func:`stack_views`
+    (the labels' heart, a neighbour's, the whole slice). Clicks, propagation and the
+    embedding cache use these, so they reuse the proposals' embeddings."""
+    views = stack_views(stack)
+    if proposals is not None and len(proposals) == len(stack):
+        for i, proposal in enumerate(proposals.slices):
+            if getattr(proposal, "view", None):
+                views[i] = View.from_dict(proposal.view)
+    return views
+
+
+def heart_view(stack, index: int, proposal=None) -> View:
     """The window round slice ``index``'s heart that the annotator is shown: the one its
     proposal used (``proposal.view``), else the label's heart, else the whole slice."""
-    from ..view import View
-
     if proposal is not None and getattr(proposal, "view", None):
         return View.from_dict(proposal.view)
     shape = stack.crop(index, stack.images[index]).shape

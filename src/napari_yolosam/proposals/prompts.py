@@ -55,10 +55,12 @@ def slice_prompts(
 
 
 def user_proposal(
-    output: PromptOutput, box: np.ndarray | None, shape: tuple[int, int]
+    output: PromptOutput, box: np.ndarray | None, shape: tuple[int, int], view=None
 ) -> SliceProposal | None:
     """SAM's answer to the annotator's prompt as the slice's proposal (source ``user``), at the
-    stack's padded ``shape``; ``None`` when SAM returned no mask."""
+    stack's padded ``shape``, recording the window SAM looked at (a
+    :class:`~napari_yolosam.view.View`; ``None``: the whole slice); ``None`` when SAM
+    returned no mask."""
     if output is None or not len(output.masks):
         return None
     mask = np.zeros(shape, bool)
@@ -76,6 +78,7 @@ def user_proposal(
         ["user"],
         mask[None],
         "ok",
+        view=None if view is None or view.is_whole else view.to_dict(),
     )
 
 

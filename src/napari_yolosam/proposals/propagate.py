@@ -9,23 +9,28 @@ with ``extent``, takes the enhanced extent of the myocardium it touches, as in
 proposal vanishes (under ``min_area`` pixels), the heart ends (labels with a
 myocardium have none on the next slice) or the patient does (the next slice
 belongs to another case). LiteMedSAM and SAM here take box and
-point prompts; no mask prompt.
+point prompts; no mask prompt. With ``look_closer`` SAM looks at each slice's window
+round the heart (:func:`.heart.stack_views`, or the ``views`` given, such as the ones
+the slices' proposals used), as :func:`~napari_yolosam.proposals.core.propose` does; the
+masks stay in slice pixels and each proposal records its window.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..defaults import DIRECTIONS, EXTENT
+from ..defaults import DIRECTIONS, EXTENT, LOOK_CLOSER
 from ..models.embeddings import EmbeddingCache
 from ..models.segmenter import PromptOutput, Segmenter
 from ..progress import Progress
 from ..regions import scar_regions
 from ..stack import Stack
+from ..view import View
 from .core import Anatomy, enhanced_extent, inside_myocardium
+from .heart import stack_views
 from .types import Proposals, SliceProposal, _pad
 
 #: A propagated proposal smaller than this (pixels) has vanished: the direction stops there.
@@ -61,15 +66,18 @@ def propagate_slice(
     previous: np.ndarray,
     anatomy: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
     extent: bool = EXTENT,
+    view: View | None = None,
 ) -> tuple[PromptOutput, np.ndarray]:
     """SAM's masks on ``image`` prompted by the regions of the neighbour's mask ``previous``
-    (kept inside the myocardium of ``anatomy`` when given); returns them and the boxes."""
+    (kept inside the myocardium of ``anatomy`` when given), looking at ``view`` (default the
+    whole slice); returns them and the boxes, in slice pixels."""
     boxes, points = region_prompts(previous)
     if not len(boxes):
         empty = np.zeros((0, *image.shape), np.float32)
         return PromptOutput(empty > 0, empty, np.zeros(0, np.float32)), boxes
-    embedding = cache.get(segmenter, image)
-    output = segmenter.decode(embedding, image.shape, boxes=boxes, points=points)
+    view = View.whole(image.shape) if view is None else view
+    embedding = cache.get(segmenter, view.crop(image))
+    output = segmenter.decode(embedding, image.shape, boxes=boxes, points=points, view=view)
     myocardium, blood = anatomy
     if myocardium is not None and myocardium.any():
         output = inside_myocardium(output, myocardium)
@@ -88,6 +96,8 @@ def propagate(
     use_labels: bool = True,
     extent: bool = EXTENT,
     min_area: int = MIN_AREA,
+    look_closer: bool = LOOK_CLOSER,
+    views: Sequence[View] | None = None,
 ) -> Generator[Progress, None, Proposals]:
     """Propose the slices next to ``start`` from ``mask`` (its scar, the stack's padded
     slice shape), one neighbour after another (a generator: :class:`Progress` per slice,
@@ -96,7 +106,9 @@ def propagate(
 
     ``direction``: ``up`` (higher indices), ``down`` or ``both``. ``use_labels``: keep the
     scar inside the labels' myocardium and stop where it ends. ``extent``: the enhanced
-    extent rule (where a myocardium is known).
+    extent rule (where a myocardium is known). ``look_closer``: SAM looks at each slice's
+    window round the heart, ``views[i]`` where given (default: the labels' hearts,
+    :func:`.heart.stack_views`; the whole slice where no heart is known).
     """
     if direction not in DIRECTIONS:
         raise ValueError(f"unknown direction {direction!r}; choose from {DIRECTIONS}")
@@ -109,6 +121,7 @@ def propagate(
         raise ValueError(f"the start mask on slice {start} is empty: nothing to propagate")
     cache = EmbeddingCache(max_bytes=256 << 20) if cache is None else cache
     anatomy = Anatomy.of(stack, use_labels)
+    views = _windows(stack, look_closer, views, use_labels)
     full = stack.shape[1:]
     slices: list[SliceProposal] = [SliceProposal.empty(full) for _ in range(len(stack))]
     slices[start] = SliceProposal.of_mask(mask, source="start")
@@ -117,7 +130,7 @@ def propagate(
     planned = sum((case[-1] - start) if s > 0 else (start - case[0]) for s in steps)
     done = 0
     for step in steps:
-        walk = _walk(stack, segmenter, cache, anatomy, start, mask, step, extent)
+        walk = _walk(stack, segmenter, cache, anatomy, views, (start, mask, step), extent)
         for i, proposal in walk:
             done += 1
             area = int(proposal.mask.sum())
@@ -127,26 +140,50 @@ def propagate(
             slices[i] = proposal
     settings = {"propagated_from": stack.names[start], "direction": direction}
     settings.update(segmenter=segmenter.name, extent=extent, use_labels=use_labels)
+    settings.update(look_closer=look_closer)
     return Proposals(list(stack.names), slices, settings)
 
 
-def _walk(stack, segmenter, cache, anatomy, start, mask, step, extent):
-    """Slices ``start + step, start + 2 step, ...`` of the start's patient, while its heart
-    lasts: yields ``(index, proposal)``, each proposal prompting the next slice."""
+def _windows(stack, look_closer: bool, views, use_labels: bool) -> list[View]:
+    """Each slice's window: the whole slice, the ``views`` given, or the labels' hearts."""
+    shapes = [stack.crop(i, stack.images[i]).shape for i in range(len(stack))]
+    if not look_closer:
+        return [View.whole(shape) for shape in shapes]
+    if views is None:
+        return stack_views(stack, use_labels=use_labels and stack.has_labels)
+    if len(views) != len(stack):
+        raise ValueError(f"{len(views)} windows for a stack of {len(stack)} slices")
+    for i, view in enumerate(views):
+        if tuple(view.shape) != tuple(shapes[i]):
+            raise ValueError(f"slice {i}'s window is for a {view.shape} slice, not {shapes[i]}")
+    return list(views)
+
+
+def _walk(stack, segmenter, cache, anatomy, views, begin, extent):
+    """Slices ``start + step, start + 2 step, ...`` of the start's patient (``begin`` =
+    ``(start, mask, step)``), while its heart lasts: yields ``(index, proposal)``, each
+    proposal prompting the next slice."""
+    start, mask, step = begin
     previous, i = mask, start + step
     while 0 <= i < len(stack) and stack.cases[i] == stack.cases[start]:
         if anatomy.myocardium is not None and not anatomy.myocardium[i].any():
             return  # the heart ends here
         image = stack.crop(i, stack.images[i])
         output, boxes = propagate_slice(
-            segmenter, cache, image, stack.crop(i, previous), anatomy.at(stack, i), extent
+            segmenter,
+            cache,
+            image,
+            stack.crop(i, previous),
+            anatomy.at(stack, i),
+            extent,
+            views[i],
         )
-        proposal = _slice(output, boxes, stack.shape[1:])
+        proposal = _slice(output, boxes, stack.shape[1:], views[i])
         yield i, proposal
         previous, i = proposal.mask, i + step
 
 
-def _slice(output: PromptOutput, boxes: np.ndarray, full: tuple[int, int]) -> SliceProposal:
+def _slice(output: PromptOutput, boxes: np.ndarray, full: tuple[int, int], view: View):
     count = len(boxes)
     return SliceProposal(
         mask=_pad(output.union, full),
@@ -157,4 +194,5 @@ def _slice(output: PromptOutput, boxes: np.ndarray, full: tuple[int, int]) -> Sl
         sources=[SOURCE] * count,
         prompt_masks=_pad(output.masks, (count, *full)),
         status="ok",
+        view=None if view.is_whole else view.to_dict(),
     )

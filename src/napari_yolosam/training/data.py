@@ -16,6 +16,7 @@ from scipy import ndimage as ndi
 from ..models.preprocess import prepare_image, resized_shape, transform_coords
 from ..regions import scar_regions
 from ..stack import Stack
+from ..view import View
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,25 @@ def jitter_box(
     return np.clip(out, 0, [shape[1], shape[0], shape[1], shape[0]]).astype(np.float32)
 
 
+def slice_view(
+    stack: Stack, index: int, rng: np.random.Generator | None, aug: Augmentation
+) -> View:
+    """The window a training slice is seen through: round its labelled heart (myocardium and
+    blood pool, :meth:`View.around` as inference places it), the heart's box first jittered
+    as a box prompt is (``aug.box_shift``, ``aug.box_scale``; none with ``rng=None``), since
+    inference's windows come from the detector too and are off by about as much. The whole
+    slice where the label has no heart (binary labels, slices outside the heart)."""
+    labels = stack.crop(index, stack.labels[index])
+    shape = labels.shape
+    spec = stack.spec
+    box = bbox(spec.myocardium_mask(labels) | spec.blood_pool_mask(labels))
+    if not spec.has_myocardium or box is None:
+        return View.whole(shape)
+    if rng is not None and aug.enabled:
+        box = jitter_box(box, shape, rng, aug)
+    return View.around(box, shape, "label")
+
+
 def bbox(mask: np.ndarray) -> np.ndarray | None:
     """``x0 y0 x1 y1`` (ends exclusive) of a mask, or ``None`` when empty."""
     rows = np.flatnonzero(mask.any(1))
@@ -245,6 +265,7 @@ def make_samples(
     preprocess,
     points: bool = False,
     variant: tuple[int, int] | None = None,
+    look_closer: bool = False,
 ) -> list[Sample]:
     """Augment one slice once and prepare all its ``items`` (all of the same slice).
 
@@ -255,6 +276,9 @@ def make_samples(
     target, as an annotator would add them. Without ``geometric`` (cached modes) the
     image is not augmented, except ``variant`` ``(seed, k)``: the slice's k-th fixed
     augmented version (the same pixels every time, so its features are cached once).
+    With ``look_closer`` the slice is seen through its window round the heart
+    (:func:`slice_view`), jittered afresh each step with ``geometric``, else once per
+    version (so a cached version keeps one window).
     """
     if not items:
         return []
@@ -263,6 +287,10 @@ def make_samples(
         raise ValueError("make_samples takes items of one slice")
     image = stack.crop(index, stack.images[index])
     masks = [mask for item in items for mask in item_masks(stack, item, rng)]
+    if look_closer:
+        fixed = np.random.default_rng((*(variant or (0, 0)), index, 11))
+        view = slice_view(stack, index, rng if geometric else fixed, aug)
+        image, masks = view.crop(image), [view.take(m, False) for m in masks]
     if aug.enabled and (geometric or variant is not None):
         own = rng if geometric else np.random.default_rng((*variant, index))
         image, masks = _affine(image, masks, own, aug)

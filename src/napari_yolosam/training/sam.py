@@ -14,6 +14,7 @@ own shard; rank 0 writes the checkpoints.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Generator
@@ -22,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..defaults import TARGETS, TRAIN_MODES, TRAINING
+from ..defaults import LOOK_CLOSER, TARGETS, TRAIN_MODES, TRAINING
+from ..io.atomic import atomic_write_text
 from ..models.checkpoints import read_payload
 from ..models.embeddings import EmbeddingCache
 from ..models.segmenter import Segmenter
@@ -37,8 +39,11 @@ from .data import (
     make_samples,
     shared_images,
     slice_indices,
+    slice_view,
     split_cases,
 )
+from .heart import STEPS as HEART_STEPS
+from .heart import train_heart
 from .losses import LossWeights, noise_robust_loss
 from .targets import extent_targets
 from .validation import validate
@@ -47,6 +52,8 @@ BEST_NAME = "segmenter.pth"
 #: What each mode feeds the trainable part: images, cached trunk features, cached embeddings.
 INPUTS = {"full": "image", "stage": "stage", "neck": "trunk", "decoder": "embedding"}
 LAST_NAME = "segmenter_last.pth"
+#: Which window each slice was seen through (runs that look closer).
+WINDOWS_NAME = "segmenter_windows.json"
 
 
 @dataclass
@@ -70,6 +77,8 @@ class SamTrainConfig:
         TRAINING.scar_free_share
     )  # share of the scar-free slices drawn each epoch
     lv_prompts: bool = True  # scar from a box round the LV too (labels with myocardium)
+    look_closer: bool = LOOK_CLOSER  # slices seen through jittered windows round the heart
+    heart_steps: int = HEART_STEPS  # steps of the heart finder's training (0: none)
     val_fraction: float = TRAINING.val_fraction
     val_cases: tuple[str, ...] = ()
     seed: int = TRAINING.seed
@@ -164,6 +173,10 @@ def train_segmenter(
     run = _TrainRun.start(stack, segmenter, config, out_dir, cache)
     if resume is not None:
         run.resume_from(resume)
+    if config.look_closer and run.out_dir is not None and run.rank == 0:
+        _write_windows(run)
+    if run.mode == "decoder":  # the encoder stays: the heart finder reads its embeddings
+        yield from _train_heart(run)
     backend = segmenter.encoder_backend
     if run.mode == "full":  # weights change every step: no export per epoch, PyTorch throughout
         segmenter.encoder_backend = "torch"
@@ -181,6 +194,8 @@ def train_segmenter(
     finally:
         segmenter.encoder_backend = backend
     segmenter.model.eval()
+    if run.mode != "decoder":  # the encoder changed: the heart finder reads the best one's
+        yield from _heart_for_best(run)
     return SamTrainResult(
         run.best_path,
         run.last_path,
@@ -409,6 +424,7 @@ def _train_step(run: _TrainRun, batch: list, rng: np.random.Generator, clicked: 
             segmenter.preprocess,
             clicked,
             _variant(run, rng),
+            config.look_closer,
         )
     ]
     if not samples:
@@ -489,7 +505,7 @@ def _finish_epoch(run: _TrainRun, epoch: int, losses: list[float], started: floa
     if run.rank == 0:
         cache = run.cache if run.mode != "full" else None
         via = INPUTS[run.mode] if run.mode in ("neck", "stage") else "embedding"
-        metrics = validate(segmenter, run.stack, run.val_idx, cache, via)
+        metrics = validate(segmenter, run.stack, run.val_idx, cache, via, run.config.look_closer)
     record = {
         "model": "segmenter",
         "epoch": epoch + 1,
@@ -535,6 +551,45 @@ def _save_checkpoints(run: _TrainRun, epoch: int, score: float, improved: bool) 
                 "config": config.to_dict(),
             },
         )
+
+
+def _train_heart(run: _TrainRun, segmenter: Segmenter | None = None):
+    """Train the heart finder of ``segmenter`` (default the run's) on the training slices'
+    labelled hearts; it is saved with every checkpoint written after (a generator)."""
+    segmenter = segmenter or run.segmenter
+    if run.config.heart_steps < 1:
+        return
+    steps, seed = run.config.heart_steps, run.config.seed
+    finder = yield from train_heart(segmenter, run.stack, run.train_idx, run.cache, steps, seed)
+    if finder is not None:
+        segmenter.heart = finder
+
+
+def _heart_for_best(run: _TrainRun):
+    """After an encoder-training run: the best checkpoint's heart finder, trained on its own
+    embeddings and saved into it (a generator)."""
+    if run.best_path is None or not run.best_path.exists() or run.rank != 0:
+        return
+    best = Segmenter.load(run.best_path, run.segmenter.device)
+    best.encoder_backend = "torch"
+    yield from _train_heart(run, best)
+    if best.heart is not None:
+        extra = read_payload(run.best_path).get("extra") or {}
+        best.save(run.best_path, extra={k: v for k, v in extra.items() if k != "heart"})
+
+
+def _write_windows(run: _TrainRun) -> None:
+    """``WINDOWS_NAME``: the window each slice is seen through before its jitter (``None``:
+    the whole slice) and the jitter, so a run says which region each slice used."""
+    aug = run.config.augmentation
+    windows = {}
+    for i in run.train_idx + run.val_idx:
+        view = slice_view(run.stack, i, None, aug)
+        windows[run.stack.names[i]] = None if view.is_whole else view.to_dict()
+    jitter = {"box_shift": aug.box_shift, "box_scale": aug.box_scale, "enabled": aug.enabled}
+    text = json.dumps({"jitter": jitter, "windows": windows}, indent=1)
+    run.out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run.out_dir / WINDOWS_NAME, text)
 
 
 def with_overrides(config: SamTrainConfig, **changes) -> SamTrainConfig:

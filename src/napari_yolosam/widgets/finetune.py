@@ -17,7 +17,7 @@ from magicgui.widgets import (
     SpinBox,
 )
 
-from ..defaults import TARGETS, TRAINING, default_segmenter, segmenter_choices
+from ..defaults import LOOK_CLOSER, TARGETS, TRAINING, default_segmenter, segmenter_choices
 from ..io import read_stack, read_study
 from ..io.study import find_patients
 from ..paths import cache_dir
@@ -81,6 +81,7 @@ class FinetuneWidget(Container):
                 self.epochs,
                 self.lr,
                 self.targets,
+                self.look_closer,
                 self.device,
                 self.out,
                 self.resume,
@@ -161,6 +162,13 @@ class FinetuneWidget(Container):
             tooltip="labels: learn scar as labelled; extent: each label's scar with the extent "
             "of the enhanced regions it touches (for threshold labels)",
         )
+        self.look_closer = CheckBox(
+            text="look closer at the heart",
+            value=LOOK_CLOSER,
+            tooltip="the segmenter learns from windows round each slice's labelled heart "
+            "(jittered as the detector's windows err), resized to its input, as proposals "
+            "with 'look closer' see them",
+        )
         self.device = ComboBox(
             label="device", choices=["cpu", "cuda", "0,1"], value="cpu", tooltip="cpu or GPU(s)"
         )
@@ -228,6 +236,7 @@ class FinetuneWidget(Container):
             "resume": bool(self.resume.value),
         }
         lr, targets = float(self.lr.value), str(self.targets.value)
+        closer = bool(self.look_closer.value)
         imports = getattr(self.proposals_widget, "_imports", None)
 
         def work():
@@ -236,7 +245,11 @@ class FinetuneWidget(Container):
             stack = read()
             val_fraction = 0.2 if len(set(stack.cases)) > 1 else 0.0
             config = SamTrainConfig(
-                epochs=epochs, lr=lr, targets=targets, val_fraction=val_fraction
+                epochs=epochs,
+                lr=lr,
+                targets=targets,
+                val_fraction=val_fraction,
+                look_closer=closer,
             )
             return (yield from train(stack, run, sam_config=config, **options))
 

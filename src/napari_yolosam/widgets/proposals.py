@@ -35,7 +35,7 @@ from ..napari_hooks.layers import MYOCARDIUM_VALUE, SCAR_VALUE, proposal_layers
 from ..paths import cache_dir
 from ..progress import Progress
 from ..proposals.core import Proposals, prompt_slice, propose
-from ..proposals.heart import stack_views
+from ..proposals.heart import heart_view, slice_windows
 from ..proposals.prompts import slice_prompts, user_proposal, with_slice
 from ..proposals.propagate import propagate
 from ._layers import replace_layers, shown_slice
@@ -353,17 +353,27 @@ class ProposalsWidget(Container):
             self.status.value = str(exc)
             return None
         index, direction = self.current_slice(), str(self.propagate_direction.value)
-        extent = bool(self.extent.value)
+        extent, closer = bool(self.extent.value), bool(self.look_closer.value)
         fresh = self.proposals is None or len(self.proposals) != len(shown[0])
         scale = self.viewer.layers[layer_names.IMAGE].scale
+        kept = None if fresh else self.proposals  # their windows, where they have one
 
         def work(_, segmenter):
             stack = stack_of_layers(*shown)  # copied here, not on the GUI thread
             scar = stack.spec.scar_mask(stack.labels[index])
             if not scar.any():
                 raise ValueError(f"slice {index} has no scar in the labels to propagate")
+            views = slice_windows(stack, kept) if closer else None
             result = yield from propagate(
-                stack, segmenter, index, scar, direction, self.cache, extent=extent
+                stack,
+                segmenter,
+                index,
+                scar,
+                direction,
+                self.cache,
+                extent=extent,
+                look_closer=closer,
+                views=views,
             )
             return result, (proposal_layers(result, scale) if fresh and result else None)
 
@@ -415,11 +425,12 @@ class ProposalsWidget(Container):
         n = len(shown_layers[0])
         shown = self.current_slice()
         closer = bool(self.look_closer.value)
+        kept = self.proposals if self.proposals is not None and len(self.proposals) == n else None
 
         def work(_, segmenter):
             stack = stack_of_layers(*shown_layers)  # copied here, not on the GUI thread
             images = [stack.crop(i, stack.images[i]) for i in range(len(stack))]
-            views = stack_views(stack) if closer else None  # the windows propose reads
+            views = slice_windows(stack, kept) if closer else None  # the windows SAM reads
             return (
                 yield from embed_stack(
                     segmenter, images, self.cache, shown, names=stack.names, views=views
@@ -555,15 +566,26 @@ class ProposalsWidget(Container):
         box, points, labels = self._prompts(index)
         if box is None and points is None:
             return None
+        closer = bool(self.look_closer.value)
+        own = None  # the slice's proposal: SAM looks through the window it used
+        if self.proposals is not None and len(self.proposals) == len(shown[0]):
+            own = self.proposals.slices[index]
 
         def work(_, segmenter):
             yield None
             stack = stack_of_layers(*shown)  # the copy is made here, not on the GUI thread
             image = stack.crop(index, stack.images[index])
+            view = heart_view(stack, index, own) if closer else None
             output = prompt_slice(
-                segmenter, self.cache, image, boxes=box, points=points, point_labels=labels
+                segmenter,
+                self.cache,
+                image,
+                boxes=box,
+                points=points,
+                point_labels=labels,
+                view=view,
             )
-            return output, stack.names
+            return output, stack.names, view
 
         self.worker, self._stop = start(
             self._with_models(work),
@@ -584,8 +606,8 @@ class ProposalsWidget(Container):
         ]
         return slice_prompts(shapes, clicks[0], clicks[1], index)
 
-    def _apply_user(self, index: int, box, output, names, shape) -> None:
-        proposal = user_proposal(output, box, shape)
+    def _apply_user(self, index: int, box, output, names, view, shape) -> None:
+        proposal = user_proposal(output, box, shape, view)
         if proposal is None:
             return
         fresh = self.proposals is None or len(self.proposals) != len(names)

@@ -115,6 +115,9 @@ class Segmenter:
         self.random_encoder = False
         #: What the weights are, in words (shown by the GUI and ``yolosam info``).
         self.origin = "weights of unknown origin"
+        #: The head that finds the heart in this encoder's embeddings (trained with the
+        #: segmenter on labels with a myocardium; saved in its checkpoint), or ``None``.
+        self.heart = None
 
     # -- construction ------------------------------------------------------
     @classmethod
@@ -148,7 +151,7 @@ class Segmenter:
         preprocessing).
         """
         payload = read_payload(path)
-        random_encoder = False
+        random_encoder, extra = False, {}
         origin = f"published {name or 'SAM'} weights ({Path(path).name})"
         if isinstance(payload, dict) and payload.get("format") == "napari-yolosam":
             payload = load_checkpoint(path, "segmenter")
@@ -190,6 +193,10 @@ class Segmenter:
         segmenter = cls(model, config, preprocess, device)
         segmenter.random_encoder = random_encoder
         segmenter.origin = origin
+        if extra.get("heart") is not None:
+            from ..heart import HeartFinder
+
+            segmenter.heart = HeartFinder.from_state(extra["heart"], path, PROMPT_EMBED_DIM)
         return segmenter
 
     @classmethod
@@ -252,7 +259,11 @@ class Segmenter:
             self.config,
             self.model.state_dict(),
             self.preprocess.to_dict(),
-            {**(extra or {}), "random_encoder": self.random_encoder},
+            {
+                **(extra or {}),
+                "random_encoder": self.random_encoder,
+                **({} if self.heart is None else {"heart": self.heart.to_state()}),
+            },
         )
 
     # -- identity ----------------------------------------------------------

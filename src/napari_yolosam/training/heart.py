@@ -1,0 +1,99 @@
+"""Training the heart finder (:mod:`napari_yolosam.models.heart`) on labels with a myocardium.
+
+Each slice's whole-slice embedding (from the cache: encoded once, the encoder frozen) is
+the input; the label's LV (myocardium and blood pool) and blood pool, resized to the
+embedding's grid, are the targets. Binary Dice and cross-entropy per channel, AdamW,
+random horizontal and vertical flips of embedding and targets together. Slices without a
+heart teach the head where there is none. The myocardium labels are the clean part of
+noisy scar labels: the head learns only from them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+
+import numpy as np
+
+from ..models.embeddings import EmbeddingCache
+from ..models.heart import HeartFinder
+from ..models.segmenter import Segmenter
+from ..progress import Progress
+from ..stack import Stack
+from .data import target_to_grid
+
+#: Optimisation steps, slices per step and learning rate of the head.
+STEPS = 300
+BATCH = 16
+LR = 1e-3
+
+
+def heart_targets(stack: Stack, i: int, img_size: int, grid: int):
+    """Slice ``i``'s LV and blood pool as a ``(2, grid, grid)`` tensor in the model's frame."""
+    import torch
+
+    labels = stack.crop(i, stack.labels[i])
+    spec = stack.spec
+    masks = (spec.lv_mask(labels), spec.blood_pool_mask(labels))
+    return torch.stack([target_to_grid(m, img_size, grid) for m in masks])
+
+
+def train_heart(
+    segmenter: Segmenter,
+    stack: Stack,
+    indices: list[int],
+    cache: EmbeddingCache | None = None,
+    steps: int = STEPS,
+    seed: int = 0,
+) -> Generator[Progress, None, HeartFinder | None]:
+    """Train a heart finder on the labelled slices ``indices`` of ``stack`` (a generator:
+    :class:`Progress` per encoded slice, ``stage="heart-embed"``, and per step,
+    ``stage="heart"``; close it to stop). Returns ``None`` where the labels carry no
+    myocardium (binary labels): nothing to learn the heart from."""
+    import torch
+
+    if not (stack.has_labels and stack.spec.has_myocardium) or not indices:
+        return None
+    cache = cache if cache is not None else EmbeddingCache(max_bytes=1 << 30)
+    _, channels, grid, _ = segmenter.embedding_shape
+    inputs, targets = [], []
+    for done, i in enumerate(indices, start=1):
+        embedding = cache.get(segmenter, stack.crop(i, stack.images[i]))
+        inputs.append(embedding.to(torch.float16))  # half the memory; computed in float32
+        targets.append(heart_targets(stack, i, segmenter.img_size, grid))
+        yield Progress(done, len(indices), "heart-embed", stack.names[i])
+    if not any(t[0].any() for t in targets):
+        return None
+    finder = HeartFinder.build(channels, seed=seed)
+    net = finder.net.train()
+    optimiser = torch.optim.AdamW(net.parameters(), lr=LR)
+    rng = np.random.default_rng(seed)
+    loss_value = float("nan")
+    for step in range(1, steps + 1):
+        pick = rng.choice(len(inputs), size=min(BATCH, len(inputs)), replace=False)
+        x = torch.cat([inputs[k] for k in pick]).to(torch.float32)
+        y = torch.stack([targets[k] for k in pick])
+        for axis in (-1, -2):
+            if rng.random() < 0.5:
+                x, y = x.flip(axis), y.flip(axis)
+        loss = _loss(net(x), y)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        loss_value = float(loss.detach())
+        yield Progress(step, steps, "heart", f"step {step}", {"loss": loss_value})
+    finder.net.eval()
+    finder.info = {"slices": len(inputs), "steps": steps, "loss": loss_value}
+    finder.info["encoder"] = segmenter.name
+    return finder
+
+
+def _loss(logits, targets):
+    """Binary cross-entropy plus soft Dice, each channel, averaged."""
+    import torch
+    import torch.nn.functional as F
+
+    probs = torch.sigmoid(logits)
+    overlap = (probs * targets).sum(dim=(0, 2, 3))
+    total = probs.sum(dim=(0, 2, 3)) + targets.sum(dim=(0, 2, 3))
+    dice = (2 * overlap + 1) / (total + 1)
+    return F.binary_cross_entropy_with_logits(logits, targets) + (1 - dice).mean()
