@@ -111,8 +111,13 @@ def test_trunk_features_serve_the_embedding_and_neck_training(phantom, tmp_path)
         k: v.clone() for k, v in seg.model.image_encoder.state_dict().items() if "neck" not in k
     }
     neck_before = [p.detach().clone() for p in seg.model.image_encoder.neck.parameters()]
-    config = SamTrainConfig(
-        epochs=1, batch_size=4, mode="neck", val_fraction=0.25, max_steps_per_epoch=2
+    config = SamTrainConfig(  # whole slices, no heart finder: one trunk pass a slice
+        epochs=1,
+        batch_size=4,
+        mode="neck",
+        val_fraction=0.25,
+        max_steps_per_epoch=2,
+        heart_steps=0,
     )
     drive(train_segmenter(phantom.stack, seg, config, tmp_path / "run", cache=cache))
     state = seg.model.image_encoder.state_dict()
@@ -147,6 +152,7 @@ def test_one_encoder_pass_per_slice_through_the_whole_workflow(
     from napari_yolosam.models.embeddings import embed_stack
     from napari_yolosam.progress import drive
     from napari_yolosam.proposals.core import prompt_slice, propose
+    from napari_yolosam.proposals.heart import stack_views
     from napari_yolosam.training.sam import SamTrainConfig, train_segmenter
 
     seg = Segmenter.build("tiny", seed=5)
@@ -159,7 +165,8 @@ def test_one_encoder_pass_per_slice_through_the_whole_workflow(
     assert first.message == "3" and first.values["encoded"] == 1
     assert cache.contains(seg, stack.images[3]) and not cache.contains(seg, stack.images[0])
     assert drive(work) == n, "every slice encoded once, the one in view first"
-    proposals = drive(propose(stack, seg, tiny_detector, cache=cache, conf=0.001))
+    whole = {"conf": 0.001, "look_closer": False}  # the whole-slice flow (windows: below)
+    proposals = drive(propose(stack, seg, tiny_detector, cache=cache, **whole))
     audit(stack, proposals)
     box = np.array([[20, 20, 90, 90]], np.float32)
     prompt_slice(seg, cache, stack.images[2], boxes=box)
@@ -167,11 +174,18 @@ def test_one_encoder_pass_per_slice_through_the_whole_workflow(
         epochs=1, batch_size=4, mode="decoder", val_fraction=0.25, max_steps_per_epoch=2
     )
     drive(train_segmenter(stack, seg, config, tmp_path / "run", cache=cache))
-    drive(propose(stack, seg, tiny_detector, cache=cache, conf=0.001))
+    assert seg.heart is not None, "the heart finder read the same embeddings"
+    drive(propose(stack, seg, tiny_detector, cache=cache, **whole))
     assert cache.stats.encoded == n, "one encoder pass per slice"
+    drive(propose(stack, seg, tiny_detector, cache=cache, conf=0.001))  # looking closer
+    assert cache.stats.encoded == 2 * n, "the windows: a second pass per slice, once"
+    drive(propose(stack, seg, tiny_detector, cache=cache, conf=0.001))
+    assert cache.stats.encoded == 2 * n
     restarted = EmbeddingCache(disk_dir=tmp_path / "cache")
     assert drive(embed_stack(seg, list(stack.images), restarted)) == 0
     assert restarted.stats.disk_hits == n
+    windows = stack_views(stack)
+    assert drive(embed_stack(seg, list(stack.images), restarted, views=windows)) == 0
     other = Segmenter.build("tiny", seed=6)  # another model: its own embeddings
     assert drive(embed_stack(other, list(stack.images), restarted)) == n
 

@@ -333,6 +333,7 @@ def test_embed_stack_in_the_background_slice_in_view_first(workflow, qtbot):
     viewer, flow = workflow
     widget = flow.proposals
     widget.detector_spec.value = "none"
+    widget.look_closer.value = False  # the whole slices (the windows: the next test)
     stack = stack_from_viewer(viewer)
     n = len(stack)
     viewer.dims.set_current_step(0, 5)

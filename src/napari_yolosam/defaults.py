@@ -63,6 +63,9 @@ class TrainDefaults:
     #: cached modes (decoder, neck, stage): versions of each slice, the first as it is and
     #: the others augmented once (flips, rotation, scale, gamma), each encoded once and cached
     cached_variants: int = 1
+    #: learn from windows round each slice's labelled heart (jittered): off until fine-tuning
+    #: on windows is measured against fine-tuning on whole slices (#27)
+    look_closer: bool = False
 
 
 TRAINING = TrainDefaults()

@@ -262,7 +262,9 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
         "of the enhanced regions it touches (mean + 2 SD of the remote myocardium), for "
         f"threshold labels whose extent is as noisy as their threshold (default: {TRAINING.targets})",
     )
-    add_look_closer_option(parser, "the label's myocardium and blood pool, jittered")
+    add_look_closer_option(
+        parser, "the label's myocardium and blood pool, jittered", TRAINING.look_closer
+    )
     parser.add_argument(
         "--cached-variants",
         type=int,
@@ -312,7 +314,7 @@ def sam_config_from_args(args: argparse.Namespace):
         max_steps_per_epoch=getattr(args, "max_steps_per_epoch", None),
         scar_free_share=getattr(args, "scar_free_share", 1.0),
         cached_variants=getattr(args, "cached_variants", TRAINING.cached_variants),
-        look_closer=getattr(args, "look_closer", LOOK_CLOSER),
+        look_closer=getattr(args, "look_closer", TRAINING.look_closer),
     )
 
 
@@ -348,15 +350,17 @@ def add_detector_prompt_options(parser: argparse.ArgumentParser) -> None:
     add_look_closer_option(parser, "the label's anatomy, else the detector's LV box")
 
 
-def add_look_closer_option(parser: argparse.ArgumentParser, where: str) -> None:
+def add_look_closer_option(
+    parser: argparse.ArgumentParser, where: str, default: bool = LOOK_CLOSER
+) -> None:
     """``--look-closer/--no-look-closer``: SAM looks at a window round the heart (``where``
     says where the window comes from) or at the whole slice."""
     parser.add_argument(
         "--look-closer",
         action=argparse.BooleanOptionalAction,
-        default=LOOK_CLOSER,
+        default=default,
         help=f"SAM looks at a square window round the heart ({where}), resized to its input, "
-        f"instead of the whole slice (default: {'on' if LOOK_CLOSER else 'off'})",
+        f"instead of the whole slice (default: {'on' if default else 'off'})",
     )
 
 

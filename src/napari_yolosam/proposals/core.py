@@ -262,9 +262,8 @@ def propose(
         stack crosses the LV (default :data:`~napari_yolosam.defaults.LV_CONF`). ``None``:
         the class's own threshold.
     look_closer
-        SAM looks at a window round the heart (:func:`.heart.find_views`: the label's
-        anatomy, else the segmenter's heart finder), not the whole slice; each proposal
-        records its window (default ``defaults.LOOK_CLOSER``).
+        SAM looks at a window round the heart (the label's anatomy, else the segmenter's
+        heart finder); each proposal records it (default ``defaults.LOOK_CLOSER``).
     """
     cache = EmbeddingCache(max_bytes=256 << 20) if cache is None else cache
     options = {k: v for k, v in locals().items() if k in _OPTIONS}

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..defaults import LOOK_CLOSER, TARGETS, TRAIN_MODES, TRAINING
+from ..defaults import TARGETS, TRAIN_MODES, TRAINING
 from ..io.atomic import atomic_write_text
 from ..models.checkpoints import read_payload
 from ..models.embeddings import EmbeddingCache
@@ -77,7 +77,7 @@ class SamTrainConfig:
         TRAINING.scar_free_share
     )  # share of the scar-free slices drawn each epoch
     lv_prompts: bool = True  # scar from a box round the LV too (labels with myocardium)
-    look_closer: bool = LOOK_CLOSER  # slices seen through jittered windows round the heart
+    look_closer: bool = TRAINING.look_closer  # seen through jittered windows round the heart
     heart_steps: int = HEART_STEPS  # steps of the heart finder's training (0: none)
     val_fraction: float = TRAINING.val_fraction
     val_cases: tuple[str, ...] = ()

@@ -17,7 +17,7 @@ from magicgui.widgets import (
     SpinBox,
 )
 
-from ..defaults import LOOK_CLOSER, TARGETS, TRAINING, default_segmenter, segmenter_choices
+from ..defaults import TARGETS, TRAINING, default_segmenter, segmenter_choices
 from ..io import read_stack, read_study
 from ..io.study import find_patients
 from ..paths import cache_dir
@@ -164,7 +164,7 @@ class FinetuneWidget(Container):
         )
         self.look_closer = CheckBox(
             text="look closer at the heart",
-            value=LOOK_CLOSER,
+            value=TRAINING.look_closer,
             tooltip="the segmenter learns from windows round each slice's labelled heart "
             "(jittered as the detector's windows err), resized to its input, as proposals "
             "with 'look closer' see them",
