@@ -68,6 +68,14 @@ def tiny_segmenter():
 
 
 @pytest.fixture(scope="session")
+def lite():
+    """The packaged pretrained LiteMedSAM (shared; tests must not train or change it)."""
+    from napari_yolosam.models.segmenter import Segmenter
+
+    return Segmenter.from_spec("lite_medsam")
+
+
+@pytest.fixture(scope="session")
 def tiny_detector():
     """A freshly initialised yolo11n with scar and LV classes (shared; not trained)."""
     from napari_yolosam.models.detector import Detector

@@ -24,11 +24,6 @@ def _iou(a, b) -> float:
 
 
 @pytest.fixture(scope="module")
-def lite():
-    return Segmenter.from_spec("lite_medsam")
-
-
-@pytest.fixture(scope="module")
 def hearts():
     """Three phantom patients: two to learn from, one the finder has never seen."""
     from napari_yolosam.phantom.make import make_phantom

@@ -9,13 +9,6 @@ from napari_yolosam.proposals.propagate import propagate, region_prompts
 
 
 @pytest.fixture(scope="module")
-def lite():
-    from napari_yolosam.models.segmenter import Segmenter
-
-    return Segmenter.from_spec("lite_medsam")
-
-
-@pytest.fixture(scope="module")
 def case_stack():
     """One phantom patient of 6 slices (scar on each), labels = the truth."""
     from napari_yolosam.phantom.make import make_phantom
