@@ -34,11 +34,11 @@ from ..models.segmenter import SEGMENTER_CONFIGS
 from ..napari_hooks.layers import MYOCARDIUM_VALUE, SCAR_VALUE, proposal_layers
 from ..paths import cache_dir
 from ..progress import Progress
-from ..proposals.core import Proposals, prompt_slice, propose
-from ..proposals.heart import heart_view, slice_windows
-from ..proposals.prompts import slice_prompts, user_proposal, with_slice
+from ..proposals.core import Proposals, propose
+from ..proposals.heart import slice_windows
 from ..proposals.propagate import propagate
 from ._layers import replace_layers, shown_slice
+from ._prompting import HandPrompts
 from ._session import register
 from ._stack_from_layers import (
     MissingLayer,
@@ -48,13 +48,8 @@ from ._stack_from_layers import (
 )
 from ._work import start
 
-#: The prompt layers' names.
-BOX_LAYER = "prompt box"
-POSITIVE_LAYER = "positive clicks"
-NEGATIVE_LAYER = "negative clicks"
 
-
-class ProposalsWidget(Container):
+class ProposalsWidget(HandPrompts, Container):
     """Models and proposals: YOLO boxes + SAM masks for this slice or all slices, and SAM
     prompted by a box drawn on ``prompt box`` and clicks on ``positive clicks`` /
     ``negative clicks`` (decoder speed once the slice is encoded)."""
@@ -354,9 +349,9 @@ class ProposalsWidget(Container):
             return None
         index, direction = self.current_slice(), str(self.propagate_direction.value)
         extent, closer = bool(self.extent.value), bool(self.look_closer.value)
-        fresh = self.proposals is None or len(self.proposals) != len(shown[0])
+        kept = self.proposals_of(len(shown[0]))  # their windows, where they have one
+        fresh = kept is None
         scale = self.viewer.layers[layer_names.IMAGE].scale
-        kept = None if fresh else self.proposals  # their windows, where they have one
 
         def work(_, segmenter):
             stack = stack_of_layers(*shown)  # copied here, not on the GUI thread
@@ -425,7 +420,7 @@ class ProposalsWidget(Container):
         n = len(shown_layers[0])
         shown = self.current_slice()
         closer = bool(self.look_closer.value)
-        kept = self.proposals if self.proposals is not None and len(self.proposals) == n else None
+        kept = self.proposals_of(n)
 
         def work(_, segmenter):
             stack = stack_of_layers(*shown_layers)  # copied here, not on the GUI thread
@@ -522,96 +517,14 @@ class ProposalsWidget(Container):
             if stop is not None:
                 stop.set()
 
+    def proposals_of(self, n: int) -> Proposals | None:
+        """The proposals shown, if they are for a stack of ``n`` slices (else ``None``)."""
+        if self.proposals is not None and len(self.proposals) == n:
+            return self.proposals
+        return None
+
     def _fail(self, exc: Exception) -> None:
         from napari.utils.notifications import show_error
 
         self.status.value = str(exc)
         show_error(str(exc))
-
-    # -- interactive prompts ----------------------------------------------------------
-    def add_prompt_layers(self) -> None:
-        """Shapes and Points layers whose edits prompt SAM on the current slice."""
-        image = layer_or_none(self.viewer, layer_names.IMAGE)
-        if image is None:
-            self.status.value = f"no '{layer_names.IMAGE}' layer: open a stack first"
-            return
-        ndim = image.ndim
-        if BOX_LAYER not in self.viewer.layers:
-            layer = self.viewer.add_shapes(
-                name=BOX_LAYER,
-                ndim=ndim,
-                edge_color="yellow",
-                face_color="transparent",
-                scale=image.scale,
-            )
-            layer.events.data.connect(self._prompt_changed)
-        for name, colour in ((POSITIVE_LAYER, "lime"), (NEGATIVE_LAYER, "red")):
-            if name not in self.viewer.layers:
-                layer = self.viewer.add_points(
-                    name=name, ndim=ndim, face_color=colour, size=4, scale=image.scale
-                )
-                layer.events.data.connect(self._prompt_changed)
-
-    def _prompt_changed(self, event=None) -> None:
-        self.prompt_current_slice()
-
-    def prompt_current_slice(self):
-        """Run SAM on the prompts drawn on the current slice (worker); returns the worker."""
-        try:
-            shown = layers_of_viewer(self.viewer)
-        except MissingLayer as exc:
-            self.status.value = str(exc)
-            return None
-        index = self.current_slice()
-        box, points, labels = self._prompts(index)
-        if box is None and points is None:
-            return None
-        closer = bool(self.look_closer.value)
-        own = None  # the slice's proposal: SAM looks through the window it used
-        if self.proposals is not None and len(self.proposals) == len(shown[0]):
-            own = self.proposals.slices[index]
-
-        def work(_, segmenter):
-            yield None
-            stack = stack_of_layers(*shown)  # the copy is made here, not on the GUI thread
-            image = stack.crop(index, stack.images[index])
-            view = heart_view(stack, index, own) if closer else None
-            output = prompt_slice(
-                segmenter,
-                self.cache,
-                image,
-                boxes=box,
-                points=points,
-                point_labels=labels,
-                view=view,
-            )
-            return output, stack.names, view
-
-        self.worker, self._stop = start(
-            self._with_models(work),
-            on_event=self._on_event,
-            on_done=lambda out: self._apply_user(index, box, *out, shown[0].shape[1:]),
-            on_error=self._fail,
-            owner=self.native,
-        )
-        return self.worker
-
-    def _prompts(self, index: int):
-        """The box and clicks drawn on slice ``index`` (the prompt layers' data to the core)."""
-        layers = self.viewer.layers
-        shapes = list(layers[BOX_LAYER].data) if BOX_LAYER in layers else []
-        clicks = [
-            layers[name].data if name in layers else None
-            for name in (POSITIVE_LAYER, NEGATIVE_LAYER)
-        ]
-        return slice_prompts(shapes, clicks[0], clicks[1], index)
-
-    def _apply_user(self, index: int, box, output, names, view, shape) -> None:
-        proposal = user_proposal(output, box, shape, view)
-        if proposal is None:
-            return
-        fresh = self.proposals is None or len(self.proposals) != len(names)
-        self.proposals = with_slice(None if fresh else self.proposals, names, index, proposal)
-        if fresh or not self.show_slices([index]):
-            self.show()
-        self.status.value = f"slice {index}: SAM mask from your prompt (IoU {output.iou[0]:.2f})"
