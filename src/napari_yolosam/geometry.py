@@ -1,8 +1,17 @@
-"""Left-ventricle geometry: centre, angles and radial sampling of the myocardium."""
+"""Left-ventricle geometry: a mask's box, the centre, angles and radial sampling of the myocardium."""
 
 from __future__ import annotations
 
 import numpy as np
+
+
+def mask_box(mask: np.ndarray) -> np.ndarray | None:
+    """``x0 y0 x1 y1`` (float32, ends exclusive) round a mask's pixels, ``None`` when empty."""
+    rows = np.flatnonzero(mask.any(1))
+    cols = np.flatnonzero(mask.any(0))
+    if not len(rows):
+        return None
+    return np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], np.float32)
 
 
 def lv_centre(

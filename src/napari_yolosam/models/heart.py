@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..geometry import mask_box
 from .checkpoints import CheckpointError, load_state_checked
 from .preprocess import logits_to_image
 
@@ -81,8 +82,7 @@ class HeartFinder:
         if not count:
             return None
         mass = ndi.sum(lv, regions, index=np.arange(1, count + 1))
-        rows, cols = np.nonzero(regions == 1 + int(np.argmax(mass)))
-        return np.array([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], np.float32)
+        return mask_box(regions == 1 + int(np.argmax(mass)))
 
     # -- saving -------------------------------------------------------------------------
     def to_state(self) -> dict:

@@ -14,15 +14,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from ..geometry import mask_box
 from ..view import View
-
-
-def mask_box(mask: np.ndarray) -> np.ndarray | None:
-    """``x0 y0 x1 y1`` round a mask's pixels (``None`` for an empty mask)."""
-    rows, cols = np.nonzero(mask)
-    if not len(rows):
-        return None
-    return np.array([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], np.float32)
 
 
 def label_hearts(stack) -> list[np.ndarray | None]:

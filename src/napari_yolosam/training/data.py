@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..geometry import mask_box as bbox
 from ..models.preprocess import prepare_image, resized_shape, transform_coords
 from ..regions import scar_regions
 from ..stack import Stack
@@ -204,7 +205,7 @@ def slice_view(
     """The window a training slice is seen through: round its labelled heart (myocardium and
     blood pool, :meth:`View.around` as inference places it), the heart's box first jittered
     as a box prompt is (``aug.box_shift``, ``aug.box_scale``; none with ``rng=None``), since
-    inference's windows come from the detector too and are off by about as much. The whole
+    inference's windows come from a model too (the heart finder) and are off. The whole
     slice where the label has no heart (binary labels, slices outside the heart)."""
     labels = stack.crop(index, stack.labels[index])
     shape = labels.shape
@@ -215,15 +216,6 @@ def slice_view(
     if rng is not None and aug.enabled:
         box = jitter_box(box, shape, rng, aug)
     return View.around(box, shape, "label")
-
-
-def bbox(mask: np.ndarray) -> np.ndarray | None:
-    """``x0 y0 x1 y1`` (ends exclusive) of a mask, or ``None`` when empty."""
-    rows = np.flatnonzero(mask.any(1))
-    cols = np.flatnonzero(mask.any(0))
-    if not len(rows):
-        return None
-    return np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], np.float32)
 
 
 def target_to_grid(target: np.ndarray, img_size: int, grid: int):
