@@ -40,10 +40,13 @@ def mean(values) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
-def expert_box_dice(segmenter, stack, expert, cache) -> float:
-    """Mean Dice of SAM prompted with one box per expert scar region (slices with expert scar)."""
+def expert_box_dice(segmenter, stack, expert, cache, look_closer: bool = False) -> float:
+    """Mean Dice of SAM prompted with one box per expert scar region (slices with expert
+    scar); with ``look_closer`` SAM looks at the window round the label's heart."""
     from napari_yolosam.audit.metrics import dice
     from napari_yolosam.proposals.core import label_boxes
+    from napari_yolosam.proposals.heart import heart_view
+    from napari_yolosam.view import View
 
     scores = []
     for i in range(len(stack)):
@@ -53,7 +56,10 @@ def expert_box_dice(segmenter, stack, expert, cache) -> float:
         if not len(boxes):
             scores.append(0.0)
             continue
-        out = segmenter.decode(cache.get(segmenter, stack.images[i]), expert[i].shape, boxes=boxes)
+        shape = expert[i].shape
+        view = heart_view(stack, i) if look_closer else View.whole(shape)
+        embedding = cache.get(segmenter, view.crop(stack.images[i]))
+        out = segmenter.decode(embedding, shape, boxes=boxes, view=view)
         scores.append(dice(out.union, expert[i]))
     return mean(scores)
 
@@ -107,13 +113,16 @@ VARIANTS = {
 }
 
 
-def judge(stack, expert, segmenter, detector, cache, extra: list[str]) -> tuple[dict, dict]:
+def judge(
+    stack, expert, segmenter, detector, cache, extra: list[str], look_closer: bool = False
+) -> tuple[dict, dict]:
     """Every figure of one fold's audit half for one segmenter; per-slice rows for the audit.
 
     Each named variant in ``extra`` (:data:`VARIANTS`) measures the end-to-end and
     audited proposals again with its propose options (``_intensity``: SAM prompted by the
     myocardium's enhanced regions too; ``_extent``: SAM locates, the enhanced regions
-    it touches set the extent), so the table shows what each adds.
+    it touches set the extent), so the table shows what each adds. ``look_closer``: SAM
+    looks at each slice's window round the heart (every propose and the expert boxes).
     """
     from napari_yolosam.audit.metrics import dice
 
@@ -121,13 +130,16 @@ def judge(stack, expert, segmenter, detector, cache, extra: list[str]) -> tuple[
     label_dice = np.array([dice(noisy[k], expert[k]) for k in range(len(stack))])
     has_expert = expert.any(axis=(1, 2))
     figures = {
-        "sam_expert_boxes": expert_box_dice(segmenter, stack, expert, cache),
+        "sam_expert_boxes": expert_box_dice(segmenter, stack, expert, cache, look_closer),
         "labels_dice": mean(label_dice[has_expert]),
     }
-    candidates = {"label_prompted": run_propose(stack, segmenter, None, cache)}
+    candidates = {
+        "label_prompted": run_propose(stack, segmenter, None, cache, look_closer=look_closer)
+    }
     figures["label_prompted_dice"] = proposal_dice(candidates["label_prompted"], expert)
     # the base row keeps the LV class's validated threshold, as measured before LV_CONF
     variants = {"": {"lv_conf": None}, **{f"_{name}": VARIANTS[name] for name in extra}}
+    variants = {tag: {**options, "look_closer": look_closer} for tag, options in variants.items()}
     if detector is not None:
         blind = stack.with_labels(None)
         for tag, options in variants.items():
@@ -212,9 +224,11 @@ def fine_tune(train_stack, run: Path, mode: str, args, cache):
         cached_variants=args.cached_variants,
         val_fraction=0.15,
         seed=args.seed,
+        look_closer=args.look_closer,
     )
     suffix = "".join(f"-{v}" for v in (args.targets, args.loss) if v not in ("labels", "robust"))
     suffix += f"-v{args.cached_variants}" if args.cached_variants > 1 else ""
+    suffix += "-closer" if args.look_closer else ""
     folder = run / f"{mode}{suffix}"
     best = folder / "segmenter.pth"
     if args.reuse and best.exists():
@@ -246,6 +260,7 @@ def emidec_folds(emidec, n_range=(2.0, 6.0), seed: int = 0, first_cases: int | N
 
 
 def main() -> None:
+    from napari_yolosam.labelspec import LabelSpec
     from napari_yolosam.models.embeddings import EmbeddingCache
     from napari_yolosam.models.segmenter import Segmenter
 
@@ -295,12 +310,27 @@ def main() -> None:
     parser.add_argument(
         "--reuse", action="store_true", help="judge the models already trained in OUT again"
     )
+    parser.add_argument(
+        "--look-closer",
+        action="store_true",
+        help="fine-tune on windows round the heart and propose through them (#27); "
+        "otherwise the whole slice everywhere, as measured before",
+    )
+    parser.add_argument(
+        "--binary",
+        action="store_true",
+        help="binary scar labels (no myocardium, the YoloSAM sample's kind) for training "
+        "and for the audited labels; the expert stays the judge",
+    )
     args = parser.parse_args()
     out = Path(args.out)
     stack, truth, noisy_stack, folds = emidec_folds(
         args.emidec, args.n_range, args.seed, args.cases
     )
     expert_all = np.isin(truth, (3, 4))
+    if args.binary:  # the noisy scar alone, as a binary mask: the anatomy is the models'
+        binary = LabelSpec.binary()
+        noisy_stack = noisy_stack.with_labels(noisy_stack.scar().astype(np.uint8), binary)
     cache = EmbeddingCache(max_bytes=2 << 30, disk_dir=out / "embeddings")
     started = time.time()
     pretrained = Segmenter.from_spec(args.segmenter)
@@ -322,7 +352,9 @@ def main() -> None:
         for mode in args.modes:
             models[mode] = fine_tune(train_stack, run, mode, args, cache)
         for key, (model, info) in models.items():
-            fold[key], fold_rows = judge(sub, expert, model, detector, cache, args.variants)
+            fold[key], fold_rows = judge(
+                sub, expert, model, detector, cache, args.variants, args.look_closer
+            )
             fold[key].update({k: v for k, v in info.items() if k != "history"})
             for tag, tag_rows in fold_rows.items():
                 rows.setdefault(key + tag, []).append(tag_rows)

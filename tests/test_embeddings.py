@@ -173,14 +173,19 @@ def test_one_encoder_pass_per_slice_through_the_whole_workflow(
     config = SamTrainConfig(
         epochs=1, batch_size=4, mode="decoder", val_fraction=0.25, max_steps_per_epoch=2
     )
-    drive(train_segmenter(stack, seg, config, tmp_path / "run", cache=cache))
+    result = drive(train_segmenter(stack, seg, config, tmp_path / "run", cache=cache))
     assert seg.heart is not None, "the heart finder read the same embeddings"
+    assert seg.anatomy is not None, "the anatomy head: a window round each training heart"
+    hearts = stack.myocardium().any(axis=(1, 2))
+    trained = sum(c in result.train_cases and h for c, h in zip(stack.cases, hearts, strict=True))
+    assert cache.stats.encoded == n + trained, "one jittered window a training slice, once"
+    encoded = cache.stats.encoded
     drive(propose(stack, seg, tiny_detector, cache=cache, **whole))
-    assert cache.stats.encoded == n, "one encoder pass per slice"
+    assert cache.stats.encoded == encoded, "the whole slices: one encoder pass each"
     drive(propose(stack, seg, tiny_detector, cache=cache, conf=0.001))  # looking closer
-    assert cache.stats.encoded == 2 * n, "the windows: a second pass per slice, once"
+    assert cache.stats.encoded == encoded + n, "the windows: a second pass per slice, once"
     drive(propose(stack, seg, tiny_detector, cache=cache, conf=0.001))
-    assert cache.stats.encoded == 2 * n
+    assert cache.stats.encoded == encoded + n
     restarted = EmbeddingCache(disk_dir=tmp_path / "cache")
     assert drive(embed_stack(seg, list(stack.images), restarted)) == 0
     assert restarted.stats.disk_hits == n

@@ -24,6 +24,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..geometry import mask_box
+from ..view import View
 from .checkpoints import CheckpointError, load_state_checked
 from .preprocess import logits_to_image
 
@@ -75,14 +76,22 @@ class HeartFinder:
             logits = self.net(embedding.to(torch.float32))[0]
             return torch.sigmoid(logits_to_image(logits, tuple(shape), img_size)).numpy()
 
-    def lv_box(self, embedding, shape: tuple[int, int], img_size: int) -> np.ndarray | None:
-        """``x0 y0 x1 y1`` round the most probable LV region (``None``: no heart found)."""
-        lv = self.probabilities(embedding, shape, img_size)[0]
+    def anatomy(self, embedding, view: View, img_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """The LV (its most probable connected region) and its blood pool, boolean masks in
+        slice pixels, from the embedding of ``view`` of the slice (empty: no heart found)."""
+        probs = self.probabilities(embedding, view.view_shape, img_size)
+        lv, blood = view.paste(probs[0], 0.0), view.paste(probs[1], 0.0)
         regions, count = ndi.label(lv >= THRESHOLD)
         if not count:
-            return None
+            return np.zeros(lv.shape, bool), np.zeros(lv.shape, bool)
         mass = ndi.sum(lv, regions, index=np.arange(1, count + 1))
-        return mask_box(regions == 1 + int(np.argmax(mass)))
+        lv_mask = regions == 1 + int(np.argmax(mass))
+        return lv_mask, lv_mask & (blood >= THRESHOLD)
+
+    def lv_box(self, embedding, shape: tuple[int, int], img_size: int) -> np.ndarray | None:
+        """``x0 y0 x1 y1`` round the most probable LV region of the whole slice encoded as
+        ``embedding`` (``None``: no heart found)."""
+        return mask_box(self.anatomy(embedding, View.whole(shape), img_size)[0])
 
     # -- saving -------------------------------------------------------------------------
     def to_state(self) -> dict:

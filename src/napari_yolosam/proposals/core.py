@@ -16,6 +16,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..defaults import EXTENT, LOOK_CLOSER, LV_CONF
+from ..geometry import mask_box
 from ..models.detector import LV_CLASS, SCAR_CLASS, Detections, Detector
 from ..models.embeddings import EmbeddingCache
 from ..models.segmenter import PromptOutput, Segmenter
@@ -173,16 +174,23 @@ def _propose_slice(
     cache: EmbeddingCache,
     options: dict,
     view: View,
+    read: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[PromptOutput, np.ndarray | None, list]:
     """SAM's scar for one slice, looking at ``view`` of it: the given prompts plus, with
-    ``intensity``, enhanced regions."""
+    ``intensity``, enhanced regions. The myocardium is the label's, else the one the
+    segmenter's anatomy head ``read`` in the window (with its blood pool), else SAM's from
+    ``lv_box``."""
     shape = image.shape
     label_myo, blood = anatomy
     if not (prompts or lv_box is not None or (options["intensity"] and label_myo is not None)):
         empty = np.zeros((0, *shape), np.float32)
         return PromptOutput(empty.astype(bool), empty, np.zeros(0, np.float32)), None, prompts
     embedding = cache.get(segmenter, view.crop(image))
-    proposed = model_myocardium(segmenter, embedding, shape, lv_box, view)
+    if read is not None:
+        proposed, read_blood = read
+        blood = blood if label_myo is not None else read_blood
+    else:
+        proposed = model_myocardium(segmenter, embedding, shape, lv_box, view)
     myocardium = label_myo if label_myo is not None else proposed
     if options["intensity"] and myocardium is not None:
         prompts = prompts + [
@@ -326,16 +334,19 @@ def _slice_steps(stack, segmenter, detector, cache, options, indices: list[int])
             prompts, lv_box, status, state["previous"] = _detector_prompts(
                 found, scar_index, lv_index, state["previous"], options
             )
-        if heart_box is not None and anatomy.at(stack, i)[0] is None:
-            lv_box, prompts = _with_heart_box(heart_box(i), lv_box, prompts, options)
+        view = views[i]
+        read = None
+        if anatomy.at(stack, i)[0] is None:
+            read, box = read_anatomy(segmenter, cache, image, view)
+            box = box if box is not None or heart_box is None else heart_box(i)
+            lv_box, prompts = _with_heart_box(box, lv_box, prompts, options)
         if scar_labels is not None:
             own = stack.crop(i, scar_labels[i])
             prompts += [
                 (b, float("nan"), "label") for b in label_boxes(own, options["box_margin"])
             ]
-        view = views[i]
         output, myocardium, prompts = _propose_slice(
-            image, prompts, lv_box, anatomy.at(stack, i), segmenter, cache, options, view
+            image, prompts, lv_box, anatomy.at(stack, i), segmenter, cache, options, view, read
         )
         return SliceProposal(
             mask=_pad(output.union, full),
@@ -386,6 +397,22 @@ def _heart_boxes(stack: Stack, segmenter: Segmenter, cache: EmbeddingCache):
         return found[i]
 
     return heart_box
+
+
+def read_anatomy(
+    segmenter: Segmenter, cache: EmbeddingCache, image: np.ndarray, view: View
+) -> tuple[tuple[np.ndarray, np.ndarray] | None, np.ndarray | None]:
+    """The myocardium and blood pool the segmenter's anatomy head reads inside ``view`` (a
+    window round the heart: the head is trained on windows), and the box round its LV, in
+    slice pixels; ``(None, None)`` without a head, on the whole slice, or where it finds no
+    LV. The window's embedding is the one SAM uses next (no extra encoder pass)."""
+    if segmenter.anatomy is None or view.is_whole:
+        return None, None
+    embedding = cache.get(segmenter, view.crop(image))
+    lv, blood = segmenter.anatomy.anatomy(embedding, view, segmenter.img_size)
+    if not lv.any():
+        return None, None
+    return (lv & ~blood, blood), mask_box(lv)
 
 
 def _with_heart_box(box, lv_box, prompts: list, options: dict) -> tuple:

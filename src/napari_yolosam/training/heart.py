@@ -10,7 +10,7 @@ noisy scar labels: the head learns only from them.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 
 import numpy as np
 
@@ -19,7 +19,8 @@ from ..models.heart import HeartFinder
 from ..models.segmenter import Segmenter
 from ..progress import Progress
 from ..stack import Stack
-from .data import target_to_grid
+from ..view import View
+from .data import Augmentation, slice_view, target_to_grid
 
 #: Optimisation steps, slices per step and learning rate of the head.
 STEPS = 300
@@ -27,13 +28,15 @@ BATCH = 16
 LR = 1e-3
 
 
-def heart_targets(stack: Stack, i: int, img_size: int, grid: int):
-    """Slice ``i``'s LV and blood pool as a ``(2, grid, grid)`` tensor in the model's frame."""
+def heart_targets(stack: Stack, i: int, img_size: int, grid: int, view: View | None = None):
+    """Slice ``i``'s LV and blood pool as a ``(2, grid, grid)`` tensor in the model's frame
+    (of ``view`` of the slice: default the whole slice)."""
     import torch
 
     labels = stack.crop(i, stack.labels[i])
+    view = View.whole(labels.shape) if view is None else view
     spec = stack.spec
-    masks = (spec.lv_mask(labels), spec.blood_pool_mask(labels))
+    masks = (view.take(spec.lv_mask(labels)), view.take(spec.blood_pool_mask(labels)))
     return torch.stack([target_to_grid(m, img_size, grid) for m in masks])
 
 
@@ -44,11 +47,16 @@ def train_heart(
     cache: EmbeddingCache | None = None,
     steps: int = STEPS,
     seed: int = 0,
+    view_of: Callable[[int], View] | None = None,
 ) -> Generator[Progress, None, HeartFinder | None]:
     """Train a heart finder on the labelled slices ``indices`` of ``stack`` (a generator:
     :class:`Progress` per encoded slice, ``stage="heart-embed"``, and per step,
     ``stage="heart"``; close it to stop). Returns ``None`` where the labels carry no
-    myocardium (binary labels): nothing to learn the heart from."""
+    myocardium (binary labels): nothing to learn the heart from.
+
+    ``view_of(i)``: the window slice ``i`` is seen through (default the whole slice: the
+    finder that places windows); windows round the heart train the head that reads the
+    anatomy inside them (:func:`train_anatomy`)."""
     import torch
 
     if not (stack.has_labels and stack.spec.has_myocardium) or not indices:
@@ -57,9 +65,11 @@ def train_heart(
     _, channels, grid, _ = segmenter.embedding_shape
     inputs, targets = [], []
     for done, i in enumerate(indices, start=1):
-        embedding = cache.get(segmenter, stack.crop(i, stack.images[i]))
+        image = stack.crop(i, stack.images[i])
+        view = View.whole(image.shape) if view_of is None else view_of(i)
+        embedding = cache.get(segmenter, view.crop(image))
         inputs.append(embedding.to(torch.float16))  # half the memory; computed in float32
-        targets.append(heart_targets(stack, i, segmenter.img_size, grid))
+        targets.append(heart_targets(stack, i, segmenter.img_size, grid, view))
         yield Progress(done, len(indices), "heart-embed", stack.names[i])
     if not any(t[0].any() for t in targets):
         return None
@@ -85,6 +95,24 @@ def train_heart(
     finder.info = {"slices": len(inputs), "steps": steps, "loss": loss_value}
     finder.info["encoder"] = segmenter.name
     return finder
+
+
+def train_anatomy(
+    segmenter: Segmenter,
+    stack: Stack,
+    indices: list[int],
+    augmentation: Augmentation,
+    cache: EmbeddingCache | None = None,
+    steps: int = STEPS,
+    seed: int = 0,
+) -> Generator[Progress, None, HeartFinder | None]:
+    """The anatomy head: a heart finder trained on windows round each slice's labelled heart,
+    the heart's box jittered as a box prompt is (``augmentation``; :func:`.data.slice_view`)
+    since inference's windows come from the heart finder and are off. One window a slice,
+    drawn once (seeded), so each is encoded once. A generator, as :func:`train_heart`."""
+    rng = np.random.default_rng(seed)
+    views = {i: slice_view(stack, i, rng, augmentation) for i in indices}
+    return (yield from train_heart(segmenter, stack, indices, cache, steps, seed, views.get))
 
 
 def _loss(logits, targets):

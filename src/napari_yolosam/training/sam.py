@@ -29,7 +29,7 @@ from ..models.checkpoints import read_payload
 from ..models.embeddings import EmbeddingCache
 from ..models.segmenter import Segmenter
 from ..models.segmenter.configs import SCRATCH_CONFIGS
-from ..models.segmenter.model import encoder_stages
+from ..models.segmenter.model import HEADS, encoder_stages
 from ..progress import Progress
 from ..stack import Stack
 from .data import (
@@ -43,7 +43,7 @@ from .data import (
     split_cases,
 )
 from .heart import STEPS as HEART_STEPS
-from .heart import train_heart
+from .heart import train_anatomy, train_heart
 from .losses import LossWeights, noise_robust_loss
 from .targets import extent_targets
 from .validation import validate
@@ -554,15 +554,22 @@ def _save_checkpoints(run: _TrainRun, epoch: int, score: float, improved: bool) 
 
 
 def _train_heart(run: _TrainRun, segmenter: Segmenter | None = None):
-    """Train the heart finder of ``segmenter`` (default the run's) on the training slices'
-    labelled hearts; it is saved with every checkpoint written after (a generator)."""
+    """Train the heads of ``segmenter`` (default the run's) on the training slices' labelled
+    hearts: the heart finder on whole slices, the anatomy head on windows round the heart
+    jittered as inference's windows are off (:func:`.heart.train_anatomy`). They are saved
+    with every checkpoint written after (a generator)."""
     segmenter = segmenter or run.segmenter
     if run.config.heart_steps < 1:
         return
     steps, seed = run.config.heart_steps, run.config.seed
     finder = yield from train_heart(segmenter, run.stack, run.train_idx, run.cache, steps, seed)
-    if finder is not None:
-        segmenter.heart = finder
+    if finder is None:
+        return
+    segmenter.heart = finder
+    aug = run.config.augmentation
+    segmenter.anatomy = yield from train_anatomy(
+        segmenter, run.stack, run.train_idx, aug, run.cache, steps, seed
+    )
 
 
 def _heart_for_best(run: _TrainRun):
@@ -575,7 +582,7 @@ def _heart_for_best(run: _TrainRun):
     yield from _train_heart(run, best)
     if best.heart is not None:
         extra = read_payload(run.best_path).get("extra") or {}
-        best.save(run.best_path, extra={k: v for k, v in extra.items() if k != "heart"})
+        best.save(run.best_path, extra={k: v for k, v in extra.items() if k not in HEADS})
 
 
 def _write_windows(run: _TrainRun) -> None:

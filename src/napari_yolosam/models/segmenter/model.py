@@ -32,6 +32,9 @@ from .configs import (
 #: Which mask-decoder output serves which target: SAM's single-mask token
 #: (0) for scar, the first multimask token (1) for the myocardium.
 TARGET_TOKENS = {"scar": 0, "myocardium": 1}
+#: The heads on the embedding a checkpoint may carry (:mod:`..heart`): ``heart`` finds it in
+#: the whole slice, ``anatomy`` reads its LV and blood pool inside the window round it.
+HEADS = ("heart", "anatomy")
 
 
 @dataclass
@@ -118,6 +121,9 @@ class Segmenter:
         #: The head that finds the heart in this encoder's embeddings (trained with the
         #: segmenter on labels with a myocardium; saved in its checkpoint), or ``None``.
         self.heart = None
+        #: The head of the same kind that reads the LV and blood pool inside the window
+        #: round the heart (trained on windows; saved in the checkpoint too), or ``None``.
+        self.anatomy = None
 
     # -- construction ------------------------------------------------------
     @classmethod
@@ -193,10 +199,11 @@ class Segmenter:
         segmenter = cls(model, config, preprocess, device)
         segmenter.random_encoder = random_encoder
         segmenter.origin = origin
-        if extra.get("heart") is not None:
-            from ..heart import HeartFinder
+        from ..heart import HeartFinder
 
-            segmenter.heart = HeartFinder.from_state(extra["heart"], path, PROMPT_EMBED_DIM)
+        for key in HEADS:
+            if extra.get(key) is not None:
+                setattr(segmenter, key, HeartFinder.from_state(extra[key], path, PROMPT_EMBED_DIM))
         return segmenter
 
     @classmethod
@@ -262,7 +269,7 @@ class Segmenter:
             {
                 **(extra or {}),
                 "random_encoder": self.random_encoder,
-                **({} if self.heart is None else {"heart": self.heart.to_state()}),
+                **{k: getattr(self, k).to_state() for k in HEADS if getattr(self, k) is not None},
             },
         )
 
