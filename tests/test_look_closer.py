@@ -156,3 +156,27 @@ def test_a_click_looks_through_the_window_its_proposal_used(tiny_segmenter, phan
 def test_a_patient_without_any_heart_box_stays_whole():
     views = find_views([SHAPE] * 3, ["a"] * 3, [None] * 3, [None] * 3)
     assert all(v.is_whole for v in views), "a whole slice is never lent as a window"
+
+
+def test_embed_encodes_the_heart_finders_windows_for_propose(phantom):
+    """Without labels, embed encodes the whole slices the heart finder reads and then the
+    windows round the heart it finds: propose then reads both without another pass."""
+    import torch
+
+    from napari_yolosam.models.heart import HeartFinder
+    from napari_yolosam.models.segmenter import Segmenter
+    from napari_yolosam.proposals.heart import embed_views
+
+    seg = Segmenter.build("tiny", seed=5)
+    seg.heart = HeartFinder.build(seg.embedding_shape[1])
+    with torch.no_grad():  # a finder that sees the heart everywhere: the window is placed
+        seg.heart.net[-1].bias.fill_(10.0)
+    blind = phantom.stack.with_labels(None)
+    n = len(blind)
+    cache = EmbeddingCache()
+    passes, views = drive(embed_views(blind, seg, cache, first=2))
+    assert passes == cache.stats.encoded == 2 * n, "each slice whole, then its window"
+    assert all(v.source == "heart" for v in views)
+    found = drive(propose(blind, seg, None, cache, look_closer=True))
+    assert cache.stats.encoded == 2 * n, "propose read what embed encoded"
+    assert [View.from_dict(s.view) for s in found.slices] == views

@@ -171,7 +171,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from ..models.embeddings import EmbeddingCache, embed_stack
     from ..paths import cache_dir
     from ..progress import cli_progress, drive
-    from ..proposals.heart import stack_views
+    from ..proposals.heart import embed_views
 
     stack = _read(args, labels=args.look_closer)  # the labels' anatomy places the windows
     segmenter = segmenter_from_args(args)
@@ -180,15 +180,17 @@ def cmd_embed(args: argparse.Namespace) -> int:
     folder = Path(args.cache) if args.cache else cache_dir("embeddings")
     check_writable(folder)
     cache = EmbeddingCache(disk_dir=folder)
-    images = [stack.crop(i, stack.images[i]) for i in range(len(stack))]
-    views = stack_views(stack) if args.look_closer else None
-    work = embed_stack(segmenter, images, cache, args.first, names=stack.names, views=views)
-    passes = drive(work, cli_progress())
-    closer = (
-        "" if views is None else f"; {sum(not v.is_whole for v in views)} windows round the heart"
-    )
+    closer = ""
+    if args.look_closer:  # what propose reads: windows round the heart
+        work = embed_views(stack, segmenter, cache, args.first)
+        passes, views = drive(work, cli_progress())
+        closer = f"; {sum(not v.is_whole for v in views)} windows round the heart"
+    else:
+        images = [stack.crop(i, stack.images[i]) for i in range(len(stack))]
+        work = embed_stack(segmenter, images, cache, args.first, names=stack.names)
+        passes = drive(work, cli_progress())
     print(
-        f"{len(stack)} slices: {passes} encoded now, {len(stack) - passes} already cached "
+        f"{len(stack)} slices: {passes} encoded now, the rest already cached "
         f"({segmenter.name}; cache {folder}{closer})"
     )
     return 0

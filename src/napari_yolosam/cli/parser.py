@@ -194,7 +194,7 @@ def _embed(command) -> None:
     p.add_argument("--segmenter", default=default_segmenter(), help="segmenter whose encoder runs")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps")
     add_encoder_backend_option(p)
-    add_look_closer_option(p, "its labels' anatomy, as propose reads it")
+    add_look_closer_option(p, "the labels' anatomy, else the heart finder's; as propose reads it")
     p.add_argument("--first", type=non_negative_int, default=0, help="slice encoded first")
     p.add_argument(
         "--cache",

@@ -23,7 +23,7 @@ from ..models.segmenter import PromptOutput, Segmenter
 from ..progress import Progress
 from ..stack import Stack
 from ..view import View
-from .heart import stack_views
+from .heart import finder_boxes, stack_views
 from .types import INTENSITY_N, Proposals, SliceProposal, _pad, label_boxes
 
 
@@ -323,7 +323,7 @@ def _slice_steps(stack, segmenter, detector, cache, options, indices: list[int])
         lv_index = detector.class_index(LV_CLASS)
     state: dict = {"previous": None}
     detect = _detections(stack, detector, options)
-    heart_box = _heart_boxes(stack, segmenter, cache)
+    heart_box = finder_boxes(stack, segmenter, cache)
     views = _views(stack, heart_box, options, indices)
 
     def step(i: int) -> SliceProposal:
@@ -380,23 +380,6 @@ def _detections(stack: Stack, detector: Detector | None, options: dict):
         return found[i]
 
     return detect
-
-
-def _heart_boxes(stack: Stack, segmenter: Segmenter, cache: EmbeddingCache):
-    """The segmenter's heart finder's LV box of slice ``i`` (from the whole slice's
-    embedding) as a function of ``i``, each slice once; ``None`` without a heart finder."""
-    if segmenter.heart is None:
-        return None
-    found: dict[int, np.ndarray | None] = {}
-
-    def heart_box(i: int) -> np.ndarray | None:
-        if i not in found:
-            image = stack.crop(i, stack.images[i])
-            embedding = cache.get(segmenter, image)
-            found[i] = segmenter.heart.lv_box(embedding, image.shape, segmenter.img_size)
-        return found[i]
-
-    return heart_box
 
 
 def read_anatomy(

@@ -10,11 +10,13 @@ slice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 
 import numpy as np
 
 from ..geometry import mask_box
+from ..models.embeddings import EmbeddingCache, embed_stack
+from ..progress import Progress
 from ..view import View
 
 
@@ -140,3 +142,44 @@ def heart_view(stack, index: int, proposal=None) -> View:
         if box is not None:
             return View.around(box, shape, "label")
     return View.whole(shape)
+
+
+def finder_boxes(stack, segmenter, cache: EmbeddingCache):
+    """The segmenter's heart finder's LV box of slice ``i`` (from the whole slice's
+    embedding) as a function of ``i``, each slice once; ``None`` without a heart finder."""
+    if segmenter.heart is None:
+        return None
+    found: dict[int, np.ndarray | None] = {}
+
+    def heart_box(i: int) -> np.ndarray | None:
+        if i not in found:
+            image = stack.crop(i, stack.images[i])
+            embedding = cache.get(segmenter, image)
+            found[i] = segmenter.heart.lv_box(embedding, image.shape, segmenter.img_size)
+        return found[i]
+
+    return heart_box
+
+
+def embed_views(
+    stack, segmenter, cache: EmbeddingCache, first: int = 0, proposals=None
+) -> Generator[Progress, None, tuple[int, list[View]]]:
+    """Encode what looking closer reads, the slice ``first`` first (a generator, as
+    :func:`~napari_yolosam.models.embeddings.embed_stack`; returns the encoder passes and
+    the windows): each
+    slice's window (:func:`slice_windows`). Where neither proposal nor label places one and
+    the segmenter has a heart finder, the whole slice is encoded first (the finder reads it)
+    and then the window round the heart it finds, as ``propose`` places it."""
+    images = [stack.crop(i, stack.images[i]) for i in range(len(stack))]
+    views = slice_windows(stack, proposals)
+    need = [i for i, v in enumerate(views) if v.is_whole]
+    passes = 0
+    if need and segmenter.heart is not None:
+        start = int(np.argmin([abs(i - first) for i in need]))
+        whole = [images[i] for i in need]
+        names = [stack.names[i] for i in need]
+        passes += yield from embed_stack(segmenter, whole, cache, start, names=names)
+        found = stack_views(stack, finder_boxes(stack, segmenter, cache), need, source="heart")
+        views = [found[i] if i in need else v for i, v in enumerate(views)]
+    work = embed_stack(segmenter, images, cache, first, names=stack.names, views=views)
+    return passes + (yield from work), views

@@ -35,7 +35,7 @@ from ..napari_hooks.layers import MYOCARDIUM_VALUE, SCAR_VALUE, proposal_layers
 from ..paths import cache_dir
 from ..progress import Progress
 from ..proposals.core import Proposals, propose
-from ..proposals.heart import slice_windows
+from ..proposals.heart import embed_views, slice_windows
 from ..proposals.propagate import propagate
 from ._layers import replace_layers, shown_slice
 from ._prompting import HandPrompts
@@ -424,12 +424,12 @@ class ProposalsWidget(HandPrompts, Container):
 
         def work(_, segmenter):
             stack = stack_of_layers(*shown_layers)  # copied here, not on the GUI thread
+            if closer:  # the windows SAM reads
+                passes, _ = yield from embed_views(stack, segmenter, self.cache, shown, kept)
+                return passes
             images = [stack.crop(i, stack.images[i]) for i in range(len(stack))]
-            views = slice_windows(stack, kept) if closer else None  # the windows SAM reads
             return (
-                yield from embed_stack(
-                    segmenter, images, self.cache, shown, names=stack.names, views=views
-                )
+                yield from embed_stack(segmenter, images, self.cache, shown, names=stack.names)
             )
 
         work = self._with_models(work)
@@ -440,7 +440,7 @@ class ProposalsWidget(HandPrompts, Container):
             self.status.value = (
                 "embedding cancelled"
                 if passes is None
-                else f"embedded: {passes} slice(s) encoded, {n - passes} from the cache"
+                else f"embedded: {passes} encoder pass(es) now, the rest from the cache"
             )
 
         self.embed_worker, self._embed_stop = start(
