@@ -10,12 +10,15 @@ an expert myocardium:
 
 - ``box_iou``: the LV box that finds the heart (``--finder``: the segmenter's heart finder,
   trained here on the noisy training half's myocardium labels, or the detector's best LV
-  box) against the box round the expert LV;
+  box) against the box round the expert LV; ``box_iou_window``: the LV box the proposals
+  looking closer prompt with (the anatomy head's, read inside the window; trained here on
+  jittered windows round the training half's labelled hearts, unless ``--no-anatomy``);
 - ``covered``: the share of the expert heart's box inside the window; ``inside``: the
   share of slices whose whole heart box is inside it; ``heart_cut``: every measure again
   on the slices whose window cuts the heart (what a wrong region costs);
-- ``myocardium``: SAM's myocardium from the LV box (the proposals' own) against the
-  expert's, whole slice and window;
+- ``myocardium``: the proposals' own myocardium (SAM's from the LV box on the whole slice;
+  looking closer, the anatomy head's LV less its blood pool in the window) against the
+  expert's;
 - ``scar``: the end-to-end proposals (detector boxes, LV-box scar prompt, the extent
   rule) against the expert scar on slices with scar; ``false_scar``: the share of
   scar-free slices given some.
@@ -90,8 +93,11 @@ def slice_rows(blind, truth, spec, whole, closer, detections, lv_index) -> list[
         view = closer.slices[i].view
         window = view and np.array([view["left"], view["top"], view["left"] + view["size"],
                                     view["top"] + view["size"]], np.float32)  # fmt: skip
+        lv_prompts = [b for b, s in zip(closer.slices[i].boxes, closer.slices[i].sources,
+                                        strict=True) if s == "lv"]  # fmt: skip
         row = {
             "box_iou": 0.0 if det is None else box_iou(det, true_box),
+            "box_iou_window": box_iou(lv_prompts[0], true_box) if lv_prompts else 0.0,
             "covered": 0.0 if window is None else covered(window, heart),
             "window": "whole" if view is None else view["source"],
         }
@@ -136,7 +142,8 @@ def main() -> None:
     from napari_yolosam.models.segmenter import Segmenter
     from napari_yolosam.progress import drive
     from napari_yolosam.proposals.core import propose
-    from napari_yolosam.training.heart import train_heart
+    from napari_yolosam.training.data import Augmentation
+    from napari_yolosam.training.heart import train_anatomy, train_heart
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--emidec", default=str(HERE.parents[1] / "shared/data/emidec_dev"))
@@ -149,6 +156,11 @@ def main() -> None:
         default="heart",
         help="what finds the heart: the segmenter's heart finder (trained here on the noisy "
         "training half's myocardium labels) or the detector's LV box",
+    )
+    parser.add_argument(
+        "--no-anatomy",
+        action="store_true",
+        help="without the anatomy head: SAM's myocardium from the finder's LV box in the window",
     )
     args = parser.parse_args()
     out = Path(args.out)
@@ -167,10 +179,13 @@ def main() -> None:
         segmenter = Segmenter.from_spec("lite_medsam")
         cache = EmbeddingCache(max_bytes=2 << 30, disk_dir=out / "embeddings")
         started = time.time()
-        if args.finder == "heart":  # the product's heart finder, on the noisy training half
-            work = train_heart(segmenter, noisy, train_idx, cache, seed=0)
-            segmenter.heart = drive(work)
+        if args.finder == "heart":  # the product's heads, on the noisy training half
+            segmenter.heart = drive(train_heart(segmenter, noisy, train_idx, cache, seed=0))
             print(f"heart finder: {segmenter.heart.info}", flush=True)
+            if not args.no_anatomy:
+                work = train_anatomy(segmenter, noisy, train_idx, Augmentation(), cache, seed=0)
+                segmenter.anatomy = drive(work)
+                print(f"anatomy head: {segmenter.anatomy.info}", flush=True)
         found = {}
         for closer in (False, True):
             found[closer] = drive(
