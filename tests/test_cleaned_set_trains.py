@@ -21,6 +21,7 @@ def test_save_train_propose_audit_from_the_cleaned_set(phantom_folder, tmp_path,
     assert stack.names == original.names and stack.labels.shape == original.labels.shape
     run = tmp_path / "run"
     train = ["train", "--images", str(cleaned), "--out", str(run), "--epochs", "1"]
+    train += ["--heart-steps", "20"]  # the heads: a few steps (test_heart_finder.py: learning)
     assert main([*train, "--segmenter", "tiny", "--detector", "none"]) == 0
     props2, audit2 = tmp_path / "props2", tmp_path / "audit2"
     seg = ["--segmenter", str(run / "segmenter.pth"), "--detector", "none"]

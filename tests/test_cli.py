@@ -130,6 +130,7 @@ def test_training_defaults_have_one_source():
         config.scar_free_share,
         config.cached_variants,
         config.targets,
+        config.heart_steps,
     )
     for args in (
         build_parser().parse_args(["train", "--data", "d", "--out", "o"]),
@@ -145,6 +146,7 @@ def test_training_defaults_have_one_source():
             args.scar_free_share,
             args.cached_variants,
             args.targets,
+            args.heart_steps,
         )
         assert got == expected
         assert sam_config_from_args(args) == config

@@ -171,7 +171,12 @@ def test_one_encoder_pass_per_slice_through_the_whole_workflow(
     box = np.array([[20, 20, 90, 90]], np.float32)
     prompt_slice(seg, cache, stack.images[2], boxes=box)
     config = SamTrainConfig(
-        epochs=1, batch_size=4, mode="decoder", val_fraction=0.25, max_steps_per_epoch=2
+        epochs=1,
+        batch_size=4,
+        mode="decoder",
+        val_fraction=0.25,
+        max_steps_per_epoch=2,
+        heart_steps=20,
     )
     result = drive(train_segmenter(stack, seg, config, tmp_path / "run", cache=cache))
     assert seg.heart is not None, "the heart finder read the same embeddings"

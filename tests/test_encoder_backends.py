@@ -155,7 +155,9 @@ def test_full_training_encodes_with_torch_and_restores(phantom, tmp_path):
         return real(image)
 
     seg.encode = watching
-    config = SamTrainConfig(epochs=1, batch_size=4, mode="full", max_steps_per_epoch=1)
+    config = SamTrainConfig(
+        epochs=1, batch_size=4, mode="full", max_steps_per_epoch=1, heart_steps=20
+    )
     drive(train_segmenter(phantom.stack, seg, config, tmp_path / "run", cache=EmbeddingCache()))
     assert seen and set(seen) == {"torch"}
     assert seg.encoder_backend == "onnx"

@@ -28,6 +28,7 @@ def workflow(make_napari_viewer, phantom_folder, monkeypatch, tmp_path):
     config = SamTrainConfig()  # the widget's defaults are the core's
     assert (flow.finetune.lr.value, flow.finetune.epochs.value) == (config.lr, config.epochs)
     assert flow.finetune.targets.value == config.targets
+    assert flow.finetune.heart_steps.value == config.heart_steps
     flow.proposals.segmenter_spec.value = "tiny"
     assert flow.finetune.starting_models() == ("yolo11n.yaml", "tiny")
     return viewer, flow
@@ -207,6 +208,7 @@ def test_finetune_loads_models_and_rescores(workflow, qtbot, tmp_path):
     flow.finetune.what.value = "segmenter"
     flow.finetune.epochs.value = 1
     flow.finetune.targets.value = "extent"
+    flow.finetune.heart_steps.value = 20
     flow.finetune.out.value = str(tmp_path / "run")
     timer, ticks = _ticks(qtbot)
     flow.finetune.start()
@@ -218,6 +220,7 @@ def test_finetune_loads_models_and_rescores(workflow, qtbot, tmp_path):
 
     trained = read_payload(tmp_path / "run/segmenter.pth")["extra"]
     assert trained["config"]["targets"] == "extent", "the widget's choice reached training"
+    assert trained["config"]["heart_steps"] == 20
     first_call = flow.finetune.result.history[0]
     assert first_call["model"] == "segmenter"
     flow.finetune.load_and_rescore()

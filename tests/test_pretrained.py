@@ -125,7 +125,12 @@ def test_stage_training_trains_the_last_stage_on_cached_inputs(phantom, tmp_path
     image = phantom.stack.images[1]
     torch.testing.assert_close(cache.get(seg, image), seg.encode(image), atol=2e-2, rtol=2e-2)
     config = SamTrainConfig(
-        epochs=1, batch_size=2, mode="stage", val_fraction=0.25, max_steps_per_epoch=2
+        epochs=1,
+        batch_size=2,
+        mode="stage",
+        val_fraction=0.25,
+        max_steps_per_epoch=2,
+        heart_steps=20,
     )
     drive(train_segmenter(phantom.stack, seg, config, tmp_path / "run", cache=cache))
     state = encoder.state_dict()
@@ -145,4 +150,8 @@ def test_stage_training_needs_a_tinyvit_encoder(phantom):
     seg = Segmenter.build("tiny")
     seg.random_encoder = False
     with pytest.raises(ValueError, match="TinyViT"):
-        next(train_segmenter(phantom.stack, seg, SamTrainConfig(epochs=1, mode="stage")))
+        next(
+            train_segmenter(
+                phantom.stack, seg, SamTrainConfig(epochs=1, mode="stage", heart_steps=20)
+            )
+        )

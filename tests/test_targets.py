@@ -92,7 +92,12 @@ def test_targets_are_a_training_setting(tmp_path):
     assert sam_config_from_args(args).targets == "extent"
     phantom = make_phantom(n_slices=3, n_cases=2, shape=(64, 64), seed=3)
     config = SamTrainConfig(
-        epochs=1, batch_size=2, targets="extent", val_fraction=0.5, max_steps_per_epoch=2
+        epochs=1,
+        batch_size=2,
+        targets="extent",
+        val_fraction=0.5,
+        max_steps_per_epoch=2,
+        heart_steps=20,
     )
     result = drive(train_segmenter(phantom.stack, Segmenter.build("tiny"), config, tmp_path))
     assert read_payload(result.last_path)["extra"]["training"]["config"]["targets"] == "extent"

@@ -129,7 +129,13 @@ def test_tiny_sam_learns_on_phantom(tmp_path):
     seg = Segmenter.build("tiny", seed=0)
     before = validate(seg, phantom.stack, val_idx)
     config = SamTrainConfig(  # boxes alone (clicks: test_points_and_devices)
-        epochs=14, batch_size=8, lr=1e-3, val_cases=tuple(val_cases), seed=0, click_share=0.0
+        epochs=14,
+        batch_size=8,
+        lr=1e-3,
+        val_cases=tuple(val_cases),
+        seed=0,
+        click_share=0.0,
+        heart_steps=20,
     )
     result = drive(train_segmenter(phantom.stack, seg, config, tmp_path))
     last = result.history[-1]
@@ -161,7 +167,12 @@ def test_decoder_mode_freezes_encoder_and_uses_cache(train_phantom, tmp_path):
     ).clone()
     cache = EmbeddingCache()
     config = SamTrainConfig(
-        epochs=2, batch_size=4, mode="decoder", val_fraction=0.25, max_steps_per_epoch=3
+        epochs=2,
+        batch_size=4,
+        mode="decoder",
+        val_fraction=0.25,
+        max_steps_per_epoch=3,
+        heart_steps=20,
     )
     drive(train_segmenter(train_phantom.stack, seg, config, tmp_path, cache=cache))
     encoder_after = torch.cat([p.detach().flatten() for p in seg.model.image_encoder.parameters()])
@@ -200,7 +211,12 @@ def test_cached_modes_augment_before_caching(train_phantom, tmp_path):
     seg.random_encoder = False
     cache = EmbeddingCache()
     config = SamTrainConfig(
-        epochs=3, batch_size=4, mode="decoder", val_fraction=0.25, cached_variants=2
+        epochs=3,
+        batch_size=4,
+        mode="decoder",
+        val_fraction=0.25,
+        cached_variants=2,
+        heart_steps=20,
     )
     result = drive(train_segmenter(stack, seg, config, tmp_path, cache=cache))
     seen = {i for i, c in enumerate(stack.cases) if c in result.train_cases}
@@ -212,7 +228,9 @@ def test_cached_modes_augment_before_caching(train_phantom, tmp_path):
 
 def test_stop_mid_epoch_keeps_last_checkpoint_and_resume_continues(train_phantom, tmp_path):
     seg = Segmenter.build("tiny", seed=2)
-    config = SamTrainConfig(epochs=3, batch_size=4, val_fraction=0.25, max_steps_per_epoch=3)
+    config = SamTrainConfig(
+        epochs=3, batch_size=4, val_fraction=0.25, max_steps_per_epoch=3, heart_steps=20
+    )
     work = train_segmenter(train_phantom.stack, seg, config, tmp_path)
     seen = []
     with pytest.raises(Stopped):
@@ -515,7 +533,12 @@ def test_points_and_devices(train_phantom, tmp_path):
         clicks = seg.model.prompt_encoder.point_embeddings
         before = [clicks[k].weight.detach().clone() for k in (0, 1)]
         config = SamTrainConfig(
-            epochs=1, batch_size=4, click_share=share, val_fraction=0.25, max_steps_per_epoch=2
+            epochs=1,
+            batch_size=4,
+            click_share=share,
+            val_fraction=0.25,
+            max_steps_per_epoch=2,
+            heart_steps=20,
         )
         drive(train_segmenter(stack, seg, config, tmp_path / str(share)))
         changed = [
@@ -532,7 +555,9 @@ def test_scar_free_share_sets_the_slices_per_epoch(train_phantom, tmp_path):
     assert 0 < with_scar < len(groups), "the phantom has slices with and without scar"
     steps = {}
     for share in (0.0, 1.0):
-        config = SamTrainConfig(epochs=1, batch_size=2, val_fraction=0.0, scar_free_share=share)
+        config = SamTrainConfig(
+            epochs=1, batch_size=2, val_fraction=0.0, scar_free_share=share, heart_steps=20
+        )
         seg = Segmenter.build("tiny")
         events = list(train_segmenter(stack, seg, config, None))
         steps[share] = sum(e.stage == "segmenter" for e in events)
@@ -559,7 +584,12 @@ def test_train_reads_the_embeddings_the_viewer_and_embed_wrote(train_phantom, tm
     mine = [p for p in files if p.parent.name == loaded.fingerprint[:24]]
     assert len(mine) == len(stack)
     config = SamTrainConfig(
-        epochs=1, batch_size=4, mode="decoder", val_fraction=0.25, max_steps_per_epoch=2
+        epochs=1,
+        batch_size=4,
+        mode="decoder",
+        val_fraction=0.25,
+        max_steps_per_epoch=2,
+        heart_steps=20,
     )
     drive(
         train(stack, tmp_path / "run", detector=None, segmenter=str(checkpoint), sam_config=config)

@@ -266,6 +266,13 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
         parser, "the label's myocardium and blood pool, jittered", TRAINING.look_closer
     )
     parser.add_argument(
+        "--heart-steps",
+        type=non_negative_int,
+        default=TRAINING.heart_steps,
+        help="steps of each head that finds the heart and reads its anatomy, trained on labels "
+        f"with a myocardium and kept in the checkpoint; 0: none (default: {TRAINING.heart_steps})",
+    )
+    parser.add_argument(
         "--cached-variants",
         type=int,
         default=TRAINING.cached_variants,
@@ -315,6 +322,7 @@ def sam_config_from_args(args: argparse.Namespace):
         scar_free_share=getattr(args, "scar_free_share", 1.0),
         cached_variants=getattr(args, "cached_variants", TRAINING.cached_variants),
         look_closer=getattr(args, "look_closer", TRAINING.look_closer),
+        heart_steps=getattr(args, "heart_steps", TRAINING.heart_steps),
     )
 
 
@@ -347,7 +355,7 @@ def add_detector_prompt_options(parser: argparse.ArgumentParser) -> None:
         "(mean + 2 SD of the remote myocardium; the label's myocardium, else the proposed one)",
     )
     add_extent_option(parser)
-    add_look_closer_option(parser, "the label's anatomy, else the detector's LV box")
+    add_look_closer_option(parser, "the label's anatomy, else the segmenter's heart finder")
 
 
 def add_look_closer_option(

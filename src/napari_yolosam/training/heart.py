@@ -14,6 +14,7 @@ from collections.abc import Callable, Generator
 
 import numpy as np
 
+from ..defaults import TRAINING
 from ..models.embeddings import EmbeddingCache
 from ..models.heart import HeartFinder
 from ..models.segmenter import Segmenter
@@ -23,7 +24,7 @@ from ..view import View
 from .data import Augmentation, slice_view, target_to_grid
 
 #: Optimisation steps, slices per step and learning rate of the head.
-STEPS = 300
+STEPS = TRAINING.heart_steps
 BATCH = 16
 LR = 1e-3
 

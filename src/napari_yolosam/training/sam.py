@@ -42,7 +42,6 @@ from .data import (
     slice_view,
     split_cases,
 )
-from .heart import STEPS as HEART_STEPS
 from .heart import train_anatomy, train_heart
 from .losses import LossWeights, noise_robust_loss
 from .targets import extent_targets
@@ -78,7 +77,7 @@ class SamTrainConfig:
     )  # share of the scar-free slices drawn each epoch
     lv_prompts: bool = True  # scar from a box round the LV too (labels with myocardium)
     look_closer: bool = TRAINING.look_closer  # seen through jittered windows round the heart
-    heart_steps: int = HEART_STEPS  # steps of the heart finder's training (0: none)
+    heart_steps: int = TRAINING.heart_steps  # steps of each head on the embedding (0: none)
     val_fraction: float = TRAINING.val_fraction
     val_cases: tuple[str, ...] = ()
     seed: int = TRAINING.seed

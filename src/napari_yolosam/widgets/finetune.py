@@ -82,6 +82,7 @@ class FinetuneWidget(Container):
                 self.lr,
                 self.targets,
                 self.look_closer,
+                self.heart_steps,
                 self.device,
                 self.out,
                 self.resume,
@@ -166,8 +167,16 @@ class FinetuneWidget(Container):
             text="look closer at the heart",
             value=TRAINING.look_closer,
             tooltip="the segmenter learns from windows round each slice's labelled heart "
-            "(jittered as the detector's windows err), resized to its input, as proposals "
+            "(jittered as the heart finder's windows err), resized to its input, as proposals "
             "with 'look closer' see them",
+        )
+        self.heart_steps = SpinBox(
+            label="heart steps",
+            min=0,
+            max=100_000,
+            value=TRAINING.heart_steps,
+            tooltip="steps of the heads that find the heart and read its anatomy (labels with a "
+            "myocardium; kept in the segmenter's checkpoint); 0: none",
         )
         self.device = ComboBox(
             label="device", choices=["cpu", "cuda", "0,1"], value="cpu", tooltip="cpu or GPU(s)"
@@ -236,7 +245,7 @@ class FinetuneWidget(Container):
             "resume": bool(self.resume.value),
         }
         lr, targets = float(self.lr.value), str(self.targets.value)
-        closer = bool(self.look_closer.value)
+        closer, heart_steps = bool(self.look_closer.value), int(self.heart_steps.value)
         imports = getattr(self.proposals_widget, "_imports", None)
 
         def work():
@@ -250,6 +259,7 @@ class FinetuneWidget(Container):
                 targets=targets,
                 val_fraction=val_fraction,
                 look_closer=closer,
+                heart_steps=heart_steps,
             )
             return (yield from train(stack, run, sam_config=config, **options))
 
