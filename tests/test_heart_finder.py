@@ -23,6 +23,16 @@ def _iou(a, b) -> float:
     return float(w * h / union)
 
 
+def _blind(hearts, trained):
+    """LiteMedSAM with the trained finder, its cache, the stack without labels, and the
+    slices of the patient the finder never saw."""
+    finder, cache, _ = trained
+    seg = Segmenter.from_spec("lite_medsam")
+    seg.heart = finder
+    unseen = [i for i, c in enumerate(hearts.cases) if c == hearts.cases[-1]]
+    return seg, cache, hearts.with_labels(None), unseen
+
+
 @pytest.fixture(scope="module")
 def hearts():
     """Three phantom patients: two to learn from, one the finder has never seen."""
@@ -103,11 +113,7 @@ def test_without_labels_the_finder_places_the_window(lite, hearts, trained):
     and SAM's myocardium is proposed from that box."""
     from napari_yolosam.proposals.core import propose
 
-    finder, cache, _ = trained
-    seg = Segmenter.from_spec("lite_medsam")
-    seg.heart = finder
-    blind = hearts.with_labels(None)
-    unseen = [i for i, c in enumerate(hearts.cases) if c == hearts.cases[-1]]
+    seg, cache, blind, unseen = _blind(hearts, trained)
     found = drive(propose(blind, seg, None, cache, indices=unseen, look_closer=True))
     for i in unseen:
         view = View.from_dict(found.slices[i].view)
@@ -139,11 +145,7 @@ def test_the_anatomy_head_reads_the_myocardium_inside_the_window(lite, hearts, t
     from napari_yolosam.audit.metrics import dice
     from napari_yolosam.proposals.core import propose
 
-    finder, cache, _ = trained
-    seg = Segmenter.from_spec("lite_medsam")
-    seg.heart = finder
-    blind = hearts.with_labels(None)
-    unseen = [i for i, c in enumerate(hearts.cases) if c == hearts.cases[-1]]
+    seg, cache, blind, unseen = _blind(hearts, trained)
     sam = drive(propose(blind, seg, None, cache, indices=unseen, lv_scar=True))
     seg.anatomy = reader
     read = drive(propose(blind, seg, None, cache, indices=unseen, lv_scar=True))
