@@ -350,7 +350,7 @@ def test_embed_stack_in_the_background_slice_in_view_first(workflow, qtbot):
     assert ticks["n"] > 3, "the event loop kept running while embedding"
     assert len(order) == n and np.array_equal(order[0], stack.images[5]), "slice in view first"
     assert np.array_equal(order[1], stack.images[6]), "then its neighbours"
-    assert widget.cache.stats.encoded == n and f"{n} slice(s) encoded" in widget.status.value
+    assert widget.cache.stats.encoded == n and f"{n} encoder pass(es) now" in widget.status.value
     assert len(list(widget.cache.disk_dir.glob("*/*.npy"))) == n, "kept on disk"
     widget.propose(current_only=True)
     qtbot.waitUntil(lambda: "scar proposal" in viewer.layers, timeout=60000)
