@@ -164,12 +164,12 @@ def finder_boxes(stack, segmenter, cache: EmbeddingCache):
 def embed_views(
     stack, segmenter, cache: EmbeddingCache, first: int = 0, proposals=None
 ) -> Generator[Progress, None, tuple[int, list[View]]]:
-    """Encode what looking closer reads, the slice ``first`` first (a generator, as
+    """Encode what looking closer reads, the slice ``first`` first: each slice's window
+    (:func:`slice_windows`). Where neither proposal nor label places one and the segmenter
+    has a heart finder, the whole slice is encoded first (the finder reads it) and then the
+    window round the heart it finds, as ``propose`` places it. A generator, as
     :func:`~napari_yolosam.models.embeddings.embed_stack`; returns the encoder passes and
-    the windows): each
-    slice's window (:func:`slice_windows`). Where neither proposal nor label places one and
-    the segmenter has a heart finder, the whole slice is encoded first (the finder reads it)
-    and then the window round the heart it finds, as ``propose`` places it."""
+    the windows."""
     images = [stack.crop(i, stack.images[i]) for i in range(len(stack))]
     views = slice_windows(stack, proposals)
     need = [i for i, v in enumerate(views) if v.is_whole]

@@ -116,6 +116,28 @@ def train_anatomy(
     return (yield from train_heart(segmenter, stack, indices, cache, steps, seed, views.get))
 
 
+def train_heads(
+    segmenter: Segmenter,
+    stack: Stack,
+    indices: list[int],
+    augmentation: Augmentation,
+    cache: EmbeddingCache | None = None,
+    steps: int = STEPS,
+    seed: int = 0,
+) -> Generator[Progress, None, None]:
+    """Both heads of ``segmenter``, trained on the labelled hearts of slices ``indices``:
+    the heart finder on whole slices (``segmenter.heart``), then the anatomy head on the
+    jittered windows (``segmenter.anatomy``). Binary labels train neither and leave the
+    segmenter's heads as they were. A generator, as :func:`train_heart`."""
+    finder = yield from train_heart(segmenter, stack, indices, cache, steps, seed)
+    if finder is None:
+        return
+    segmenter.heart = finder
+    segmenter.anatomy = yield from train_anatomy(
+        segmenter, stack, indices, augmentation, cache, steps, seed
+    )
+
+
 def _loss(logits, targets):
     """Binary cross-entropy plus soft Dice, each channel, averaged."""
     import torch

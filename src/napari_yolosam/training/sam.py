@@ -42,7 +42,7 @@ from .data import (
     slice_view,
     split_cases,
 )
-from .heart import train_anatomy, train_heart
+from .heart import train_heads
 from .losses import LossWeights, noise_robust_loss
 from .targets import extent_targets
 from .validation import validate
@@ -553,26 +553,18 @@ def _save_checkpoints(run: _TrainRun, epoch: int, score: float, improved: bool) 
 
 
 def _train_heart(run: _TrainRun, segmenter: Segmenter | None = None):
-    """Train the heads of ``segmenter`` (default the run's) on the training slices' labelled
-    hearts: the heart finder on whole slices, the anatomy head on windows round the heart
-    jittered as inference's windows are off (:func:`.heart.train_anatomy`). They are saved
-    with every checkpoint written after (a generator)."""
-    segmenter = segmenter or run.segmenter
-    if run.config.heart_steps < 1:
-        return
-    steps, seed = run.config.heart_steps, run.config.seed
-    finder = yield from train_heart(segmenter, run.stack, run.train_idx, run.cache, steps, seed)
-    if finder is None:
-        return
-    segmenter.heart = finder
-    aug = run.config.augmentation
-    segmenter.anatomy = yield from train_anatomy(
-        segmenter, run.stack, run.train_idx, aug, run.cache, steps, seed
-    )
+    """Train the heads of ``segmenter`` (default the run's) on the training slices
+    (:func:`.heart.train_heads`); they are saved with every checkpoint written after."""
+    if run.config.heart_steps >= 1:
+        config = run.config
+        yield from train_heads(
+            segmenter or run.segmenter, run.stack, run.train_idx, config.augmentation,
+            run.cache, config.heart_steps, config.seed,
+        )  # fmt: skip
 
 
 def _heart_for_best(run: _TrainRun):
-    """After an encoder-training run: the best checkpoint's heart finder, trained on its own
+    """After an encoder-training run: the best checkpoint's heads, trained on its own
     embeddings and saved into it (a generator)."""
     if run.best_path is None or not run.best_path.exists() or run.rank != 0:
         return
