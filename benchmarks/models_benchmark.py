@@ -73,6 +73,12 @@ def proposal_dice(proposals, expert) -> float:
     )
 
 
+def false_scar(proposals, expert) -> float:
+    """Share of the slices without expert scar on which the proposals give scar."""
+    free = [k for k in range(len(expert)) if not expert[k].any()]
+    return float(np.mean([proposals.slices[k].mask.any() for k in free])) if free else float("nan")
+
+
 def run_propose(stack, segmenter, detector, cache, **kwargs):
     from napari_yolosam.progress import drive
     from napari_yolosam.proposals.core import propose
@@ -146,9 +152,9 @@ def judge(
             figures["end_to_end" + tag] = proposal_dice(
                 run_propose(blind, segmenter, detector, cache, **options), expert
             )
-            figures["end_to_end_lv" + tag] = proposal_dice(
-                run_propose(blind, segmenter, detector, cache, lv_scar=True, **options), expert
-            )
+            with_lv = run_propose(blind, segmenter, detector, cache, lv_scar=True, **options)
+            figures["end_to_end_lv" + tag] = proposal_dice(with_lv, expert)
+            figures["false_scar_lv" + tag] = false_scar(with_lv, expert)
             # scar from the detector's LV box alone: independent of the label and of scar boxes
             candidates["anatomy" + tag] = run_propose(
                 blind, segmenter, detector, cache, lv_scar=True, scar_boxes=False, **options
@@ -156,6 +162,7 @@ def judge(
             figures["end_to_end_anatomy" + tag] = proposal_dice(
                 candidates["anatomy" + tag], expert
             )
+            figures["false_scar_anatomy" + tag] = false_scar(candidates["anatomy" + tag], expert)
     rows = {}
     for tag, options in variants.items():  # what `yolosam audit` proposes and judges with
         proposals = run_propose(stack, segmenter, detector, cache, **options)
@@ -210,8 +217,14 @@ def fine_tune(train_stack, run: Path, mode: str, args, cache):
     from napari_yolosam.progress import drive
     from napari_yolosam.training.sam import SamTrainConfig, train_segmenter
 
-    segmenter = Segmenter.from_spec(args.segmenter)
+    from napari_yolosam.models.segmenter.model import HEADS
     from napari_yolosam.training.losses import LossWeights
+
+    segmenter = Segmenter.from_spec(args.segmenter)
+    if args.heads_from:  # the heads of a segmenter trained on anatomy labels (binary labels)
+        donor = Segmenter.load(Path(args.heads_from.format(fold=run.name[len("fold"):])))
+        for head in HEADS:
+            setattr(segmenter, head, getattr(donor, head))
 
     # the ablation of the noise-robust loss: Dice + BCE in the same 3:1 ratio, no KL term
     loss = LossWeights(dice=0.75, bce=0.25, kl=0.0) if args.loss == "plain" else LossWeights()
@@ -225,6 +238,7 @@ def fine_tune(train_stack, run: Path, mode: str, args, cache):
         val_fraction=0.15,
         seed=args.seed,
         look_closer=args.look_closer,
+        heart_steps=args.heart_steps,
     )
     suffix = "".join(f"-{v}" for v in (args.targets, args.loss) if v not in ("labels", "robust"))
     suffix += f"-v{args.cached_variants}" if args.cached_variants > 1 else ""
@@ -260,6 +274,7 @@ def emidec_folds(emidec, n_range=(2.0, 6.0), seed: int = 0, first_cases: int | N
 
 
 def main() -> None:
+    from napari_yolosam.defaults import TRAINING
     from napari_yolosam.labelspec import LabelSpec
     from napari_yolosam.models.embeddings import EmbeddingCache
     from napari_yolosam.models.segmenter import Segmenter
@@ -291,6 +306,12 @@ def main() -> None:
         help="versions of each slice for cached training, the others augmented before caching",
     )
     parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument(
+        "--heart-steps",
+        type=int,
+        default=TRAINING.heart_steps,
+        help="steps of the heart finder and anatomy head (the product's default)",
+    )
     parser.add_argument("--detector-epochs", type=int, default=40)
     parser.add_argument("--n-range", type=float, nargs=2, default=(2.0, 6.0))
     parser.add_argument("--seed", type=int, default=0)
@@ -315,6 +336,12 @@ def main() -> None:
         action="store_true",
         help="fine-tune on windows round the heart and propose through them (#27); "
         "otherwise the whole slice everywhere, as measured before",
+    )
+    parser.add_argument(
+        "--heads-from",
+        help="start each fold's segmenter with the heart finder and anatomy head of this "
+        "checkpoint ({fold}: the fold's number), e.g. one trained on the maps of the same "
+        "training half; binary labels train no heads",
     )
     parser.add_argument(
         "--binary",

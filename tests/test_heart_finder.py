@@ -175,3 +175,31 @@ def test_the_anatomy_head_is_not_used_on_the_whole_slice(lite, hearts, reader):
     seg.anatomy = reader
     image = hearts.crop(0, hearts.images[0])
     assert read_anatomy(seg, EmbeddingCache(), image, View.whole(image.shape)) == (None, None)
+
+
+@pytest.mark.parametrize("mode", ["decoder", "neck"])
+def test_binary_labels_keep_heads_only_while_the_encoder_stays(hearts, mode, tmp_path):
+    """Binary labels teach no heads. Decoder training keeps the segmenter's heads (the
+    embeddings they read do not change); training the encoder drops them from the best
+    checkpoint and says so, rather than saving heads that read the old embeddings."""
+    from napari_yolosam.labelspec import LabelSpec
+    from napari_yolosam.training.sam import SamTrainConfig, train_segmenter
+
+    binary = hearts.with_labels(hearts.scar().astype(np.uint8), LabelSpec.binary())
+    seg = Segmenter.build("tiny", seed=6)
+    seg.random_encoder = False  # stands for a pretrained encoder
+    seg.heart, seg.anatomy = HeartFinder.build(256, seed=1), HeartFinder.build(256, seed=2)
+    weights = seg.heart.net.state_dict()["0.weight"].clone()
+    config = SamTrainConfig(
+        epochs=1, batch_size=4, mode=mode, val_fraction=0.34, max_steps_per_epoch=2
+    )
+    events = []
+    result = drive(train_segmenter(binary, seg, config, tmp_path, cache=EmbeddingCache()),
+                   events.append)  # fmt: skip
+    best = Segmenter.load(result.best_path)
+    dropped = [e for e in events if "heads dropped" in e.message]
+    if mode == "decoder":
+        assert best.heart is not None and best.anatomy is not None and not dropped
+        assert torch.equal(best.heart.net.state_dict()["0.weight"], weights)
+    else:
+        assert best.heart is None and best.anatomy is None and len(dropped) == 1

@@ -570,8 +570,16 @@ def _heart_for_best(run: _TrainRun):
         return
     best = Segmenter.load(run.best_path, run.segmenter.device)
     best.encoder_backend = "torch"
+    had = [h for h in HEADS if getattr(best, h) is not None]
+    before = [getattr(best, h) for h in HEADS]
     yield from _train_heart(run, best)
-    if best.heart is not None:
+    if had and all(getattr(best, h) is b for h, b in zip(HEADS, before, strict=True)):
+        # not retrained (binary labels, no steps): they read the old encoder's embeddings
+        for head in HEADS:
+            setattr(best, head, None)
+        yield Progress(1, 1, "heart", "heads dropped: the encoder changed and the labels "
+                       "carry no myocardium to train them again")  # fmt: skip
+    if had or best.heart is not None:
         extra = read_payload(run.best_path).get("extra") or {}
         best.save(run.best_path, extra={k: v for k, v in extra.items() if k not in HEADS})
 
