@@ -124,18 +124,20 @@ def train_heads(
     cache: EmbeddingCache | None = None,
     steps: int = STEPS,
     seed: int = 0,
-) -> Generator[Progress, None, None]:
+) -> Generator[Progress, None, bool]:
     """Both heads of ``segmenter``, trained on the labelled hearts of slices ``indices``:
     the heart finder on whole slices (``segmenter.heart``), then the anatomy head on the
     jittered windows (``segmenter.anatomy``). Binary labels train neither and leave the
-    segmenter's heads as they were. A generator, as :func:`train_heart`."""
+    segmenter's heads as they were. A generator, as :func:`train_heart`, returning whether
+    it trained them."""
     finder = yield from train_heart(segmenter, stack, indices, cache, steps, seed)
     if finder is None:
-        return
+        return False
     segmenter.heart = finder
     segmenter.anatomy = yield from train_anatomy(
         segmenter, stack, indices, augmentation, cache, steps, seed
     )
+    return True
 
 
 def _loss(logits, targets):

@@ -554,27 +554,26 @@ def _save_checkpoints(run: _TrainRun, epoch: int, score: float, improved: bool) 
 
 def _train_heart(run: _TrainRun, segmenter: Segmenter | None = None):
     """Train the heads of ``segmenter`` (default the run's) on the training slices
-    (:func:`.heart.train_heads`); they are saved with every checkpoint written after."""
-    if run.config.heart_steps >= 1:
-        config = run.config
-        yield from train_heads(
-            segmenter or run.segmenter, run.stack, run.train_idx, config.augmentation,
-            run.cache, config.heart_steps, config.seed,
-        )  # fmt: skip
+    (:func:`.heart.train_heads`; returns whether it did); they are saved with every
+    checkpoint written after."""
+    config = run.config
+    if config.heart_steps < 1:
+        return False
+    return (yield from train_heads(
+        segmenter or run.segmenter, run.stack, run.train_idx, config.augmentation,
+        run.cache, config.heart_steps, config.seed,
+    ))  # fmt: skip
 
 
 def _heart_for_best(run: _TrainRun):
     """After an encoder-training run: the best checkpoint's heads, trained on its own
-    embeddings and saved into it (a generator)."""
+    embeddings and saved into it, or dropped where they cannot be (a generator)."""
     if run.best_path is None or not run.best_path.exists() or run.rank != 0:
         return
     best = Segmenter.load(run.best_path, run.segmenter.device)
     best.encoder_backend = "torch"
-    had = [h for h in HEADS if getattr(best, h) is not None]
-    before = [getattr(best, h) for h in HEADS]
-    yield from _train_heart(run, best)
-    if had and all(getattr(best, h) is b for h, b in zip(HEADS, before, strict=True)):
-        # not retrained (binary labels, no steps): they read the old encoder's embeddings
+    had = any(getattr(best, h) is not None for h in HEADS)
+    if not (yield from _train_heart(run, best)) and had:  # they read the old embeddings
         for head in HEADS:
             setattr(best, head, None)
         yield Progress(1, 1, "heart", "heads dropped: the encoder changed and the labels "
