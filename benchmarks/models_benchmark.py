@@ -214,15 +214,14 @@ def train_detector(train_stack, run: Path, epochs: int):
 def fine_tune(train_stack, run: Path, mode: str, args, cache):
     """The fold's segmenter fine-tuned in ``mode`` on the noisy labels, with its minutes."""
     from napari_yolosam.models.segmenter import Segmenter
-    from napari_yolosam.progress import drive
-    from napari_yolosam.training.sam import SamTrainConfig, train_segmenter
-
     from napari_yolosam.models.segmenter.model import HEADS
+    from napari_yolosam.progress import drive
     from napari_yolosam.training.losses import LossWeights
+    from napari_yolosam.training.sam import SamTrainConfig, train_segmenter
 
     segmenter = Segmenter.from_spec(args.segmenter)
     if args.heads_from:  # the heads of a segmenter trained on anatomy labels (binary labels)
-        donor = Segmenter.load(Path(args.heads_from.format(fold=run.name[len("fold"):])))
+        donor = Segmenter.load(Path(args.heads_from.format(fold=run.name[len("fold") :])))
         for head in HEADS:
             setattr(segmenter, head, getattr(donor, head))
 

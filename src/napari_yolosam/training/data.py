@@ -218,6 +218,17 @@ def slice_view(
     return View.around(box, shape, "label")
 
 
+def windows_record(stack: Stack, indices: list[int], aug: Augmentation) -> dict:
+    """What a run looking closer writes down: the window each slice is seen through before
+    its jitter (``None``: the whole slice) and the jitter."""
+    windows = {}
+    for i in indices:
+        view = slice_view(stack, i, None, aug)
+        windows[stack.names[i]] = None if view.is_whole else view.to_dict()
+    jitter = {"box_shift": aug.box_shift, "box_scale": aug.box_scale, "enabled": aug.enabled}
+    return {"jitter": jitter, "windows": windows}
+
+
 def target_to_grid(target: np.ndarray, img_size: int, grid: int):
     """A target at slice shape into the model's input frame (resize longest side, pad), at ``grid`` px."""
     import torch

@@ -39,8 +39,8 @@ from .data import (
     make_samples,
     shared_images,
     slice_indices,
-    slice_view,
     split_cases,
+    windows_record,
 )
 from .heart import train_heads
 from .losses import LossWeights, noise_robust_loss
@@ -173,7 +173,9 @@ def train_segmenter(
     if resume is not None:
         run.resume_from(resume)
     if config.look_closer and run.out_dir is not None and run.rank == 0:
-        _write_windows(run)
+        record = windows_record(run.stack, run.train_idx + run.val_idx, config.augmentation)
+        run.out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run.out_dir / WINDOWS_NAME, json.dumps(record, indent=1))
     if run.mode == "decoder":  # the encoder stays: the heart finder reads its embeddings
         yield from _train_heart(run)
     backend = segmenter.encoder_backend
@@ -581,20 +583,6 @@ def _heart_for_best(run: _TrainRun):
     if had or best.heart is not None:
         extra = read_payload(run.best_path).get("extra") or {}
         best.save(run.best_path, extra={k: v for k, v in extra.items() if k not in HEADS})
-
-
-def _write_windows(run: _TrainRun) -> None:
-    """``WINDOWS_NAME``: the window each slice is seen through before its jitter (``None``:
-    the whole slice) and the jitter, so a run says which region each slice used."""
-    aug = run.config.augmentation
-    windows = {}
-    for i in run.train_idx + run.val_idx:
-        view = slice_view(run.stack, i, None, aug)
-        windows[run.stack.names[i]] = None if view.is_whole else view.to_dict()
-    jitter = {"box_shift": aug.box_shift, "box_scale": aug.box_scale, "enabled": aug.enabled}
-    text = json.dumps({"jitter": jitter, "windows": windows}, indent=1)
-    run.out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run.out_dir / WINDOWS_NAME, text)
 
 
 def with_overrides(config: SamTrainConfig, **changes) -> SamTrainConfig:
