@@ -5,6 +5,7 @@ window where no label has a heart."""
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage as ndi
 
 from napari_yolosam.models.checkpoints import CheckpointError
 from napari_yolosam.models.embeddings import EmbeddingCache
@@ -165,6 +166,29 @@ def test_the_anatomy_head_reads_the_myocardium_inside_the_window(lite, hearts, t
         read_dice,
         sam_dice,
     )
+
+
+def test_binary_labels_take_the_anatomy_from_the_heads(lite, hearts, trained, reader):
+    """Scar-only labels go through the same path (#27 point 5): the finder places each
+    window, the anatomy head gives the myocardium, the label's scar regions prompt SAM
+    inside the window, and the scar stays inside the head's myocardium."""
+    from napari_yolosam.audit.metrics import dice
+    from napari_yolosam.labelspec import LabelSpec
+    from napari_yolosam.proposals.core import propose
+
+    seg, cache, _, unseen = _blind(hearts, trained)
+    seg.anatomy = reader
+    binary = hearts.with_labels(hearts.scar().astype(np.uint8), LabelSpec.binary())
+    found = drive(propose(binary, seg, None, cache, indices=unseen, look_closer=True))
+    scarred = [i for i in unseen if hearts.scar()[i].any()]
+    assert scarred
+    for i in unseen:
+        record = found.slices[i]
+        assert View.from_dict(record.view).source == "heart"
+        truth = hearts.spec.myocardium_mask(hearts.labels[i])
+        assert dice(record.myocardium, truth) > 0.6
+        assert not (record.mask & ~ndi.binary_dilation(record.myocardium, iterations=2)).any()
+    assert np.mean([dice(found.slices[i].mask, hearts.scar()[i]) for i in scarred]) > 0.5
 
 
 def test_the_anatomy_head_is_not_used_on_the_whole_slice(lite, hearts, reader):
