@@ -218,6 +218,15 @@ def slice_view(
     return View.around(box, shape, "label")
 
 
+def fixed_view(
+    stack: Stack, index: int, aug: Augmentation, variant: tuple[int, int] | None = None
+) -> View:
+    """The window a cached version of slice ``index`` is seen through: :func:`slice_view`
+    jittered once by a draw seeded by the version and the slice, the same every time, so
+    it is encoded once, and the anatomy head learns from the windows the segmenter does."""
+    return slice_view(stack, index, np.random.default_rng((*(variant or (0, 0)), index, 11)), aug)
+
+
 def windows_record(stack: Stack, indices: list[int], aug: Augmentation) -> dict:
     """What a run looking closer writes down: the window each slice is seen through before
     its jitter (``None``: the whole slice) and the jitter."""
@@ -291,8 +300,11 @@ def make_samples(
     image = stack.crop(index, stack.images[index])
     masks = [mask for item in items for mask in item_masks(stack, item, rng)]
     if look_closer:
-        fixed = np.random.default_rng((*(variant or (0, 0)), index, 11))
-        view = slice_view(stack, index, rng if geometric else fixed, aug)
+        view = (
+            slice_view(stack, index, rng, aug)
+            if geometric
+            else fixed_view(stack, index, aug, variant)
+        )
         image, masks = view.crop(image), [view.take(m, False) for m in masks]
     if aug.enabled and (geometric or variant is not None):
         own = rng if geometric else np.random.default_rng((*variant, index))

@@ -21,7 +21,7 @@ from ..models.segmenter import Segmenter
 from ..progress import Progress
 from ..stack import Stack
 from ..view import View
-from .data import Augmentation, slice_view, target_to_grid
+from .data import Augmentation, fixed_view, target_to_grid
 
 #: Optimisation steps, slices per step and learning rate of the head.
 STEPS = TRAINING.heart_steps
@@ -110,9 +110,9 @@ def train_anatomy(
     """The anatomy head: a heart finder trained on windows round each slice's labelled heart,
     the heart's box jittered as a box prompt is (``augmentation``; :func:`.data.slice_view`)
     since inference's windows come from the heart finder and are off. One window a slice,
-    drawn once (seeded), so each is encoded once. A generator, as :func:`train_heart`."""
-    rng = np.random.default_rng(seed)
-    views = {i: slice_view(stack, i, rng, augmentation) for i in indices}
+    the one the segmenter's cached training sees it through (:func:`.data.fixed_view`), so
+    training on windows encodes it once for both. A generator, as :func:`train_heart`."""
+    views = {i: fixed_view(stack, i, augmentation) for i in indices}
     return (yield from train_heart(segmenter, stack, indices, cache, steps, seed, views.get))
 
 
