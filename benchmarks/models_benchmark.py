@@ -241,6 +241,7 @@ def fine_tune(train_stack, run: Path, mode: str, args, cache):
     )
     suffix = "".join(f"-{v}" for v in (args.targets, args.loss) if v not in ("labels", "robust"))
     suffix += f"-v{args.cached_variants}" if args.cached_variants > 1 else ""
+    suffix += "-binary" if args.binary else ""
     suffix += "-closer" if args.look_closer else ""
     folder = run / f"{mode}{suffix}"
     best = folder / "segmenter.pth"
