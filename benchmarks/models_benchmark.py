@@ -338,6 +338,12 @@ def main() -> None:
         "otherwise the whole slice everywhere, as measured before",
     )
     parser.add_argument(
+        "--propose-closer",
+        action="store_true",
+        help="without --look-closer: judge the models trained on whole slices a second "
+        "time proposing through the windows (the product's proposals)",
+    )
+    parser.add_argument(
         "--heads-from",
         help="start each fold's segmenter with the heart finder and anatomy head of this "
         "checkpoint ({fold}: the fold's number), e.g. one trained on the maps of the same "
@@ -378,9 +384,12 @@ def main() -> None:
         models = {} if args.skip_zero_shot else {"zero_shot": (pretrained, {})}
         for mode in args.modes:
             models[mode] = fine_tune(train_stack, run, mode, args, cache)
-        for key, (model, info) in models.items():
+        views = [(key, model, info, args.look_closer) for key, (model, info) in models.items()]
+        if args.propose_closer and not args.look_closer:  # trained whole, proposing closer
+            views += [(key + "_proposing_closer", m, {}, True) for key, m, _, _ in views]
+        for key, model, info, closer in views:
             fold[key], fold_rows = judge(
-                sub, expert, model, detector, cache, args.variants, args.look_closer
+                sub, expert, model, detector, cache, args.variants, closer
             )
             fold[key].update({k: v for k, v in info.items() if k != "history"})
             for tag, tag_rows in fold_rows.items():
