@@ -227,3 +227,4 @@ def test_binary_labels_keep_heads_only_while_the_encoder_stays(hearts, mode, tmp
         assert torch.equal(best.heart.net.state_dict()["0.weight"], weights)
     else:
         assert best.heart is None and best.anatomy is None and len(dropped) == 1
+        assert dropped[0].values == {"heads": "dropped"}, "what the CLI's bar shows"

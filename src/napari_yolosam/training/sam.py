@@ -578,8 +578,8 @@ def _heart_for_best(run: _TrainRun):
     if not (yield from _train_heart(run, best)) and had:  # they read the old embeddings
         for head in HEADS:
             setattr(best, head, None)
-        yield Progress(1, 1, "heart", "heads dropped: the encoder changed and the labels "
-                       "carry no myocardium to train them again")  # fmt: skip
+        why = "heads dropped: the encoder changed and the labels carry no myocardium"
+        yield Progress(1, 1, "heart", why, {"heads": "dropped"})  # the CLI bar shows values
     if had or best.heart is not None:
         extra = read_payload(run.best_path).get("extra") or {}
         best.save(run.best_path, extra={k: v for k, v in extra.items() if k not in HEADS})
