@@ -188,27 +188,30 @@ def audit_scores(rows: list[dict]) -> dict:
     }
 
 
-def train_detector(train_stack, run: Path, epochs: int):
-    """The fold's detector (ultralytics, from scratch; reused when RUN has one) and its minutes."""
+def train_detector(train_stack, run: Path, epochs: int, look_closer: bool = False):
+    """The fold's detector (ultralytics, from scratch; reused when RUN has one) and its
+    minutes; ``look_closer``: trained on the windows round the hearts, in RUN/detector-closer."""
     from napari_yolosam.models.detector import Detector
     from napari_yolosam.progress import drive
     from napari_yolosam.training.run import train
+    from napari_yolosam.training.sam import SamTrainConfig
 
     if not epochs:
         return None, 0.0
     started = time.time()
-    if not (run / "detector.pt").exists():
+    folder = run / "detector-closer" if look_closer else run
+    if not (folder / "detector.pt").exists():
         drive(
             train(
                 train_stack,
-                run,
+                folder,
                 segmenter=None,
                 detector_epochs=epochs,
-                epochs=epochs,
+                sam_config=SamTrainConfig(epochs=epochs, look_closer=look_closer),
                 overwrite=True,
             )
         )
-    return Detector.load(run / "detector.pt"), round((time.time() - started) / 60, 1)
+    return Detector.load(folder / "detector.pt"), round((time.time() - started) / 60, 1)
 
 
 def fine_tune(train_stack, run: Path, mode: str, args, cache):
@@ -344,6 +347,12 @@ def main() -> None:
         "time proposing through the windows (the product's proposals)",
     )
     parser.add_argument(
+        "--detector-closer",
+        action="store_true",
+        help="the fold detectors trained on the windows round the training half's hearts, "
+        "reading each slice through its window (#27 point 4; FOLD/detector-closer)",
+    )
+    parser.add_argument(
         "--heads-from",
         help="start each fold's segmenter with the heart finder and anatomy head of this "
         "checkpoint ({fold}: the fold's number), e.g. one trained on the maps of the same "
@@ -378,7 +387,9 @@ def main() -> None:
         train_idx = [i for i, c in enumerate(stack.cases) if c not in audit_cases]
         audit_idx = [i for i, c in enumerate(stack.cases) if c in audit_cases]
         run, train_stack = out / f"fold{f}", noisy_stack.subset(train_idx)
-        detector, detector_minutes = train_detector(train_stack, run, args.detector_epochs)
+        detector, detector_minutes = train_detector(
+            train_stack, run, args.detector_epochs, args.detector_closer
+        )
         sub, expert = noisy_stack.subset(audit_idx), expert_all[audit_idx]
         fold = {"fold": f, "detector_minutes": detector_minutes}
         models = {} if args.skip_zero_shot else {"zero_shot": (pretrained, {})}

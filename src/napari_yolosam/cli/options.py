@@ -263,7 +263,9 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
         f"threshold labels whose extent is as noisy as their threshold (default: {TRAINING.targets})",
     )
     add_look_closer_option(
-        parser, "the label's myocardium and blood pool, jittered", TRAINING.look_closer
+        parser,
+        "the label's myocardium and blood pool, jittered; the detector learns on the same windows",
+        TRAINING.look_closer,
     )
     parser.add_argument(
         "--heart-steps",

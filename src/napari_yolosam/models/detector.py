@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..paths import cache_dir
+from ..view import View
 from ._ultralytics import import_ultralytics, keep_torch_threads
 from .checkpoints import (
     CheckpointError,
@@ -74,6 +75,8 @@ class Detector:
     ``thresholds`` holds a confidence threshold per class name, chosen in
     training (best F1 on the validation cases) and kept in the checkpoint;
     :meth:`predict` uses them unless given one ``conf`` for all classes.
+    ``looks_closer``: trained on windows round the heart (#27), so :meth:`detect_in` reads
+    each slice through its window; kept in the checkpoint.
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class Detector:
         self.device = device
         self.yolo.model.names = dict(enumerate(self.names))
         self.thresholds: dict[str, float] = {}
+        self.looks_closer = False
         self._fingerprint: str | None = None
         #: What the weights are, in words (shown by the GUI).
         self.origin = "untrained (random weights): it finds nothing until it is trained"
@@ -153,9 +157,16 @@ class Detector:
         detector.thresholds = {
             str(k): float(v) for k, v in thresholds.items() if k in config["names"]
         }
+        looks_closer = config.get("looks_closer", False)
+        if not isinstance(looks_closer, bool):
+            raise CheckpointError(path, f"has an invalid looks_closer ({looks_closer!r})")
+        detector.looks_closer = looks_closer
         load_state_checked(detector.yolo.model, payload["state_dict"], path)
         detector._fingerprint = None
-        detector.origin = f"detector checkpoint ({path.name}; classes {', '.join(detector.names)})"
+        seen = "; windows round the heart" if looks_closer else ""
+        detector.origin = (
+            f"detector checkpoint ({path.name}; classes {', '.join(detector.names)}{seen})"
+        )
         return detector
 
     @classmethod
@@ -198,6 +209,7 @@ class Detector:
             "names": self.names,
             "imgsz": self.imgsz,
             "thresholds": dict(self.thresholds),
+            "looks_closer": bool(self.looks_closer),
         }
         return save_checkpoint(
             path,
@@ -213,7 +225,11 @@ class Detector:
         """Hash of configuration and weights."""
         if self._fingerprint is None:
             self._fingerprint = state_fingerprint(
-                self.yolo.model.state_dict(), self.config, self.names, self.imgsz
+                self.yolo.model.state_dict(),
+                self.config,
+                self.names,
+                self.imgsz,
+                *(["looks_closer"] if self.looks_closer else []),
             )
         return self._fingerprint
 
@@ -277,3 +293,23 @@ class Detector:
                 )
             )
         return out
+
+    def detect_in(
+        self,
+        image: np.ndarray,
+        view: View,
+        conf: float | None = None,
+        iou: float = 0.5,
+        class_conf: dict[str, float] | None = None,
+    ) -> Detections:
+        """The boxes on one slice, in slice pixels (clipped to it): read through ``view`` (the
+        slice's window round the heart) where this detector :attr:`looks_closer`, else on
+        the whole slice, as each was trained. Options as :meth:`predict`."""
+        seen = view if self.looks_closer else View.whole(image.shape)
+        found = self.predict([seen.crop(image)], conf=conf, iou=iou, class_conf=class_conf)[0]
+        if seen.is_whole:
+            return found
+        h, w = image.shape
+        boxes = np.clip(seen.to_slice(found.boxes), 0, [w, h, w, h]).astype(np.float32)
+        keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        return Detections(boxes[keep], found.scores[keep], found.classes[keep])

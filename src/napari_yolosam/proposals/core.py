@@ -322,9 +322,9 @@ def _slice_steps(stack, segmenter, detector, cache, options, indices: list[int])
         scar_index = 0 if scar_index is None else scar_index
         lv_index = detector.class_index(LV_CLASS)
     state: dict = {"previous": None}
-    detect = _detections(stack, detector, options)
     heart_box = finder_boxes(stack, segmenter, cache)
     views = _views(stack, heart_box, options, indices)
+    detect = _detections(stack, detector, options, views)
 
     def step(i: int) -> SliceProposal:
         image = stack.crop(i, stack.images[i])
@@ -364,19 +364,21 @@ def _slice_steps(stack, segmenter, detector, cache, options, indices: list[int])
     return step
 
 
-def _detections(stack: Stack, detector: Detector | None, options: dict):
-    """The detector's detections of slice ``i`` as a function of ``i`` (each slice once)."""
+def _detections(stack: Stack, detector: Detector | None, options: dict, views: list[View]):
+    """The detector's detections of slice ``i`` in slice pixels as a function of ``i`` (each
+    slice once), through the slice's window where the detector was trained on windows."""
     found: dict[int, Detections] = {}
 
     def detect(i: int) -> Detections:
         if i not in found:
             lv_conf = options["lv_conf"]
-            found[i] = detector.predict(
-                [stack.crop(i, stack.images[i])],
+            found[i] = detector.detect_in(
+                stack.crop(i, stack.images[i]),
+                views[i],
                 conf=options["conf"],
                 iou=options["iou"],
                 class_conf=None if lv_conf is None else {LV_CLASS: lv_conf},
-            )[0]
+            )
         return found[i]
 
     return detect
@@ -431,6 +433,7 @@ def _settings(segmenter: Segmenter, detector: Detector | None, options: dict) ->
         "segmenter_fingerprint": segmenter.fingerprint,
         "detector": None if detector is None else detector.config,
         "detector_fingerprint": None if detector is None else detector.fingerprint,
+        "detector_looks_closer": None if detector is None else detector.looks_closer,
         **options,
         "conf": conf,
     }

@@ -177,6 +177,7 @@ def train(
     ``cache`` (default: the disk cache that ``yolosam embed``, propose and the
     viewer fill), so slices encoded there are not encoded again; ``encoder_backend``
     computes the frozen encoder's embeddings (``full`` mode always trains through PyTorch).
+    ``sam_config.look_closer`` trains both models on windows round the labelled heart.
     """
     out = _run_folder(out, stack, overwrite or resume)
     config = sam_config or SamTrainConfig(epochs=epochs)
@@ -202,6 +203,7 @@ def train(
         settings = {"epochs": detector_epochs or epochs, "batch": detector_batch}
         settings.update(device=device, seed=config.seed, resume=resume)
         settings.update(best_by=detector_best_by, trust=trust_detector)
+        settings.update(look_closer=config.look_closer)
         work = train_detector(stack, det, train_idx, val_idx, out, **settings)
         det_path = (yield from _recording(work, history, out / "metrics.csv")).path
     if segmenter is not None:

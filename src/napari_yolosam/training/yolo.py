@@ -3,9 +3,13 @@
 The stack is exported as a YOLO data set (the same uint8 preprocessing the
 detector uses at inference), one box per scar component (class ``scar``) and,
 where the labels carry the myocardium, one box round the left ventricle
-(class ``lv``). ultralytics trains in a background thread; its callbacks feed
-this generator, and closing the generator asks the trainer to stop after the
-current batch.
+(class ``lv``). Looking closer (#27), each slice is exported as the window round its
+labelled heart that the segmenter's cached training sees (:func:`~.data.fixed_view`,
+jittered as the heart finder's windows are off), its boxes mapped into it; the saved
+detector then reads every slice through its window (:meth:`Detector.detect_in`), where
+scar is three to four times larger than on the whole slice. ultralytics trains in a
+background thread; its callbacks feed this generator, and closing the generator asks the
+trainer to stop after the current batch.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from ..models.preprocess import to_uint8_rgb
 from ..progress import Progress
 from ..regions import scar_regions
 from ..stack import Stack
-from .data import bbox
+from ..view import View
+from .data import Augmentation, bbox, fixed_view
 
 DETECTOR_NAME = "detector.pt"
 
@@ -152,6 +157,26 @@ def _per_class_thresholds(trainer, classes) -> dict[str, float]:
     return out
 
 
+def detector_view(stack: Stack, index: int, look_closer: bool) -> View:
+    """What the detector is trained on for slice ``index``: the whole slice, or looking
+    closer the segmenter's cached training window (the labelled heart's, jittered; the
+    whole slice where the label has no heart)."""
+    if look_closer:
+        return fixed_view(stack, index, Augmentation())
+    return View.whole(stack.crop(index, stack.images[index]).shape)
+
+
+def boxes_in_view(boxes: np.ndarray, view: View) -> tuple[np.ndarray, np.ndarray]:
+    """Slice-pixel boxes in ``view``'s pixels, clipped to the window, and which of the
+    boxes keep at least half their area inside it (the others are left out)."""
+    moved = view.to_view(boxes).reshape(-1, 4)
+    side = view.view_shape[::-1]
+    clipped = np.clip(moved, 0, [*side, *side]).astype(np.float32)
+    area = np.prod(np.maximum(moved[:, 2:] - moved[:, :2], 1e-6), axis=1)
+    inside = np.prod(np.maximum(clipped[:, 2:] - clipped[:, :2], 0), axis=1)
+    return clipped, inside >= 0.5 * area
+
+
 def export_yolo_dataset(
     stack: Stack,
     train_idx: list[int],
@@ -159,14 +184,17 @@ def export_yolo_dataset(
     out: Path,
     detector: Detector,
     classes: tuple[str, ...],
+    look_closer: bool = False,
 ) -> Path:
-    """Write ``images/{train,val}``, ``labels/{train,val}`` and ``data.yaml``; returns the YAML."""
+    """Write ``images/{train,val}``, ``labels/{train,val}`` and ``data.yaml``; returns the
+    YAML. ``look_closer``: each slice as :func:`detector_view` places its window."""
     from PIL import Image
 
     out = Path(out)
     for split, indices in (("train", train_idx), ("val", val_idx or train_idx)):
         for i in indices:
-            image = stack.crop(i, stack.images[i])
+            view = detector_view(stack, i, look_closer)
+            image = view.crop(stack.crop(i, stack.images[i]))
             stem = Path(stack.names[i]).stem
             rgb = to_uint8_rgb(image, detector.preprocess)
             atomic_write(
@@ -174,9 +202,12 @@ def export_yolo_dataset(
                 lambda tmp, a=rgb: Image.fromarray(a).save(tmp, format="PNG"),
             )
             cls, boxes = slice_boxes(stack, i, classes)
+            boxes, keep = boxes_in_view(boxes, view)
             atomic_write_text(
                 out / "labels" / split / f"{stem}.txt",
-                format_yolo_lines(boxes_to_yolo(boxes, image.shape), cls),
+                format_yolo_lines(
+                    boxes_to_yolo(boxes[keep], image.shape), list(np.asarray(cls)[keep])
+                ),
             )
     names = "\n".join(f"  {k}: {v}" for k, v in enumerate(classes))
     return atomic_write_text(
@@ -200,6 +231,7 @@ def train_detector(
     patience: int = 100,
     best_by: str = "scar_AP50",
     trust: bool = False,
+    look_closer: bool = False,
 ) -> Generator[Progress, None, DetectorTrainResult]:
     """Train ``detector`` on the scar (and LV) boxes of ``stack``; save ``out_dir/detector.pt``.
 
@@ -214,14 +246,20 @@ def train_detector(
     the best since the resume. ``last.pt`` is a full pickle that ultralytics
     unpickles (it can run code, and cannot be read weights-only), so resuming
     it needs ``trust`` (``--trust-detector``): a crafted file in a shared run
-    folder is never loaded otherwise.
+    folder is never loaded otherwise. ``look_closer``: trained on the slices' windows
+    round their labelled hearts (:func:`detector_view`), and saved as a detector that
+    :attr:`~Detector.looks_closer`; labels without a heart (binary) keep the whole slice.
     """
     out_dir = Path(out_dir)
     epoch_score({}, None, best_by)  # an unknown criterion fails before any work
     classes = tuple(detector.names)
-    data_yaml = export_yolo_dataset(
-        stack, train_idx, val_idx, out_dir / "yolo_data", detector, classes
+    detector.looks_closer = look_closer and any(
+        not detector_view(stack, i, True).is_whole for i in train_idx
     )
+    data_yaml = export_yolo_dataset(
+        stack, train_idx, val_idx, out_dir / "yolo_data", detector, classes,
+        detector.looks_closer,
+    )  # fmt: skip
     settings = {"epochs": epochs, "batch": batch, "device": device, "seed": seed}
     settings.update(patience=patience, augmentation=augmentation)
     args = _train_args(detector, data_yaml, out_dir, settings, resume, trust)
@@ -382,6 +420,7 @@ def _keep_best(detector: Detector, watch: _Watch, out_dir: Path, best_by: str) -
     trained.yolo.model.load_state_dict(best["state"])
     trained.yolo.model.float()
     trained.thresholds = dict(best["thresholds"])
+    trained.looks_closer = detector.looks_closer
     path = trained.save(
         out_dir / DETECTOR_NAME,
         extra={"epoch": best["epoch"], "best_by": best_by, "history": watch.history},

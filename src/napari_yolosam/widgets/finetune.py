@@ -166,7 +166,8 @@ class FinetuneWidget(Container):
         self.look_closer = CheckBox(
             text="look closer at the heart",
             value=TRAINING.look_closer,
-            tooltip="the segmenter learns from windows round each slice's labelled heart "
+            tooltip="the segmenter and the detector learn from windows round each slice's "
+            "labelled heart "
             "(jittered as the heart finder's windows err), resized to its input, as proposals "
             "with 'look closer' see them",
         )
