@@ -155,3 +155,27 @@ def test_proposals_prompt_with_the_windows_boxes_and_record_it(
         assert (boxes[:, :2] >= [x0 - 1e-3, y0 - 1e-3]).all()
         assert (boxes[:, 2:] <= [x1 + 1e-3, y1 + 1e-3]).all()
     assert prompted > 0
+
+
+def test_yolosam_train_look_closer_trains_both_models_on_windows(tmp_path):
+    import json
+
+    from napari_yolosam.cli import main
+    from napari_yolosam.models.checkpoints import read_payload
+
+    data, run = tmp_path / "data", tmp_path / "run"
+    assert (
+        main(["phantom", "--out", str(data), "--cases", "3", "--slices", "3", "--size", "96"]) == 0
+    )
+    train = ["train", "--images", str(data), "--out", str(run), "--epochs", "1", "--batch", "4"]
+    train += ["--imgsz", "96", "--segmenter", "tiny", "--look-closer", "--heart-steps", "2"]
+    assert main(train + ["--val-fraction", "0.34"]) == 0
+    assert Detector.load(run / "detector.pt").looks_closer
+    assert read_payload(run / "segmenter.pth")["extra"]["config"]["look_closer"] is True
+    images = list((run / "yolo_data" / "images" / "train").glob("*.png"))
+    assert any(np.asarray(Image.open(p)).shape[:2] != (96, 96) for p in images), "windows"
+    propose_args = ["propose", "--images", str(data), "--detector", str(run / "detector.pt")]
+    propose_args += ["--segmenter", str(run / "segmenter.pth"), "--out", str(tmp_path / "props")]
+    assert main(propose_args + ["--look-closer"]) == 0
+    saved = json.loads((tmp_path / "props" / "prompts.json").read_text())
+    assert saved["settings"]["detector_looks_closer"] is True
