@@ -136,6 +136,7 @@ def test_tiny_sam_learns_on_phantom(tmp_path):
         seed=0,
         click_share=0.0,
         heart_steps=20,
+        look_closer=False,  # from scratch, full mode: whole slices learn in these 14 epochs
     )
     result = drive(train_segmenter(phantom.stack, seg, config, tmp_path))
     last = result.history[-1]
@@ -217,6 +218,7 @@ def test_cached_modes_augment_before_caching(train_phantom, tmp_path):
         val_fraction=0.25,
         cached_variants=2,
         heart_steps=0,  # the heads add windows: test_embeddings counts them
+        look_closer=False,  # whole slices, as embedded; training windows are jittered
     )
     result = drive(train_segmenter(stack, seg, config, tmp_path, cache=cache))
     seen = {i for i, c in enumerate(stack.cases) if c in result.train_cases}
@@ -239,7 +241,8 @@ def test_stop_mid_epoch_keeps_last_checkpoint_and_resume_continues(train_phantom
         )  # epoch 1 done (3 steps + epoch), stop in epoch 2
     assert [e.stage for e in seen].count("segmenter-epoch") == 1
     files = sorted(p.name for p in tmp_path.iterdir())
-    assert files == ["segmenter.pth", "segmenter_last.pth"], files  # no partial file
+    # no partial file; the windows record of a run looking closer (the default)
+    assert files == ["segmenter.pth", "segmenter_last.pth", "segmenter_windows.json"], files
     state = read_payload(tmp_path / LAST_NAME)["extra"]["training"]
     assert state["epoch"] == 1
     resumed = Segmenter.load(tmp_path / LAST_NAME)
@@ -402,6 +405,7 @@ def test_ddp_two_cpu_processes(train_phantom, tmp_path):
         "metrics.csv",
         "segmenter.pth",
         "segmenter_last.pth",
+        "segmenter_windows.json",  # rank 0 records the windows (looking closer, the default)
     ]
     Segmenter.load(tmp_path / "run" / "segmenter.pth")
 
@@ -592,6 +596,7 @@ def test_train_reads_the_embeddings_the_viewer_and_embed_wrote(train_phantom, tm
         val_fraction=0.25,
         max_steps_per_epoch=2,
         heart_steps=0,  # the heads add windows: test_embeddings counts them
+        look_closer=False,  # whole slices, as embedded; training windows are jittered
     )
     drive(
         train(stack, tmp_path / "run", detector=None, segmenter=str(checkpoint), sam_config=config)
