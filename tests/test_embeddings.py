@@ -118,6 +118,7 @@ def test_trunk_features_serve_the_embedding_and_neck_training(phantom, tmp_path)
         val_fraction=0.25,
         max_steps_per_epoch=2,
         heart_steps=0,
+        look_closer=False,
     )
     drive(train_segmenter(phantom.stack, seg, config, tmp_path / "run", cache=cache))
     state = seg.model.image_encoder.state_dict()
@@ -177,6 +178,7 @@ def test_one_encoder_pass_per_slice_through_the_whole_workflow(
         val_fraction=0.25,
         max_steps_per_epoch=2,
         heart_steps=20,
+        look_closer=False,  # whole slices (training on windows: test_training_windows)
     )
     result = drive(train_segmenter(stack, seg, config, tmp_path / "run", cache=cache))
     assert seg.heart is not None, "the heart finder read the same embeddings"

@@ -131,6 +131,7 @@ def test_stage_training_trains_the_last_stage_on_cached_inputs(phantom, tmp_path
         val_fraction=0.25,
         max_steps_per_epoch=2,
         heart_steps=0,  # the heads add windows: test_embeddings counts them
+        look_closer=False,  # the whole slices' stage inputs, read again below
     )
     drive(train_segmenter(phantom.stack, seg, config, tmp_path / "run", cache=cache))
     state = encoder.state_dict()

@@ -111,3 +111,19 @@ def test_training_on_windows_encodes_each_slice_once_and_records_it(train_phanto
     assert record["jitter"]["box_shift"] == Augmentation().box_shift
     named = {n: w for n, w in record["windows"].items() if w}
     assert named and all(View.from_dict(w).source == "label" for w in named.values())
+
+
+def test_neck_training_on_windows_caches_each_window_trunk_once(train_phantom, tmp_path):
+    stack = train_phantom.stack
+    seg = Segmenter.build("tiny", seed=3)
+    seg.random_encoder = False  # stands for a pretrained encoder
+    cache = EmbeddingCache()
+    neck_before = [p.detach().clone() for p in seg.model.image_encoder.neck.parameters()]
+    config = SamTrainConfig(
+        epochs=2, batch_size=4, mode="neck", val_fraction=0.25, look_closer=True, heart_steps=0
+    )
+    result = drive(train_segmenter(stack, seg, config, tmp_path, cache=cache))
+    after = list(seg.model.image_encoder.neck.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(neck_before, after, strict=True))
+    assert cache.stats.encoded <= len(stack), "one window (or whole slice) a slice, once"
+    assert all(np.isfinite(row["val_dice"]) for row in result.history)
