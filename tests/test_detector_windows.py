@@ -101,7 +101,7 @@ def test_training_looking_closer_learns_on_the_windows(train_phantom, tmp_path):
             epochs=1,
             batch=8,
             look_closer=True,
-        )  # fmt: skip
+        )
     )
     assert Detector.load(result.path).looks_closer
     windows = 0

@@ -218,7 +218,6 @@ def test_cached_modes_augment_before_caching(train_phantom, tmp_path):
         val_fraction=0.25,
         cached_variants=2,
         heart_steps=0,  # the heads add windows: test_embeddings counts them
-        look_closer=False,  # whole slices, as embedded; training windows are jittered
     )
     result = drive(train_segmenter(stack, seg, config, tmp_path, cache=cache))
     seen = {i for i, c in enumerate(stack.cases) if c in result.train_cases}

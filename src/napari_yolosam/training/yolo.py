@@ -256,10 +256,10 @@ def train_detector(
     detector.looks_closer = look_closer and any(
         not detector_view(stack, i, True).is_whole for i in train_idx
     )
+    data = out_dir / "yolo_data"
     data_yaml = export_yolo_dataset(
-        stack, train_idx, val_idx, out_dir / "yolo_data", detector, classes,
-        detector.looks_closer,
-    )  # fmt: skip
+        stack, train_idx, val_idx, data, detector, classes, detector.looks_closer
+    )
     settings = {"epochs": epochs, "batch": batch, "device": device, "seed": seed}
     settings.update(patience=patience, augmentation=augmentation)
     args = _train_args(detector, data_yaml, out_dir, settings, resume, trust)
