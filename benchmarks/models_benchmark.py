@@ -116,6 +116,7 @@ VARIANTS = {
     "extent": {"extent": True, "lv_conf": None},
     "lv_any": {"lv_conf": 0.01},
     "lv_any_intensity": {"lv_conf": 0.01, "intensity": True},
+    "no_head_scar": {"head_scar": False, "lv_conf": None},
 }
 
 
@@ -249,12 +250,41 @@ def fine_tune(train_stack, run: Path, mode: str, args, cache):
     folder = run / f"{mode}{suffix}"
     best = folder / "segmenter.pth"
     if args.reuse and best.exists():
-        return Segmenter.load(best), {}
+        segmenter = Segmenter.load(best)
+        if args.scar_head:
+            return scar_head(segmenter, train_stack, folder, config, cache)
+        return segmenter, {}
     started = time.time()
     result = drive(train_segmenter(train_stack, segmenter, config, folder, cache=cache))
     minutes = round((time.time() - started) / 60, 1)
     tuned = Segmenter.load(result.best_path) if result.best_path else segmenter
     return tuned, {"minutes": minutes, "history": result.history}
+
+
+def scar_head(segmenter, train_stack, folder: Path, config, cache):
+    """``segmenter`` with its anatomy head trained again as the product trains it now (with
+    the scar channel, on the run's own training split and windows), kept in
+    ``FOLDER-scarhead``: the decoder and heart finder stay those judged before."""
+    from napari_yolosam.models.segmenter import Segmenter
+    from napari_yolosam.progress import drive
+    from napari_yolosam.training.data import slice_indices, split_cases
+    from napari_yolosam.training.heart import train_anatomy
+
+    path = folder.with_name(folder.name + "-scarhead") / "segmenter.pth"
+    if path.exists():
+        return Segmenter.load(path), {}
+    started = time.time()
+    train_cases, _ = split_cases(list(train_stack.cases), config.val_fraction, config.seed)
+    indices = slice_indices(train_stack, train_cases)
+    segmenter.anatomy = drive(
+        train_anatomy(
+            segmenter, train_stack, indices, config.augmentation, cache,
+            config.heart_steps, config.seed,
+        )
+    )  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    segmenter.save(path)
+    return segmenter, {"head_minutes": round((time.time() - started) / 60, 1)}
 
 
 def emidec_folds(emidec, n_range=(2.0, 6.0), seed: int = 0, first_cases: int | None = None):
@@ -351,6 +381,12 @@ def main() -> None:
         action="store_true",
         help="the fold detectors trained on the windows round the training half's hearts, "
         "reading each slice through its window (#27 point 4; FOLD/detector-closer)",
+    )
+    parser.add_argument(
+        "--scar-head",
+        action="store_true",
+        help="with --reuse: train each fold segmenter's anatomy head again with its scar "
+        "channel (the product's heads now; FOLD/MODE-scarhead) and judge with it",
     )
     parser.add_argument(
         "--heads-from",

@@ -365,6 +365,7 @@ def test_embed_and_propose_look_closer_at_the_heart(workflow, qtbot):
     widget = flow.proposals
     widget.detector_spec.value = "none"
     widget.look_closer.value = True
+    widget.head_scar.value = False  # the checkbox reaches propose (recorded in its settings)
     _, segmenter = widget.models()
     encode, shapes = segmenter.encode, []
     segmenter.encode = lambda image: (shapes.append(image.shape), encode(image))[1]
@@ -377,6 +378,8 @@ def test_embed_and_propose_look_closer_at_the_heart(workflow, qtbot):
     qtbot.waitUntil(lambda: "scar proposal" in viewer.layers, timeout=60000)
     qtbot.waitUntil(lambda: widget.worker is None or not widget.worker.is_running, timeout=60000)
     assert widget.cache.stats.encoded == encoded, "propose read the embedded windows"
+    assert widget.proposals.settings["head_scar"] is False
+    widget.head_scar.value = True
     assert viewer.layers["scar proposal"].data.shape == viewer.layers[layer_names.IMAGE].data.shape
 
 

@@ -9,7 +9,7 @@ from scipy import ndimage as ndi
 
 from napari_yolosam.models.checkpoints import CheckpointError
 from napari_yolosam.models.embeddings import EmbeddingCache
-from napari_yolosam.models.heart import HeartFinder
+from napari_yolosam.models.heart import CHANNELS, SCAR_CHANNELS, HeartFinder
 from napari_yolosam.models.segmenter import Segmenter
 from napari_yolosam.progress import drive
 from napari_yolosam.training.data import Augmentation, bbox
@@ -77,7 +77,7 @@ def test_binary_labels_teach_no_heart(lite, hearts):
 def test_the_finder_is_saved_in_the_segmenters_checkpoint(tiny_segmenter, tmp_path):
     seg = Segmenter.build("tiny", seed=3)
     seg.heart = HeartFinder.build(256, seed=4)
-    seg.anatomy = HeartFinder.build(256, hidden=8, seed=5)
+    seg.anatomy = HeartFinder.build(256, hidden=8, seed=5, channels=SCAR_CHANNELS)
     path = seg.save(tmp_path / "seg.pth")
     back = Segmenter.load(path)
     for head in ("heart", "anatomy"):
@@ -85,6 +85,8 @@ def test_the_finder_is_saved_in_the_segmenters_checkpoint(tiny_segmenter, tmp_pa
         for (name, a), b in zip(mine.items(), theirs.values(), strict=True):
             assert torch.equal(a, b), (head, name)
     assert back.anatomy.hidden == 8
+    assert back.anatomy.channels == SCAR_CHANNELS and back.anatomy.reads_scar
+    assert back.heart.channels == CHANNELS and not back.heart.reads_scar
     plain = Segmenter.load(tiny_segmenter.save(tmp_path / "plain.pth"))
     assert plain.heart is None and plain.anatomy is None
 
@@ -92,6 +94,10 @@ def test_the_finder_is_saved_in_the_segmenters_checkpoint(tiny_segmenter, tmp_pa
 def test_a_damaged_finder_is_named_and_refused(tmp_path):
     good = HeartFinder.build(256).to_state()
     bad_channels = {**good, "channels": ["lv"]}
+    scar_first = {**HeartFinder.build(256, channels=SCAR_CHANNELS).to_state()}
+    scar_first["channels"] = ["scar", "lv", "blood_pool"]
+    three_weights_two_names = {**HeartFinder.build(256, channels=SCAR_CHANNELS).to_state()}
+    three_weights_two_names["channels"] = list(CHANNELS)
     bad_size = {**good, "in_channels": 64}
     bad_hidden = {**good, "hidden": 10**6}
     nan = {**good, "state_dict": {k: v.clone() for k, v in good["state_dict"].items()}}
@@ -99,6 +105,8 @@ def test_a_damaged_finder_is_named_and_refused(tmp_path):
     cases = [
         (None, "without weights"),
         (bad_channels, "channels"),
+        (scar_first, "channels"),
+        (three_weights_two_names, "shape"),
         (bad_size, "64-channel"),
         (bad_hidden, "hidden channels"),
         (nan, "non-finite"),
@@ -166,6 +174,45 @@ def test_the_anatomy_head_reads_the_myocardium_inside_the_window(lite, hearts, t
         read_dice,
         sam_dice,
     )
+
+
+def test_the_anatomy_head_reads_the_scar_where_the_label_has_none(lite, hearts, trained, reader):
+    """The anatomy head's scar channel: the one "is there scar here" decision made without
+    labels. On the unseen patient with no labels, each scar region it reads (inside its LV's
+    rim) prompts SAM (source ``head``); ``head_scar=False`` turns it off. With labels, a
+    slice whose label has scar is prompted by its label alone, and a slice whose label
+    missed its scar gets the head's prompts, which the audit counts as missed scar."""
+    from napari_yolosam.audit import audit
+    from napari_yolosam.audit.metrics import dice
+    from napari_yolosam.proposals.core import label_boxes, propose
+
+    assert reader.channels == SCAR_CHANNELS
+    seg, cache, blind, unseen = _blind(hearts, trained)
+    seg.anatomy = reader
+    found = drive(propose(blind, seg, None, cache, indices=unseen))
+    prompted = [i for i in unseen if "head" in found.slices[i].sources]
+    assert len(prompted) >= 3, [found.slices[i].sources for i in unseen]  # all 4 have scar
+    for i in prompted:
+        record = found.slices[i]
+        view = View.from_dict(record.view)
+        reading = reader.read(cache.get(seg, view.crop(blind.images[i])), view, seg.img_size)
+        assert not (reading.scar & ~ndi.binary_dilation(reading.lv, iterations=2)).any()
+        np.testing.assert_array_equal(record.boxes, label_boxes(reading.scar))
+        assert np.allclose(record.scores, reading.scar_peak) and reading.scar_peak >= 0.5
+    scores = [dice(found.slices[i].mask, hearts.scar()[i]) for i in unseen]
+    assert np.mean(scores) > 0.4, scores
+    off = drive(propose(blind, seg, None, cache, indices=unseen, head_scar=False))
+    assert not any(off.slices[i].mask.any() for i in unseen)
+    assert found.settings["head_scar"] is True and off.settings["head_scar"] is False
+
+    missed = prompted[0]
+    labels = hearts.labels.copy()
+    labels[missed][hearts.scar()[missed]] = 2  # the label missed this slice's scar
+    labelled = drive(propose(hearts.with_labels(labels), seg, None, cache, indices=unseen))
+    for i in unseen:
+        assert set(labelled.slices[i].sources) == {"head" if i == missed else "label"}
+    rows = audit(hearts.with_labels(labels), labelled).rows
+    assert rows[missed]["missed_components"] >= 1
 
 
 def test_binary_labels_take_the_anatomy_from_the_heads(lite, hearts, trained, reader):

@@ -95,9 +95,12 @@ def test_cli_propose_records_each_slices_window(phantom_folder, tmp_path):
         "--segmenter",
         "tiny",
     ]
-    assert main([*args, "--look-closer", "--no-disk-cache", "--out", str(out)]) == 0
+    assert (
+        main([*args, "--look-closer", "--no-head-scar", "--no-disk-cache", "--out", str(out)]) == 0
+    )
     records = json.loads((out / "prompts.json").read_text())
     assert records["settings"]["look_closer"] is True
+    assert records["settings"]["head_scar"] is False  # on by default (defaults.HEAD_SCAR)
     assert any(r["view"] and r["view"]["source"] == "label" for r in records["slices"])
 
 

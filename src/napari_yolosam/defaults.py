@@ -42,6 +42,10 @@ ENCODER_BACKEND = "auto"
 #: input, instead of the whole slice (``proposals.heart``, ``view.View``). On: every measure
 #: on EMIDEC dev is better with it (docs/benchmarks.md, look_closer.py and find_heart.py).
 LOOK_CLOSER = True
+#: Where the label offers no scar (no labels, or none on the slice), SAM is prompted with a
+#: box round each scar region the segmenter's anatomy head reads in the window (its scar
+#: channel, ``models.heart``): the one "is there scar here" decision made without labels.
+HEAD_SCAR = True
 #: Which neighbours a propagated mask reaches: higher slice indices (up), lower, or both.
 DIRECTIONS = ("both", "up", "down")
 

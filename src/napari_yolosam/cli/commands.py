@@ -222,6 +222,7 @@ def cmd_propose(args: argparse.Namespace) -> int:
         extent=args.extent,
         lv_conf=args.lv_conf,
         look_closer=args.look_closer,
+        head_scar=args.head_scar,
     )
     proposals = drive(work, cli_progress())
     save_proposals(proposals, stack, args.out, overwrite=args.overwrite)
@@ -511,6 +512,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
                 extent=args.extent,
                 lv_conf=args.lv_conf,
                 look_closer=args.look_closer,
+                head_scar=args.head_scar,
             ),
             cli_progress(),
         )

@@ -12,6 +12,7 @@ from ..defaults import (
     ENCODER_BACKEND,
     ENCODER_BACKENDS,
     EXTENT,
+    HEAD_SCAR,
     LOOK_CLOSER,
     LV_CONF,
     TARGETS,
@@ -355,6 +356,14 @@ def add_detector_prompt_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="prompt SAM for scar with a box round each enhanced region of the myocardium too "
         "(mean + 2 SD of the remote myocardium; the label's myocardium, else the proposed one)",
+    )
+    parser.add_argument(
+        "--head-scar",
+        action=argparse.BooleanOptionalAction,
+        default=HEAD_SCAR,
+        help="where the label offers no scar, prompt SAM with a box round each scar region "
+        "the segmenter's anatomy head reads in the window (segmenters trained looking closer; "
+        f"default: {'on' if HEAD_SCAR else 'off'})",
     )
     add_extent_option(parser)
     add_look_closer_option(parser, "the label's anatomy, else the segmenter's heart finder")

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..defaults import EXTENT, LOOK_CLOSER, LV_CONF
+from ..defaults import EXTENT, HEAD_SCAR, LOOK_CLOSER, LV_CONF
 from ..geometry import mask_box
 from ..models.detector import LV_CLASS, SCAR_CLASS, Detections, Detector
 from ..models.embeddings import EmbeddingCache
+from ..models.heart import HeartReading
 from ..models.segmenter import PromptOutput, Segmenter
 from ..progress import Progress
 from ..stack import Stack
@@ -229,6 +230,7 @@ def propose(
     extent: bool = EXTENT,
     lv_conf: float | None = LV_CONF,
     look_closer: bool = LOOK_CLOSER,
+    head_scar: bool = HEAD_SCAR,
 ) -> Generator[Progress, None, Proposals]:
     """Propose scar masks for the slices of ``stack`` (a generator: :class:`Progress` after
     each slice, ``stage="propose"``; close it to stop; returns :class:`Proposals`).
@@ -272,6 +274,11 @@ def propose(
     look_closer
         SAM looks at a window round the heart (the label's anatomy, else the segmenter's
         heart finder); each proposal records it (default ``defaults.LOOK_CLOSER``).
+    head_scar
+        Where the label offers no scar (no labels, or none on the slice), prompt with a box
+        round each scar region the segmenter's anatomy head reads in the window (source
+        ``head``; segmenters whose head has a scar channel; default
+        ``defaults.HEAD_SCAR``).
     """
     cache = EmbeddingCache(max_bytes=256 << 20) if cache is None else cache
     options = {k: v for k, v in locals().items() if k in _OPTIONS}
@@ -307,6 +314,7 @@ _OPTIONS = (
     "extent",
     "lv_conf",
     "look_closer",
+    "head_scar",
 )
 
 
@@ -335,16 +343,23 @@ def _slice_steps(stack, segmenter, detector, cache, options, indices: list[int])
                 found, scar_index, lv_index, state["previous"], options
             )
         view = views[i]
+        own = None if scar_labels is None else stack.crop(i, scar_labels[i])
+        label_myocardium = anatomy.at(stack, i)[0]
+        head_scar = options["head_scar"] and (own is None or not own.any())
+        reading = None
+        if label_myocardium is None or head_scar:
+            reading = read_window(segmenter, cache, image, view)
         read = None
-        if anatomy.at(stack, i)[0] is None:
-            read, box = read_anatomy(segmenter, cache, image, view)
+        if label_myocardium is None:
+            read, box = anatomy_of(reading)
             box = box if box is not None or heart_box is None else heart_box(i)
             lv_box, prompts = _with_heart_box(box, lv_box, prompts, options)
-        if scar_labels is not None:
-            own = stack.crop(i, scar_labels[i])
+        if own is not None:
             prompts += [
                 (b, float("nan"), "label") for b in label_boxes(own, options["box_margin"])
             ]
+        if head_scar:
+            prompts += head_prompts(reading)
         output, myocardium, prompts = _propose_slice(
             image, prompts, lv_box, anatomy.at(stack, i), segmenter, cache, options, view, read
         )
@@ -384,20 +399,41 @@ def _detections(stack: Stack, detector: Detector | None, options: dict, views: l
     return detect
 
 
+def read_window(
+    segmenter: Segmenter, cache: EmbeddingCache, image: np.ndarray, view: View
+) -> HeartReading | None:
+    """What the segmenter's anatomy head reads inside ``view`` (a window round the heart: the
+    head is trained on windows), in slice pixels; ``None`` without a head or on the whole
+    slice. The window's embedding is the one SAM uses next (no extra encoder pass)."""
+    if segmenter.anatomy is None or view.is_whole:
+        return None
+    embedding = cache.get(segmenter, view.crop(image))
+    return segmenter.anatomy.read(embedding, view, segmenter.img_size)
+
+
+def anatomy_of(
+    reading: HeartReading | None,
+) -> tuple[tuple[np.ndarray, np.ndarray] | None, np.ndarray | None]:
+    """The myocardium and blood pool of a head's ``reading`` and the box round its LV;
+    ``(None, None)`` without a reading or where it found no LV."""
+    if reading is None or not reading.lv.any():
+        return None, None
+    return (reading.lv & ~reading.blood_pool, reading.blood_pool), mask_box(reading.lv)
+
+
 def read_anatomy(
     segmenter: Segmenter, cache: EmbeddingCache, image: np.ndarray, view: View
 ) -> tuple[tuple[np.ndarray, np.ndarray] | None, np.ndarray | None]:
-    """The myocardium and blood pool the segmenter's anatomy head reads inside ``view`` (a
-    window round the heart: the head is trained on windows), and the box round its LV, in
-    slice pixels; ``(None, None)`` without a head, on the whole slice, or where it finds no
-    LV. The window's embedding is the one SAM uses next (no extra encoder pass)."""
-    if segmenter.anatomy is None or view.is_whole:
-        return None, None
-    embedding = cache.get(segmenter, view.crop(image))
-    lv, blood = segmenter.anatomy.anatomy(embedding, view, segmenter.img_size)
-    if not lv.any():
-        return None, None
-    return (lv & ~blood, blood), mask_box(lv)
+    """:func:`anatomy_of` what the anatomy head reads inside ``view`` (:func:`read_window`)."""
+    return anatomy_of(read_window(segmenter, cache, image, view))
+
+
+def head_prompts(reading: HeartReading | None) -> list[tuple[np.ndarray, float, str]]:
+    """A box round each scar region a head with a scar channel read (source ``head``, its
+    score the channel's peak probability in the LV); none without such a reading."""
+    if reading is None or reading.scar is None:
+        return []
+    return [(b, reading.scar_peak, "head") for b in label_boxes(reading.scar)]
 
 
 def _with_heart_box(box, lv_box, prompts: list, options: dict) -> tuple:

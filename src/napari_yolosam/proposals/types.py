@@ -14,13 +14,14 @@ from ..io.yolo_boxes import regions_to_boxes
 from ..regions import scar_regions
 from ..semiauto import ENHANCED_N
 
-SOURCES = ("detector", "label", "neighbour", "lv", "intensity", "user")
+SOURCES = ("detector", "label", "neighbour", "lv", "intensity", "head", "user")
 #: Sources of scar boxes from the detector (its own, or carried from a neighbouring slice).
 SCAR_BOX_SOURCES = ("detector", "neighbour")
 #: Every prompt the detector drove: scar boxes and the LV box (``lv_scar``).
 DETECTOR_SOURCES = (*SCAR_BOX_SOURCES, "lv")
-#: Prompts that do not come from the label being judged: the detector's and the image's.
-INDEPENDENT_SOURCES = (*DETECTOR_SOURCES, "intensity")
+#: Prompts that do not come from the label being judged: the detector's, the image's and
+#: the scar the segmenter's anatomy head reads (``head``).
+INDEPENDENT_SOURCES = (*DETECTOR_SOURCES, "intensity", "head")
 #: n of the n-SD rule that finds the enhanced regions :func:`intensity_boxes` boxes.
 INTENSITY_N = ENHANCED_N
 

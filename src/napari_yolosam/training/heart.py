@@ -2,10 +2,11 @@
 
 Each slice's whole-slice embedding (from the cache: encoded once, the encoder frozen) is
 the input; the label's LV (myocardium and blood pool) and blood pool, resized to the
-embedding's grid, are the targets. Binary Dice and cross-entropy per channel, AdamW,
-random horizontal and vertical flips of embedding and targets together. Slices without a
-heart teach the head where there is none. The myocardium labels are the clean part of
-noisy scar labels: the head learns only from them.
+embedding's grid, are the targets (the anatomy head, on windows, learns the label's scar
+as a third). Binary Dice and cross-entropy per channel, AdamW, random horizontal and
+vertical flips of embedding and targets together. Slices without a heart teach the head
+where there is none. The myocardium labels are the clean part of noisy scar labels: the
+heart finder learns only from them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 
 from ..defaults import TRAINING
 from ..models.embeddings import EmbeddingCache
-from ..models.heart import HeartFinder
+from ..models.heart import CHANNELS, SCAR_CHANNELS, HeartFinder
 from ..models.segmenter import Segmenter
 from ..progress import Progress
 from ..stack import Stack
@@ -29,16 +30,26 @@ BATCH = 16
 LR = 1e-3
 
 
-def heart_targets(stack: Stack, i: int, img_size: int, grid: int, view: View | None = None):
-    """Slice ``i``'s LV and blood pool as a ``(2, grid, grid)`` tensor in the model's frame
-    (of ``view`` of the slice: default the whole slice)."""
+def heart_targets(
+    stack: Stack,
+    i: int,
+    img_size: int,
+    grid: int,
+    view: View | None = None,
+    channels: tuple[str, ...] = CHANNELS,
+):
+    """Slice ``i``'s ``channels`` (LV, blood pool and, in :data:`SCAR_CHANNELS`, the label's
+    scar) as a ``(len(channels), grid, grid)`` tensor in the model's frame (of ``view`` of
+    the slice: default the whole slice)."""
     import torch
 
     labels = stack.crop(i, stack.labels[i])
     view = View.whole(labels.shape) if view is None else view
     spec = stack.spec
-    masks = (view.take(spec.lv_mask(labels)), view.take(spec.blood_pool_mask(labels)))
-    return torch.stack([target_to_grid(m, img_size, grid) for m in masks])
+    of = {"lv": spec.lv_mask, "blood_pool": spec.blood_pool_mask, "scar": spec.scar_mask}
+    return torch.stack(
+        [target_to_grid(view.take(of[c](labels)), img_size, grid) for c in channels]
+    )
 
 
 def train_heart(
@@ -49,6 +60,7 @@ def train_heart(
     steps: int = STEPS,
     seed: int = 0,
     view_of: Callable[[int], View] | None = None,
+    channels: tuple[str, ...] = CHANNELS,
 ) -> Generator[Progress, None, HeartFinder | None]:
     """Train a heart finder on the labelled slices ``indices`` of ``stack`` (a generator:
     :class:`Progress` per encoded slice, ``stage="heart-embed"``, and per step,
@@ -57,24 +69,24 @@ def train_heart(
 
     ``view_of(i)``: the window slice ``i`` is seen through (default the whole slice: the
     finder that places windows); windows round the heart train the head that reads the
-    anatomy inside them (:func:`train_anatomy`)."""
+    anatomy inside them (:func:`train_anatomy`); ``channels``: what it learns to map."""
     import torch
 
     if not (stack.has_labels and stack.spec.has_myocardium) or not indices:
         return None
     cache = cache if cache is not None else EmbeddingCache(max_bytes=1 << 30)
-    _, channels, grid, _ = segmenter.embedding_shape
+    _, embed_channels, grid, _ = segmenter.embedding_shape
     inputs, targets = [], []
     for done, i in enumerate(indices, start=1):
         image = stack.crop(i, stack.images[i])
         view = View.whole(image.shape) if view_of is None else view_of(i)
         embedding = cache.get(segmenter, view.crop(image))
         inputs.append(embedding.to(torch.float16))  # half the memory; computed in float32
-        targets.append(heart_targets(stack, i, segmenter.img_size, grid, view))
+        targets.append(heart_targets(stack, i, segmenter.img_size, grid, view, channels))
         yield Progress(done, len(indices), "heart-embed", stack.names[i])
     if not any(t[0].any() for t in targets):
         return None
-    finder = HeartFinder.build(channels, seed=seed)
+    finder = HeartFinder.build(embed_channels, seed=seed, channels=channels)
     net = finder.net.train()
     optimiser = torch.optim.AdamW(net.parameters(), lr=LR)
     rng = np.random.default_rng(seed)
@@ -111,9 +123,15 @@ def train_anatomy(
     the heart's box jittered as a box prompt is (``augmentation``; :func:`.data.slice_view`)
     since inference's windows come from the heart finder and are off. One window a slice,
     the one the segmenter's cached training sees it through (:func:`.data.fixed_view`), so
-    training on windows encodes it once for both. A generator, as :func:`train_heart`."""
+    training on windows encodes it once for both. It learns the labels' scar too
+    (:data:`~napari_yolosam.models.heart.SCAR_CHANNELS`): where a slice has scar at all,
+    read without any label. A generator, as :func:`train_heart`."""
     views = {i: fixed_view(stack, i, augmentation) for i in indices}
-    return (yield from train_heart(segmenter, stack, indices, cache, steps, seed, views.get))
+    return (
+        yield from train_heart(
+            segmenter, stack, indices, cache, steps, seed, views.get, SCAR_CHANNELS
+        )
+    )
 
 
 def train_heads(

@@ -24,6 +24,7 @@ from ..defaults import (
     ENCODER_BACKEND,
     ENCODER_BACKENDS,
     EXTENT,
+    HEAD_SCAR,
     LOOK_CLOSER,
     default_segmenter,
 )
@@ -77,6 +78,7 @@ class ProposalsWidget(HandPrompts, Container):
                 self.encoder_backend,
                 self.conf,
                 self.lv_scar,
+                self.head_scar,
                 self.intensity,
                 self.extent,
                 self.look_closer,
@@ -166,6 +168,12 @@ class ProposalsWidget(HandPrompts, Container):
             tooltip="prompt SAM for scar with the detector's LV box as well "
             "(segmenters trained with LV boxes: yolosam train does so)",
         )
+        self.head_scar = CheckBox(
+            text="scar the anatomy head reads",
+            value=HEAD_SCAR,
+            tooltip="where the label has no scar, prompt SAM with a box round each scar region "
+            "the segmenter's anatomy head reads in the window (segmenters trained looking closer)",
+        )
         self.intensity = CheckBox(
             text="scar from enhanced regions too",
             value=False,
@@ -183,7 +191,7 @@ class ProposalsWidget(HandPrompts, Container):
             text="look closer at the heart",
             value=LOOK_CLOSER,
             tooltip="SAM looks at a square window round the heart (the label's anatomy, else "
-            "the detector's LV box), resized to its input; layers stay in slice pixels",
+            "the segmenter's heart finder), resized to its input; layers stay in slice pixels",
         )
 
     def _action_controls(self) -> None:
@@ -322,6 +330,7 @@ class ProposalsWidget(HandPrompts, Container):
             "conf": float(self.conf.value) or None,
             "lv_scar": bool(self.lv_scar.value),
             "intensity": bool(self.intensity.value),
+            "head_scar": bool(self.head_scar.value),
             "extent": bool(self.extent.value),
             "look_closer": bool(self.look_closer.value),
         }
