@@ -189,7 +189,7 @@ def test_the_anatomy_head_reads_the_scar_where_the_label_has_none(lite, hearts, 
     assert reader.channels == SCAR_CHANNELS
     seg, cache, blind, unseen = _blind(hearts, trained)
     seg.anatomy = reader
-    found = drive(propose(blind, seg, None, cache, indices=unseen))
+    found = drive(propose(blind, seg, None, cache, indices=unseen, head_scar=True))
     prompted = [i for i in unseen if "head" in found.slices[i].sources]
     assert len(prompted) >= 3, [found.slices[i].sources for i in unseen]  # all 4 have scar
     for i in prompted:
@@ -208,7 +208,9 @@ def test_the_anatomy_head_reads_the_scar_where_the_label_has_none(lite, hearts, 
     missed = prompted[0]
     labels = hearts.labels.copy()
     labels[missed][hearts.scar()[missed]] = 2  # the label missed this slice's scar
-    labelled = drive(propose(hearts.with_labels(labels), seg, None, cache, indices=unseen))
+    labelled = drive(
+        propose(hearts.with_labels(labels), seg, None, cache, indices=unseen, head_scar=True)
+    )
     for i in unseen:
         assert set(labelled.slices[i].sources) == {"head" if i == missed else "label"}
     rows = audit(hearts.with_labels(labels), labelled).rows
