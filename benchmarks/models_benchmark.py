@@ -150,9 +150,9 @@ def judge(
     if detector is not None:
         blind = stack.with_labels(None)
         for tag, options in variants.items():
-            figures["end_to_end" + tag] = proposal_dice(
-                run_propose(blind, segmenter, detector, cache, **options), expert
-            )
+            plain = run_propose(blind, segmenter, detector, cache, **options)
+            figures["end_to_end" + tag] = proposal_dice(plain, expert)
+            figures["false_scar" + tag] = false_scar(plain, expert)
             with_lv = run_propose(blind, segmenter, detector, cache, lv_scar=True, **options)
             figures["end_to_end_lv" + tag] = proposal_dice(with_lv, expert)
             figures["false_scar_lv" + tag] = false_scar(with_lv, expert)

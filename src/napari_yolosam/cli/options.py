@@ -361,8 +361,8 @@ def add_detector_prompt_options(parser: argparse.ArgumentParser) -> None:
         "--head-scar",
         action=argparse.BooleanOptionalAction,
         default=HEAD_SCAR,
-        help="where the label offers no scar, prompt SAM with a box round each scar region "
-        "the segmenter's anatomy head reads in the window (segmenters trained looking closer; "
+        help="proposing without labels, prompt SAM with a box round each scar region the "
+        "segmenter's anatomy head reads in the window (segmenters trained looking closer; "
         f"default: {'on' if HEAD_SCAR else 'off'})",
     )
     add_extent_option(parser)

@@ -275,10 +275,10 @@ def propose(
         SAM looks at a window round the heart (the label's anatomy, else the segmenter's
         heart finder); each proposal records it (default ``defaults.LOOK_CLOSER``).
     head_scar
-        Where the label offers no scar (no labels, or none on the slice), prompt with a box
-        round each scar region the segmenter's anatomy head reads in the window (source
-        ``head``; segmenters whose head has a scar channel; default
-        ``defaults.HEAD_SCAR``).
+        Proposing without labels, prompt with a box round each scar region the
+        segmenter's anatomy head reads in the window (source ``head``; segmenters whose
+        head has a scar channel; default ``defaults.HEAD_SCAR``). Never with labels: there
+        it put clean empty labels at the head of the audit's queue (docs/benchmarks.md).
     """
     cache = EmbeddingCache(max_bytes=256 << 20) if cache is None else cache
     options = {k: v for k, v in locals().items() if k in _OPTIONS}
@@ -345,7 +345,7 @@ def _slice_steps(stack, segmenter, detector, cache, options, indices: list[int])
         view = views[i]
         own = None if scar_labels is None else stack.crop(i, scar_labels[i])
         label_myocardium = anatomy.at(stack, i)[0]
-        head_scar = options["head_scar"] and (own is None or not own.any())
+        head_scar = options["head_scar"] and own is None
         reading = None
         if label_myocardium is None or head_scar:
             reading = read_window(segmenter, cache, image, view)

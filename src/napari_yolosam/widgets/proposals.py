@@ -171,8 +171,8 @@ class ProposalsWidget(HandPrompts, Container):
         self.head_scar = CheckBox(
             text="scar the anatomy head reads",
             value=HEAD_SCAR,
-            tooltip="where the label has no scar, prompt SAM with a box round each scar region "
-            "the segmenter's anatomy head reads in the window (segmenters trained looking closer)",
+            tooltip="without labels, prompt SAM with a box round each scar region the "
+            "segmenter's anatomy head reads in the window (segmenters trained looking closer)",
         )
         self.intensity = CheckBox(
             text="scar from enhanced regions too",
