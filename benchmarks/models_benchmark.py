@@ -79,6 +79,14 @@ def false_scar(proposals, expert) -> float:
     return float(np.mean([proposals.slices[k].mask.any() for k in free])) if free else float("nan")
 
 
+def head_decisions(proposals, expert) -> list[float]:
+    """Share of the slices with / without expert scar on which the anatomy head read scar
+    (its ``head`` prompts)."""
+    said = np.array(["head" in s.sources for s in proposals.slices])
+    has = expert.any(axis=(1, 2))
+    return [float(said[has].mean()), float(said[~has].mean())]
+
+
 def run_propose(stack, segmenter, detector, cache, **kwargs):
     from napari_yolosam.progress import drive
     from napari_yolosam.proposals.core import propose
@@ -153,6 +161,7 @@ def judge(
             plain = run_propose(blind, segmenter, detector, cache, **options)
             figures["end_to_end" + tag] = proposal_dice(plain, expert)
             figures["false_scar" + tag] = false_scar(plain, expert)
+            figures["head_says_scar" + tag] = head_decisions(plain, expert)
             with_lv = run_propose(blind, segmenter, detector, cache, lv_scar=True, **options)
             figures["end_to_end_lv" + tag] = proposal_dice(with_lv, expert)
             figures["false_scar_lv" + tag] = false_scar(with_lv, expert)
