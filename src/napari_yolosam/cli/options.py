@@ -362,8 +362,8 @@ def add_detector_prompt_options(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=HEAD_SCAR,
         help="proposing without labels, prompt SAM with a box round each scar region the "
-        "segmenter's anatomy head reads in the window (segmenters trained looking closer; "
-        f"default: {'on' if HEAD_SCAR else 'off'})",
+        "anatomy head of a segmenter trained looking closer reads in the window "
+        f"(default: {'on' if HEAD_SCAR else 'off'})",
     )
     add_extent_option(parser)
     add_look_closer_option(parser, "the label's anatomy, else the segmenter's heart finder")

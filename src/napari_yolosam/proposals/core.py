@@ -252,33 +252,27 @@ def propose(
     carry_neighbour, box_margin
         Where the detector finds nothing, prompt with the previous slice's boxes; pixels
         added round label-region boxes (0: tight, as in training).
-    restrict_to_myocardium
-        Keep scar inside the myocardium: the label's, else SAM's from the LV box.
-    indices
-        Slices to propose (default: all); the others get empty proposals.
+    restrict_to_myocardium, indices
+        Keep scar inside the myocardium (the label's, else the proposed one); the slices to
+        propose (default: all; the others get empty proposals).
     lv_scar, scar_boxes
         Prompt for scar with the detector's LV box too (segmenters trained
         with LV boxes) / with its scar boxes (``False`` with ``lv_scar``: scar
         from the anatomy alone).
-    intensity
+    intensity, head_scar
         Prompt with a box round each enhanced region of the myocardium
-        (:func:`intensity_boxes`, source ``intensity``), independent of label and detector.
+        (:func:`intensity_boxes`, source ``intensity``); without labels, round each scar
+        region the segmenter's anatomy head reads (``head``; ``defaults.HEAD_SCAR``).
     extent
         SAM locates the scar, the image sets its extent (:func:`enhanced_extent`; default
         :data:`~napari_yolosam.defaults.EXTENT`; where a myocardium is known).
     lv_conf
         Keep the detector's LV boxes above this score (the slice's best one is its
-        anatomy), whatever the class's validated threshold: every slice of a short-axis
-        stack crosses the LV (default :data:`~napari_yolosam.defaults.LV_CONF`). ``None``:
-        the class's own threshold.
+        anatomy): every short-axis slice crosses the LV (default
+        :data:`~napari_yolosam.defaults.LV_CONF`). ``None``: the class's own threshold.
     look_closer
         SAM looks at a window round the heart (the label's anatomy, else the segmenter's
         heart finder); each proposal records it (default ``defaults.LOOK_CLOSER``).
-    head_scar
-        Proposing without labels, prompt with a box round each scar region the
-        segmenter's anatomy head reads in the window (source ``head``; segmenters whose
-        head has a scar channel; default ``defaults.HEAD_SCAR``). Never with labels: there
-        it put clean empty labels at the head of the audit's queue (docs/benchmarks.md).
     """
     cache = EmbeddingCache(max_bytes=256 << 20) if cache is None else cache
     options = {k: v for k, v in locals().items() if k in _OPTIONS}
@@ -363,20 +357,25 @@ def _slice_steps(stack, segmenter, detector, cache, options, indices: list[int])
         output, myocardium, prompts = _propose_slice(
             image, prompts, lv_box, anatomy.at(stack, i), segmenter, cache, options, view, read
         )
-        return SliceProposal(
-            mask=_pad(output.union, full),
-            probability=_pad(output.probability, full),
-            boxes=np.array([p[0] for p in prompts], np.float32).reshape(-1, 4),
-            scores=np.array([p[1] for p in prompts], np.float32),
-            iou=output.iou.astype(np.float32),
-            sources=[p[2] for p in prompts],
-            prompt_masks=_pad(output.masks, (len(prompts), *full)),
-            status=status,
-            myocardium=None if myocardium is None else _pad(myocardium, full),
-            view=None if view.is_whole else view.to_dict(),
-        )
+        return _slice_proposal(output, prompts, status, myocardium, view, full)
 
     return step
+
+
+def _slice_proposal(output: PromptOutput, prompts: list, status: str, myocardium, view, full):
+    """One slice's :class:`SliceProposal` at the stack's padded shape ``full``."""
+    return SliceProposal(
+        mask=_pad(output.union, full),
+        probability=_pad(output.probability, full),
+        boxes=np.array([p[0] for p in prompts], np.float32).reshape(-1, 4),
+        scores=np.array([p[1] for p in prompts], np.float32),
+        iou=output.iou.astype(np.float32),
+        sources=[p[2] for p in prompts],
+        prompt_masks=_pad(output.masks, (len(prompts), *full)),
+        status=status,
+        myocardium=None if myocardium is None else _pad(myocardium, full),
+        view=None if view.is_whole else view.to_dict(),
+    )
 
 
 def _detections(stack: Stack, detector: Detector | None, options: dict, views: list[View]):

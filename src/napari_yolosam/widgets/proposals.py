@@ -162,6 +162,10 @@ class ProposalsWidget(HandPrompts, Container):
             "per-class thresholds chosen in the detector's training (0.25 without them)",
         )
         self.conf.native.setSpecialValueText("validated")
+        self._prompt_controls()
+
+    def _prompt_controls(self) -> None:
+        """What prompts SAM besides the label and how it looks: the checkboxes."""
         self.lv_scar = CheckBox(
             text="scar from the LV box too",
             value=False,
@@ -180,7 +184,6 @@ class ProposalsWidget(HandPrompts, Container):
             tooltip="prompt SAM with a box round each region of the myocardium brighter than "
             "mean + 2 SD of the remote myocardium (needs the label's or the proposed myocardium)",
         )
-
         self.extent = CheckBox(
             text="scar extent from enhancement",
             value=EXTENT,
