@@ -238,12 +238,12 @@ def test_binary_labels_take_the_anatomy_from_the_heads(lite, hearts, trained, re
 
 def test_the_anatomy_head_is_not_used_on_the_whole_slice(lite, hearts, reader):
     """Trained on windows, the head reads nothing where SAM sees the whole slice."""
-    from napari_yolosam.proposals.core import read_anatomy
+    from napari_yolosam.proposals.core import read_window
 
     seg = Segmenter.from_spec("lite_medsam")
     seg.anatomy = reader
     image = hearts.crop(0, hearts.images[0])
-    assert read_anatomy(seg, EmbeddingCache(), image, View.whole(image.shape)) == (None, None)
+    assert read_window(seg, EmbeddingCache(), image, View.whole(image.shape)) is None
 
 
 @pytest.mark.parametrize("mode", ["decoder", "neck"])

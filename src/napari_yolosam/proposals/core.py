@@ -337,23 +337,19 @@ def _slice_steps(stack, segmenter, detector, cache, options, indices: list[int])
                 found, scar_index, lv_index, state["previous"], options
             )
         view = views[i]
-        own = None if scar_labels is None else stack.crop(i, scar_labels[i])
-        label_myocardium = anatomy.at(stack, i)[0]
-        head_scar = options["head_scar"] and own is None
-        reading = None
-        if label_myocardium is None or head_scar:
-            reading = read_window(segmenter, cache, image, view)
         read = None
-        if label_myocardium is None:
+        if anatomy.at(stack, i)[0] is None:  # always so without labels
+            reading = read_window(segmenter, cache, image, view)
             read, box = anatomy_of(reading)
             box = box if box is not None or heart_box is None else heart_box(i)
             lv_box, prompts = _with_heart_box(box, lv_box, prompts, options)
-        if own is not None:
+            if scar_labels is None and options["head_scar"]:
+                prompts += head_prompts(reading)
+        if scar_labels is not None:
+            own = stack.crop(i, scar_labels[i])
             prompts += [
                 (b, float("nan"), "label") for b in label_boxes(own, options["box_margin"])
             ]
-        if head_scar:
-            prompts += head_prompts(reading)
         output, myocardium, prompts = _propose_slice(
             image, prompts, lv_box, anatomy.at(stack, i), segmenter, cache, options, view, read
         )
@@ -418,13 +414,6 @@ def anatomy_of(
     if reading is None or not reading.lv.any():
         return None, None
     return (reading.lv & ~reading.blood_pool, reading.blood_pool), mask_box(reading.lv)
-
-
-def read_anatomy(
-    segmenter: Segmenter, cache: EmbeddingCache, image: np.ndarray, view: View
-) -> tuple[tuple[np.ndarray, np.ndarray] | None, np.ndarray | None]:
-    """:func:`anatomy_of` what the anatomy head reads inside ``view`` (:func:`read_window`)."""
-    return anatomy_of(read_window(segmenter, cache, image, view))
 
 
 def head_prompts(reading: HeartReading | None) -> list[tuple[np.ndarray, float, str]]:
