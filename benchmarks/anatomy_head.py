@@ -91,7 +91,9 @@ def head_net(variant: str, c_in: int, c_out: int, hidden: int = 32):
 
 
 def fit(variant: str, inputs: list, targets: list, steps: int, seed: int = 0):
-    """Train one head variant as ``train_heart`` trains the product's."""
+    """Train a changed head (``context``, ``myo``, ``rot``, ``affine``) with the product's
+    loop (:func:`~napari_yolosam.training.heart.train_heart`: its batch, rate, loss, seed
+    and flips) and the variant's change."""
     import torch
 
     from napari_yolosam.training.heart import BATCH, LR, _loss
@@ -121,22 +123,22 @@ def fit(variant: str, inputs: list, targets: list, steps: int, seed: int = 0):
 
 
 def training_windows(train, indices, views, segmenter, cache) -> tuple[list, list]:
-    """Embeddings (half precision) and grid targets (LV, blood pool, scar, myocardium) of
-    training slices ``indices``, each seen through ``views[i]``."""
+    """Embeddings (half precision) and grid targets of training slices ``indices``, each
+    seen through ``views[i]``: the anatomy head's (LV, blood pool, scar) and the myocardium."""
     import torch
 
+    from napari_yolosam.models.heart import SCAR_CHANNELS
     from napari_yolosam.training.data import target_to_grid
+    from napari_yolosam.training.heart import heart_targets
 
-    spec, size, grid = train.spec, segmenter.img_size, segmenter.embedding_shape[2]
-    masks = (spec.lv_mask, spec.blood_pool_mask, spec.scar_mask, spec.myocardium_mask)
+    size, grid = segmenter.img_size, segmenter.embedding_shape[2]
     inputs, targets = [], []
     for i in indices:
         view = views[i]
         inputs.append(cache.get(segmenter, view.crop(train.crop(i, train.images[i]))).half())
-        labels = train.crop(i, train.labels[i])
-        targets.append(
-            torch.stack([target_to_grid(view.take(m(labels)), size, grid) for m in masks])
-        )
+        myo = view.take(train.spec.myocardium_mask(train.crop(i, train.labels[i])))
+        product = heart_targets(train, i, size, grid, view, SCAR_CHANNELS)
+        targets.append(torch.cat([product, target_to_grid(myo, size, grid)[None]]))
     return inputs, targets
 
 
@@ -159,10 +161,10 @@ def shift_and_zoom(x, y, rng: np.random.Generator, shift: float = 0.1, zoom: flo
     )
 
 
-def fold_data(noisy, truth, audit_cases, segmenter, cache, wide_jitter: bool):
-    """The fold's training windows and targets (the decoder's fixed ones, and with
-    ``wide_jitter`` windows jittered twice as much), and its held-out cases' finder windows
-    and windows round their expert hearts."""
+def fold_data(noisy, truth, audit_cases, segmenter, cache):
+    """The fold's training half and slices, their windows (the decoder's fixed ones, and
+    ones jittered twice as much), the fixed windows' embeddings and targets, and its
+    held-out cases' finder windows and windows round their expert hearts."""
     from dataclasses import replace
 
     from napari_yolosam.geometry import mask_box
@@ -178,12 +180,13 @@ def fold_data(noisy, truth, audit_cases, segmenter, cache, wide_jitter: bool):
     inner_cases, val_cases = split_cases(list(train.cases), config.val_fraction, config.seed)
     inner = slice_indices(train, inner_cases)
     aug = config.augmentation
-    sets = {"fixed": {i: fixed_view(train, i, aug) for i in inner}}
-    if wide_jitter:
-        wide = replace(aug, box_shift=2 * aug.box_shift, box_scale=2 * aug.box_scale)
-        rng = np.random.default_rng(13)
-        sets["wide"] = {i: slice_view(train, i, rng, wide) for i in inner}
-    data = {k: training_windows(train, inner, v, segmenter, cache) for k, v in sets.items()}
+    wide = replace(aug, box_shift=2 * aug.box_shift, box_scale=2 * aug.box_scale)
+    rng = np.random.default_rng(13)
+    views = {
+        "base": {i: fixed_view(train, i, aug) for i in inner},
+        "wide": {i: slice_view(train, i, rng, wide) for i in inner},
+    }
+    fixed = training_windows(train, inner, views["base"], segmenter, cache)
     val = slice_indices(train, val_cases)
     proposals = drive(propose(train.subset(val).with_labels(None), segmenter, None, cache))
     held = []
@@ -196,7 +199,7 @@ def fold_data(noisy, truth, audit_cases, segmenter, cache, wide_jitter: bool):
         found = View.from_dict(record) if record else View.whole(image.shape)
         true = View.around(mask_box(train.spec.lv_mask(labels)), image.shape, "label")
         held.append([(v, cache.get(segmenter, v.crop(image)), myo) for v in (found, true)])
-    return data, held
+    return train, inner, views, fixed, held
 
 
 def judge(variant: str, net, held, img_size: int) -> dict:
@@ -236,10 +239,20 @@ def judge_decoder(segmenter, held) -> dict:
     return {"decoder": round(float(np.mean(scores)), 3)}
 
 
+def train_anatomy_in(segmenter, train, indices, views, cache, steps):
+    """The product's anatomy head training (:func:`~napari_yolosam.training.heart.train_heart`
+    with its scar channel) on the given windows."""
+    from napari_yolosam.models.heart import SCAR_CHANNELS
+    from napari_yolosam.training.heart import train_heart
+
+    return train_heart(segmenter, train, indices, cache, steps, 0, views.get, SCAR_CHANNELS)
+
+
 def main() -> None:
     from napari_yolosam.defaults import TRAINING
     from napari_yolosam.models.embeddings import EmbeddingCache
     from napari_yolosam.models.segmenter import Segmenter
+    from napari_yolosam.progress import drive
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--emidec", default=str(HERE.parents[1] / "shared/data/emidec_dev"))
@@ -260,16 +273,18 @@ def main() -> None:
         path = out / f"fold{f}/decoder-closer-scarhead/segmenter.pth"
         segmenter = Segmenter.load(path)
         cache = EmbeddingCache(max_bytes=4 << 30, disk_dir=out / "embeddings")
-        data, held = fold_data(
-            noisy, truth, audit_cases, segmenter, cache, "wide" in args.variants
-        )
+        train, inner, views, fixed, held = fold_data(noisy, truth, audit_cases, segmenter, cache)
         for variant in args.variants:
             started = time.time()
             if variant == "decoder":
                 row = judge_decoder(segmenter, held)
+            elif variant in ("base", "wide"):  # the product's training, its windows or wider
+                head = drive(
+                    train_anatomy_in(segmenter, train, inner, views[variant], cache, args.steps)
+                )
+                row = judge(variant, head.net, held, segmenter.img_size)
             else:
-                inputs, targets = data["wide" if variant == "wide" else "fixed"]
-                net = fit(variant, inputs, targets, args.steps)
+                net = fit(variant, *fixed, args.steps)
                 row = judge(variant, net, held, segmenter.img_size)
             row.update(slices=len(held), minutes=round((time.time() - started) / 60, 1))
             results[f"fold{f}/{variant}"] = row
